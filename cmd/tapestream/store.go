@@ -1,0 +1,60 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+
+	"github.com/tapestream/tapestream/engine"
+)
+
+func newStoreCmd() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "store",
+		Short: "Create, load, inspect and recover an embedded store",
+	}
+	c.AddCommand(newStoreInitCmd(), newStoreLoadCmd(), newStoreHeaderCmd(), newStoreLogsCmd(),
+		newStoreCheckCmd(), newStoreRecoverCmd(), newStoreDumpCmd())
+	for _, add := range extraStoreCommands {
+		c.AddCommand(add())
+	}
+	return c
+}
+
+var extraStoreCommands []func() *cobra.Command
+
+// parseSize parses sizes like 256MiB, 1GiB, 64K.
+func parseSize(flag, s string) (int64, error) {
+	n, err := humanize.ParseBytes(s)
+	if err != nil {
+		return 0, usagef(fmt.Sprintf("--%s %q: %v", flag, s, err))
+	}
+	return int64(n), nil
+}
+
+// openGroup locks the store at dir and opens one storage group (running
+// recovery). The returned close function shuts it down cleanly.
+func openGroup(dir, group string, opts engine.Options) (*engine.Group, func() error, error) {
+	if dir == "" {
+		return nil, nil, usagef("--dir is required")
+	}
+	if group == "" {
+		return nil, nil, usagef("--group is required")
+	}
+	release, err := engine.LockStore(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	g, err := engine.OpenGroup(filepath.Join(dir, group), opts)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return g, func() error {
+		err := g.Close()
+		release()
+		return err
+	}, nil
+}

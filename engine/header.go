@@ -1,0 +1,193 @@
+package engine
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/tapestream/tapestream/engine/page"
+	"github.com/tapestream/tapestream/engine/vfs"
+)
+
+// Database states, as eseutil /mh prints them.
+const (
+	StateCleanShutdown = "Clean Shutdown"
+	StateDirtyShutdown = "Dirty Shutdown"
+	// StateRestored is a database laid down from a backup set that still
+	// needs hard recovery from its Patch Current Full Backup range.
+	StateRestored = "Restored (Recovery Required)"
+)
+
+// BackupInfo is one backup section of a database header.
+type BackupInfo struct {
+	LowGen  uint32    `json:"low_gen"`
+	HighGen uint32    `json:"high_gen"`
+	Time    time.Time `json:"time"`
+	SetID   string    `json:"set_id,omitempty"`
+}
+
+// IsSet reports whether the section holds a backup.
+func (b *BackupInfo) IsSet() bool { return b != nil && b.LowGen != 0 }
+
+// GenRange is an inclusive range of log generations.
+type GenRange struct {
+	Min uint32 `json:"min"`
+	Max uint32 `json:"max"`
+}
+
+// DBHeader is the header of a database file, stored in pages 0 and 1
+// (two copies so either survives a torn write; the higher Seq wins). The
+// body is JSON inside a checksummed page: fields can be added without a
+// format break and `store header --json` prints it as is.
+type DBHeader struct {
+	Magic          string    `json:"magic"`
+	FormatVersion  int       `json:"format_version"`
+	Seq            uint64    `json:"seq"`
+	Name           string    `json:"name"`
+	File           string    `json:"file"` // "edb" or "stm"
+	GUID           string    `json:"guid"`
+	Signature      string    `json:"signature"`     // database signature (random at creation)
+	LogSignature   string    `json:"log_signature"` // storage group log stream signature
+	PageSize       int       `json:"page_size"`
+	DBID           int       `json:"dbid"`
+	DBTime         uint64    `json:"dbtime"`
+	State          string    `json:"state"`
+	Created        time.Time `json:"created"`
+	LogRequired    GenRange  `json:"log_required"`
+	LastConsistent time.Time `json:"last_consistent,omitempty"`
+	LastAttach     time.Time `json:"last_attach,omitempty"`
+
+	PreviousFull         *BackupInfo `json:"previous_full,omitempty"`
+	PreviousIncremental  *BackupInfo `json:"previous_incremental,omitempty"`
+	PreviousDifferential *BackupInfo `json:"previous_differential,omitempty"`
+	PreviousCopy         *BackupInfo `json:"previous_copy,omitempty"`
+	CurrentFull          *BackupInfo `json:"current_full,omitempty"`
+	// PatchCurrentFull is set on a database restored from an online backup
+	// and not yet recovered: the log range hard recovery must replay.
+	PatchCurrentFull *BackupInfo `json:"patch_current_full,omitempty"`
+}
+
+const headerMagic = "tapestream-edb"
+
+// bodyLen is where the JSON length prefix lives in a header page.
+const headerBody = page.HeaderLen
+
+func encodeHeader(h *DBHeader, buf []byte, pgno uint32) error {
+	body, err := json.Marshal(h)
+	if err != nil {
+		return err
+	}
+	if len(body) > page.Size-headerBody-4 {
+		return fmt.Errorf("database header of %s too large (%d bytes)", h.Name, len(body))
+	}
+	page.Init(buf, page.KindDBHeader)
+	page.SetDBTime(buf, h.DBTime)
+	binary.LittleEndian.PutUint32(buf[headerBody:], uint32(len(body)))
+	copy(buf[headerBody+4:], body)
+	page.Seal(buf, pgno)
+	return nil
+}
+
+func decodeHeader(name string, buf []byte, pgno uint32) (*DBHeader, error) {
+	if err := page.Verify(name, buf, pgno); err != nil {
+		return nil, err
+	}
+	if page.KindOf(buf) != page.KindDBHeader {
+		return nil, fmt.Errorf("%s: page %d is a %s page, not a database header", name, pgno, page.KindOf(buf))
+	}
+	n := binary.LittleEndian.Uint32(buf[headerBody:])
+	if int(n) > page.Size-headerBody-4 {
+		return nil, fmt.Errorf("%s: header page %d: body length %d out of range", name, pgno, n)
+	}
+	var h DBHeader
+	if err := json.Unmarshal(buf[headerBody+4:headerBody+4+int(n)], &h); err != nil {
+		return nil, fmt.Errorf("%s: header page %d: %w", name, pgno, err)
+	}
+	if h.Magic != headerMagic {
+		return nil, fmt.Errorf("%s: not a tapestream database (magic %q)", name, h.Magic)
+	}
+	return &h, nil
+}
+
+// ParseHeaderPages decodes a header from the first two pages of a file
+// (as a backup snapshot carries them). Either valid copy suffices.
+func ParseHeaderPages(name string, pages []byte) (*DBHeader, error) {
+	if len(pages) < 2*page.Size {
+		return nil, fmt.Errorf("%s: header needs two pages, have %d bytes", name, len(pages))
+	}
+	h0, err0 := decodeHeader(name, pages[:page.Size], 0)
+	h1, err1 := decodeHeader(name, pages[page.Size:2*page.Size], 1)
+	switch {
+	case err0 == nil && err1 == nil:
+		if h1.Seq > h0.Seq {
+			return h1, nil
+		}
+		return h0, nil
+	case err0 == nil:
+		return h0, nil
+	case err1 == nil:
+		return h1, nil
+	}
+	return nil, fmt.Errorf("%s: both header copies are damaged: %v; %v", name, err0, err1)
+}
+
+// ReadHeader reads the header of a database or streaming file.
+func ReadHeader(fs vfs.FS, path string) (*DBHeader, error) {
+	if fs == nil {
+		fs = vfs.OS
+	}
+	f, err := fs.OpenFile(path, osRDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	buf := make([]byte, 2*page.Size)
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		return nil, fmt.Errorf("%s: reading header: %w", path, err)
+	}
+	return ParseHeaderPages(path, buf)
+}
+
+// WriteHeader writes both header copies, each made durable before the
+// other is touched, so a torn write leaves one good copy.
+func writeHeader(f vfs.File, h *DBHeader) error {
+	h.Seq++
+	buf := make([]byte, page.Size)
+	for pgno := uint32(0); pgno < 2; pgno++ {
+		if err := encodeHeader(h, buf, pgno); err != nil {
+			return err
+		}
+		if _, err := f.WriteAt(buf, int64(pgno)*page.Size); err != nil {
+			return fmt.Errorf("%s: writing header page %d: %w", f.Name(), pgno, err)
+		}
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("%s: syncing header: %w", f.Name(), err)
+		}
+	}
+	return nil
+}
+
+// UpdateHeaderFile rewrites the header of a closed database file; restore
+// uses it to mark databases laid down from a backup.
+func UpdateHeaderFile(fs vfs.FS, path string, fn func(h *DBHeader) error) error {
+	if fs == nil {
+		fs = vfs.OS
+	}
+	h, err := ReadHeader(fs, path)
+	if err != nil {
+		return err
+	}
+	if err := fn(h); err != nil {
+		return err
+	}
+	f, err := fs.OpenFile(path, osRDWR, 0)
+	if err != nil {
+		return err
+	}
+	if err := writeHeader(f, h); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}

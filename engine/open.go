@@ -1,0 +1,301 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"path/filepath"
+	"time"
+
+	"github.com/tapestream/tapestream/engine/wal"
+)
+
+// RecoveryInfo describes what the last open replayed.
+type RecoveryInfo struct {
+	FromGen  uint32
+	ToGen    uint32
+	Records  int
+	Commits  int
+	LogBytes int64
+	Duration time.Duration
+	Clean    bool // nothing to replay
+}
+
+// OpenGroup opens a storage group, running crash recovery: redo from the
+// checkpoint to the end of the log.
+func OpenGroup(dir string, opts Options) (*Group, error) {
+	opts.fill()
+	cfg, err := readGroupConfig(opts.FS, dir)
+	if err != nil {
+		return nil, fmt.Errorf("opening storage group in %s: %w", dir, err)
+	}
+	g := &Group{
+		fs: opts.FS, dir: dir, name: cfg.Name, cfg: *cfg, opts: opts,
+		cache:  newCache(opts.CacheSize),
+		flushC: make(chan struct{}, 1),
+		stopC:  make(chan struct{}),
+	}
+	if err := g.attachAll(); err != nil {
+		g.closeFiles()
+		return nil, err
+	}
+	start := wal.Pos{Gen: 1}
+	chk, err := readCheckpoint(g)
+	switch {
+	case err == nil:
+		start = chk.Pos
+	case errors.Is(err, fs.ErrNotExist):
+		// A new group: nothing logged yet, unless logs exist without a
+		// checkpoint (a restore left them): replay from the oldest.
+		gens, _, lerr := wal.ListGenerations(g.fs, dir, cfg.Prefix())
+		if lerr != nil {
+			g.closeFiles()
+			return nil, lerr
+		}
+		if len(gens) > 0 {
+			start = wal.Pos{Gen: gens[0]}
+		}
+	default:
+		g.closeFiles()
+		return nil, err
+	}
+	if err := g.recover(RecoverOptions{Dirs: []string{dir}, From: start}); err != nil {
+		g.closeFiles()
+		return nil, err
+	}
+	g.flushWG.Add(1)
+	go g.flusher()
+	return g, nil
+}
+
+// RecoverOptions drive a replay.
+type RecoverOptions struct {
+	// Dirs are searched in order for each generation (a restore's temporary
+	// log directory first, then the group's own).
+	Dirs []string
+	From wal.Pos
+	// UntilGen stops replay after this generation (0 = to the end).
+	UntilGen uint32
+	// UntilTime stops replay before the first commit later than this.
+	UntilTime time.Time
+}
+
+// recover replays the log and leaves the group ready for writes with a
+// fresh checkpoint.
+func (g *Group) recover(ro RecoverOptions) error {
+	t0 := time.Now()
+	a := &applier{g: g}
+	type pending struct {
+		op         *pageOp
+		start, end wal.Pos
+	}
+	var batch []pending
+	info := RecoveryInfo{FromGen: ro.From.Gen}
+	stopped := false
+	var lastCommitEnd wal.Pos
+	g.mu.Lock()
+	var end wal.Pos
+	fresh, err := g.logIsEmpty(ro.Dirs)
+	if err == nil && !fresh {
+		var res wal.ScanResult
+		res, err = wal.Scan(g.fs, wal.ScanOptions{
+			Dirs: ro.Dirs, Prefix: g.cfg.Prefix(), Signature: g.cfg.sig(), FromGen: ro.From.Gen, ToGen: ro.UntilGen,
+		}, func(rec []byte, start, end wal.Pos) error {
+			if stopped || start.Less(ro.From) {
+				return nil
+			}
+			info.Records++
+			info.LogBytes += int64(len(rec))
+			if len(rec) > 0 && rec[0] == recCommit {
+				txid, nanos, err := decodeCommit(rec)
+				if err != nil {
+					return fmt.Errorf("log record at %v: %w", start, err)
+				}
+				if !ro.UntilTime.IsZero() && time.Unix(0, nanos).After(ro.UntilTime) {
+					stopped = true
+					batch = nil
+					return nil
+				}
+				for _, p := range batch {
+					if err := a.redo(p.op, p.start, end); err != nil {
+						return err
+					}
+				}
+				batch = batch[:0]
+				if txid > g.txid {
+					g.txid = txid
+				}
+				info.Commits++
+				lastCommitEnd = end
+				return nil
+			}
+			op, err := decodePageOp(rec)
+			if err != nil {
+				return fmt.Errorf("log record at %v: %w", start, err)
+			}
+			if op.file.dbid() >= len(g.dbs) || g.pagefile(op.file) == nil {
+				return fmt.Errorf("log record at %v names database file %d, which storage group %s does not have", start, op.file, g.name)
+			}
+			op.cell = append([]byte(nil), op.cell...)
+			op.head = append([]byte(nil), op.head...)
+			op.tail = append([]byte(nil), op.tail...)
+			batch = append(batch, pending{op, start, end})
+			return nil
+		})
+		end = res.End
+	}
+	g.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("recovery of storage group %s: %w", g.name, err)
+	}
+	_ = lastCommitEnd
+	info.ToGen = end.Gen
+	info.Clean = info.Records == 0
+	// Drop cached catalog lookups: replay may have created tables.
+	for _, d := range g.dbs {
+		clear(d.tables)
+	}
+	w, err := wal.OpenAt(g.fs, wal.Options{Dir: g.dir, Prefix: g.cfg.Prefix(), Signature: g.cfg.sig(), LogSize: g.cfg.LogSize}, end)
+	if err != nil {
+		return fmt.Errorf("storage group %s: opening log: %w", g.name, err)
+	}
+	g.log = w
+	// Make the replayed state durable and move the checkpoint past it.
+	if err := g.flush(false); err != nil {
+		return err
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, d := range g.dbs {
+		d.hdr.PatchCurrentFull = nil
+		if d.stmHdr != nil {
+			d.stmHdr.PatchCurrentFull = nil
+		}
+	}
+	info.Duration = time.Since(t0)
+	g.recovery = info
+	return nil
+}
+
+// logIsEmpty reports whether no log file of the group exists in dirs.
+func (g *Group) logIsEmpty(dirs []string) (bool, error) {
+	for _, d := range dirs {
+		gens, cur, err := wal.ListGenerations(g.fs, d, g.cfg.Prefix())
+		if err != nil {
+			return false, err
+		}
+		if len(gens) > 0 || cur {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// Recovery reports what the last open replayed.
+func (g *Group) Recovery() RecoveryInfo { return g.recovery }
+
+// attachAll opens every database file of the group.
+func (g *Group) attachAll() error {
+	for _, dc := range g.cfg.Databases {
+		if dc.ID != len(g.dbs) {
+			return fmt.Errorf("storage group %s: database %s has id %d, expected %d", g.name, dc.Name, dc.ID, len(g.dbs))
+		}
+		d := &database{id: dc.ID, name: dc.Name, cfg: dc, tables: map[string]uint32{}, mounted: true}
+		g.dbs = append(g.dbs, d)
+		kinds := []int{fileEDB}
+		if dc.Streaming {
+			kinds = append(kinds, fileSTM)
+		}
+		for _, kind := range kinds {
+			name := dc.Name + extOf(kind)
+			pf, err := openPagefile(g.fs, filepath.Join(g.dir, name), name, makeFileNo(dc.ID, kind), false)
+			if err != nil {
+				return fmt.Errorf("storage group %s: database %s: %w", g.name, dc.Name, err)
+			}
+			d.files[kind] = pf
+			h, err := ReadHeader(g.fs, pf.path)
+			if err != nil {
+				return err
+			}
+			if h.LogSignature != g.cfg.Signature {
+				return fmt.Errorf("%s: belongs to another storage group (log signature %s, group has %s)", name, h.LogSignature, g.cfg.Signature)
+			}
+			if kind == fileEDB {
+				d.hdr = h
+			} else {
+				d.stmHdr = h
+			}
+			if h.DBTime > d.dbtime {
+				d.dbtime = h.DBTime
+			}
+		}
+	}
+	return nil
+}
+
+func (g *Group) closeFiles() {
+	for _, d := range g.dbs {
+		for _, pf := range d.files {
+			if pf != nil {
+				pf.close()
+			}
+		}
+	}
+}
+
+// Close flushes everything, marks the databases Clean Shutdown and closes
+// the group. After an earlier failure it closes without marking anything
+// clean, so the next open recovers.
+func (g *Group) Close() error {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		return nil
+	}
+	if g.backup != nil {
+		g.backup.abortLocked(errClosed)
+	}
+	g.mu.Unlock()
+	close(g.stopC)
+	g.flushWG.Wait()
+
+	var firstErr error
+	g.mu.Lock()
+	fatal := g.fatal
+	g.mu.Unlock()
+	if fatal == nil {
+		if err := g.flush(false); err != nil {
+			firstErr = err
+		}
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+	if fatal == nil && firstErr == nil && g.cache.dirty == 0 {
+		now := g.opts.Now()
+		for _, d := range g.dbs {
+			if !d.mounted {
+				continue
+			}
+			for kind, h := range []*DBHeader{d.hdr, d.stmHdr} {
+				if h == nil {
+					continue
+				}
+				h.DBTime = d.dbtime
+				h.State = StateCleanShutdown
+				h.LogRequired = GenRange{}
+				h.LastConsistent = now
+				if err := writeHeader(d.files[kind].f, h); err != nil && firstErr == nil {
+					firstErr = err
+				}
+			}
+		}
+	}
+	if g.log != nil {
+		if err := g.log.Close(); err != nil && firstErr == nil && fatal == nil {
+			firstErr = err
+		}
+	}
+	g.closeFiles()
+	return firstErr
+}

@@ -1,0 +1,217 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxGroups is the number of storage groups (ESE instances) a server holds.
+const MaxGroups = 16
+
+// Server is a store root directory holding up to 16 storage groups, each in
+// its own subdirectory. Only one process may have a store open.
+type Server struct {
+	root    string
+	opts    Options
+	release func()
+
+	mu     sync.Mutex
+	groups map[string]*Group
+	order  []string
+}
+
+// ErrLocked is returned when another process holds the store.
+var ErrLocked = errors.New("engine: store in use by another process")
+
+// LockError names the process holding a store.
+type LockError struct {
+	Root string
+	PID  int
+}
+
+func (e *LockError) Error() string {
+	if e.PID > 0 {
+		return fmt.Sprintf("store %s is in use by process %d (lock file %s)", e.Root, e.PID, filepath.Join(e.Root, lockFile))
+	}
+	return fmt.Sprintf("store %s is in use by another process (lock file %s)", e.Root, filepath.Join(e.Root, lockFile))
+}
+
+func (e *LockError) Unwrap() error { return ErrLocked }
+
+const lockFile = "LOCK"
+
+// LockStore takes the store's exclusive lock; release it with the returned
+// function. The holder's pid is written into the lock file so a second
+// opener can name it.
+func LockStore(root string) (release func(), err error) {
+	f, err := os.OpenFile(filepath.Join(root, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		b := make([]byte, 32)
+		n, _ := f.ReadAt(b, 0)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+		f.Close()
+		return nil, &LockError{Root: root, PID: pid}
+	}
+	_ = f.Truncate(0)
+	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return func() { f.Close() }, nil
+}
+
+// GroupSpec describes a storage group to create.
+type GroupSpec struct {
+	Name            string
+	Databases       []string
+	Streaming       bool // give every database a .stm streaming file
+	LogSize         int64
+	CircularLogging bool
+}
+
+// InitStore creates a store root and its storage groups.
+func InitStore(root string, specs []GroupSpec, opts Options) error {
+	opts.fill()
+	if err := os.MkdirAll(root, 0o755); err != nil {
+		return err
+	}
+	release, err := LockStore(root)
+	if err != nil {
+		return err
+	}
+	defer release()
+	existing, err := ListGroups(root)
+	if err != nil {
+		return err
+	}
+	used := map[int]bool{}
+	for _, c := range existing {
+		used[c.ID] = true
+	}
+	if len(existing)+len(specs) > MaxGroups {
+		return fmt.Errorf("store %s would hold %d storage groups; the limit is %d", root, len(existing)+len(specs), MaxGroups)
+	}
+	for _, s := range specs {
+		if err := validName(s.Name); err != nil {
+			return fmt.Errorf("storage group: %w", err)
+		}
+		id := 0
+		for used[id] {
+			id++
+		}
+		used[id] = true
+		cfg := GroupConfig{Name: s.Name, ID: id, LogSize: s.LogSize, CircularLogging: s.CircularLogging}
+		for _, db := range s.Databases {
+			cfg.Databases = append(cfg.Databases, DBConfig{Name: db, Streaming: s.Streaming})
+		}
+		if err := CreateGroup(filepath.Join(root, s.Name), cfg, opts); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ListGroups reads the configuration of every storage group under root.
+func ListGroups(root string) ([]GroupConfig, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil, err
+	}
+	var out []GroupConfig
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		c, err := readGroupConfig(osFS(), filepath.Join(root, e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *c)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+// OpenServer locks root and opens (recovering) every storage group in it.
+func OpenServer(root string, opts Options) (*Server, error) {
+	opts.fill()
+	release, err := LockStore(root)
+	if err != nil {
+		return nil, err
+	}
+	cfgs, err := ListGroups(root)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	s := &Server{root: root, opts: opts, groups: map[string]*Group{}}
+	for _, c := range cfgs {
+		g, err := OpenGroup(filepath.Join(root, c.Name), opts)
+		if err != nil {
+			s.closeGroups()
+			release()
+			return nil, err
+		}
+		s.groups[c.Name] = g
+		s.order = append(s.order, c.Name)
+	}
+	s.release = release
+	return s, nil
+}
+
+// Root is the store directory.
+func (s *Server) Root() string { return s.root }
+
+// Group returns an open storage group by name.
+func (s *Server) Group(name string) (*Group, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if g, ok := s.groups[name]; ok {
+		return g, nil
+	}
+	return nil, fmt.Errorf("store %s has no storage group %q (have %s)", s.root, name, strings.Join(s.order, ", "))
+}
+
+// Groups returns the open storage groups in id order.
+func (s *Server) Groups() []*Group {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*Group, 0, len(s.order))
+	for _, n := range s.order {
+		out = append(out, s.groups[n])
+	}
+	return out
+}
+
+func (s *Server) closeGroups() error {
+	var first error
+	for _, n := range s.order {
+		if err := s.groups[n].Close(); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Close shuts every group down cleanly and releases the lock.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	err := s.closeGroups()
+	if s.release != nil {
+		s.release()
+		s.release = nil
+	}
+	return err
+}

@@ -1,0 +1,40 @@
+//go:build !linux
+
+package sink
+
+import (
+	"errors"
+	"os"
+	"syscall"
+)
+
+func renameNoReplace(from, to string) error {
+	if _, err := os.Lstat(to); err == nil {
+		return &os.LinkError{Op: "rename", Old: from, New: to, Err: os.ErrExist}
+	}
+	return os.Rename(from, to)
+}
+
+func isSyncUnsupported(err error) bool {
+	return errors.Is(err, syscall.EINVAL) || errors.Is(err, errors.ErrUnsupported)
+}
+
+// writeFullFile writes p with os.File.Write (which loops on short writes).
+// Outside Linux a broken pipe on fd 1 kills the process unless
+// HandleSIGPIPE was called.
+func writeFullFile(f *os.File, p []byte) (int, error) {
+	n, err := f.Write(p)
+	if err != nil && errors.Is(err, syscall.EPIPE) {
+		return n, errBrokenPipe
+	}
+	return n, err
+}
+
+func raisePipeSize(f *os.File, size int) int { return 0 }
+
+func pipeSize(f *os.File) int { return 0 }
+
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,250 @@
+package tapeformat
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tapestream/tapestream/tapeformat/codec"
+)
+
+// Format constants. Values marked WIRE CONSTANT are part of the on-tape
+// format (FORMAT.md) and must never change meaning.
+const (
+	FormatVersion = 1 // WIRE CONSTANT: label/manifest/member "v"
+
+	LabelName    = "tapestream/label.json"    // WIRE CONSTANT
+	ManifestName = "tapestream/manifest.json" // WIRE CONSTANT
+	memberMagic  = "tapestream"               // WIRE CONSTANT: key of the member record in the pax comment
+	partFormat   = ".part%06d"                // WIRE CONSTANT: segment suffix, 1-based
+	maxParts     = 999999
+
+	DefaultRecordSize  = 1 << 20   // tape block size
+	DefaultSegmentSize = 32 << 20  // uncompressed-ish bytes per segment member (compressed, as stored)
+	DefaultFrameSize   = 256 << 10 // uncompressed bytes per chunk
+	BlockSize          = 512       // WIRE CONSTANT: tar block
+
+	// Reader limits (untrusted input).
+	DefaultMaxMemberSize   = 256 << 20
+	DefaultMaxManifestSize = 64 << 20
+	maxLabelSize           = 1 << 20
+	maxPaxSize             = 1 << 20
+)
+
+// File kinds (WIRE CONSTANTS, stored in member records and the manifest) and
+// the directory their segments are stored under.
+const (
+	KindDatabase  = "database"  // databases/
+	KindStreaming = "streaming" // databases/ (ESE .stm streaming file)
+	KindLog       = "log"       // logs/
+	KindOther     = "other"     // files/
+)
+
+func kindDir(kind string) string {
+	switch kind {
+	case KindDatabase, KindStreaming:
+		return "databases"
+	case KindLog:
+		return "logs"
+	}
+	return "files"
+}
+
+// Set types.
+const (
+	SetFull         = "full"
+	SetIncremental  = "incremental"
+	SetDifferential = "differential"
+	SetCopy         = "copy"
+)
+
+// Label is the content of the label member, the first member of every volume.
+type Label struct {
+	FormatVersion int               `json:"format_version"`
+	SetID         string            `json:"set_id"`
+	SetType       string            `json:"set_type"`
+	StorageGroup  string            `json:"storage_group"`
+	Databases     []string          `json:"databases"`
+	Created       time.Time         `json:"created"`
+	Host          string            `json:"host"`
+	Codec         string            `json:"codec"`
+	RecordSize    int               `json:"record_size"`
+	SegmentSize   int               `json:"segment_size"`
+	FrameSize     int               `json:"frame_size"`
+	Volume        int               `json:"volume"`
+	PreviousSetID string            `json:"previous_set_id,omitempty"`
+	Extra         map[string]string `json:"extra,omitempty"`
+}
+
+// FileInfo describes a file being backed up.
+type FileInfo struct {
+	Name     string // relative slash path, e.g. "Mailbox1.edb" or "E0000000A3.log"
+	Kind     string // KindDatabase, KindStreaming, KindLog, KindOther
+	Size     int64  // size in bytes; -1 if not known in advance
+	DBHeader []byte // database header snapshot, stored in the manifest
+	ModTime  time.Time
+}
+
+// FileSummary is what the caller knows about a file once written.
+type FileSummary struct {
+	SHA256 []byte // SHA-256 of the uncompressed file content (32 bytes)
+}
+
+// ManifestFile is one file in the manifest.
+type ManifestFile struct {
+	Index       int       `json:"index"`
+	Name        string    `json:"name"`
+	Kind        string    `json:"kind"`
+	Size        int64     `json:"size"`
+	SHA256      string    `json:"sha256"`
+	Chunks      int       `json:"chunks"`
+	Segments    int       `json:"segments"`
+	StoredBytes int64     `json:"stored_bytes"`
+	Members     string    `json:"members"` // glob of the segment members
+	FirstVolume int       `json:"first_volume"`
+	LastVolume  int       `json:"last_volume"`
+	ModTime     time.Time `json:"mtime,omitzero"`
+	DBHeader    []byte    `json:"db_header,omitempty"`
+}
+
+// VolumeInfo lists the members of one volume.
+type VolumeInfo struct {
+	Volume  int      `json:"volume"`
+	Members []string `json:"members"`
+}
+
+// Totals summarises the set.
+type Totals struct {
+	Files       int   `json:"files"`
+	Bytes       int64 `json:"bytes"`
+	StoredBytes int64 `json:"stored_bytes"`
+	Chunks      int64 `json:"chunks"`
+	Members     int   `json:"members"`
+	Volumes     int   `json:"volumes"`
+}
+
+// ManifestInfo is the caller-supplied part of the manifest.
+type ManifestInfo struct {
+	LogFirst uint64            `json:"log_first_generation,omitempty"`
+	LogLast  uint64            `json:"log_last_generation,omitempty"`
+	Extra    map[string]string `json:"extra,omitempty"`
+}
+
+// Manifest is the content of the manifest member, the last member of the set.
+type Manifest struct {
+	FormatVersion int            `json:"format_version"`
+	SetID         string         `json:"set_id"`
+	Codec         string         `json:"codec"`
+	FrameSize     int            `json:"frame_size"`
+	Completed     time.Time      `json:"completed"`
+	Info          ManifestInfo   `json:"info"`
+	Files         []ManifestFile `json:"files"`
+	Volumes       []VolumeInfo   `json:"volumes"`
+	Totals        Totals         `json:"totals"`
+}
+
+// memberRecord is the JSON value of the pax "comment" record of every member
+// (FORMAT.md, "Member record").
+type memberRecord struct {
+	Magic  string      `json:"tapestream"` // "1"
+	Set    string      `json:"set"`
+	Type   string      `json:"type"` // label, segment, manifest
+	Vol    int         `json:"vol,omitempty"`
+	File   int         `json:"file"`
+	Name   string      `json:"name,omitempty"`
+	Kind   string      `json:"kind,omitempty"`
+	Part   int         `json:"part,omitempty"`
+	Offset int64       `json:"off"`
+	Length int64       `json:"len"`
+	Chunks int         `json:"chunks"`
+	Size   int64       `json:"size"`
+	Last   bool        `json:"last,omitempty"`
+	Codec  string      `json:"codec,omitempty"`
+	SHA256 string      `json:"sha256,omitempty"`
+	Table  [][2]uint32 `json:"raw,omitempty"` // codec none: [length, crc32c] per chunk
+}
+
+const (
+	mtLabel    = "label"
+	mtSegment  = "segment"
+	mtManifest = "manifest"
+)
+
+// Sentinel errors.
+var (
+	ErrWriteAfterClose = errors.New("tapeformat: write after close")
+	ErrNotBegun        = errors.New("tapeformat: Begin not called")
+	ErrFileOpen        = errors.New("tapeformat: a file is open")
+	ErrNoFile          = errors.New("tapeformat: no file open")
+	ErrOrder           = errors.New("tapeformat: chunk out of order")
+	ErrBadName         = errors.New("tapeformat: unsafe or invalid member name")
+	ErrMemberTooLarge  = errors.New("tapeformat: member exceeds size limit")
+	ErrNotTapestream   = errors.New("tapeformat: not a tapestream member")
+	ErrSetMismatch     = errors.New("tapeformat: volume belongs to another set")
+	ErrChecksum        = errors.New("tapeformat: checksum mismatch")
+	ErrDamaged         = errors.New("tapeformat: damaged data")
+	ErrTruncated       = errors.New("tapeformat: set truncated")
+	ErrHeader          = errors.New("tapeformat: invalid tar header")
+	ErrNoManifest      = errors.New("tapeformat: manifest not read")
+	ErrVolumeTooSmall  = errors.New("tapeformat: volume too small for one member")
+)
+
+// FormatError reports a problem at a place in the set.
+type FormatError struct {
+	Volume int    // volume number (1-based)
+	Offset int64  // byte offset in the volume of the member or unit
+	Member string // member name, if known
+	Err    error
+}
+
+func (e *FormatError) Error() string {
+	return fmt.Sprintf("tapeformat: volume %d offset %d member %q: %v", e.Volume, e.Offset, e.Member, e.Err)
+}
+
+func (e *FormatError) Unwrap() error { return e.Err }
+
+// ValidateName reports whether name is an acceptable relative file name for
+// a backed-up file (a local slash path without "..", backslashes or NULs).
+func ValidateName(name string) error {
+	if name == "" || len(name) > 255 || !filepath.IsLocal(name) || strings.ContainsAny(name, "\\\x00:") ||
+		path.Clean(name) != name || strings.HasPrefix(name, "tapestream/") {
+		return fmt.Errorf("%w: %q", ErrBadName, name)
+	}
+	return nil
+}
+
+// SegmentName returns the member name of segment part (1-based) of a file.
+func SegmentName(fi FileInfo, c codec.Codec, part int) string {
+	return kindDir(fi.Kind) + "/" + fi.Name + c.Ext() + fmt.Sprintf(partFormat, part)
+}
+
+// checkMemberName validates a member name read from a set.
+func checkMemberName(name string, rec *memberRecord, c codec.Codec) error {
+	if !filepath.IsLocal(name) || strings.ContainsAny(name, "\\\x00") {
+		return fmt.Errorf("%w: %q", ErrBadName, name)
+	}
+	switch rec.Type {
+	case mtLabel:
+		if name == LabelName {
+			return nil
+		}
+	case mtManifest:
+		if name == ManifestName {
+			return nil
+		}
+	case mtSegment:
+		if ValidateName(rec.Name) != nil || rec.File < 0 || rec.File > 1<<30 || rec.Part < 1 || rec.Part > maxParts {
+			break
+		}
+		if name == SegmentName(FileInfo{Name: rec.Name, Kind: rec.Kind}, c, rec.Part) {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %q", ErrBadName, name)
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

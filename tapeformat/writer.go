@@ -1,0 +1,714 @@
+package tapeformat
+
+import (
+	"archive/tar"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"time"
+
+	"github.com/tapestream/tapestream/tapeformat/codec"
+)
+
+// WriterOptions configures a Writer.
+type WriterOptions struct {
+	// RecordSize is the size of every Write to the destination (the tape
+	// block size): a multiple of 512, default DefaultRecordSize.
+	RecordSize int
+	// SegmentSize bounds the stored (compressed) size of a segment member,
+	// default DefaultSegmentSize. The Writer holds up to two segments in
+	// memory (the one being filled and the last one emitted, until it is
+	// durably written, so that it can be rewritten on the next volume).
+	SegmentSize int
+	// FrameSize is the uncompressed chunk size used by CreateFile and
+	// recorded in the label, default DefaultFrameSize.
+	FrameSize int
+	// Codec of the units. WriteFrame callers must produce units with it.
+	Codec codec.Codec
+}
+
+func (o *WriterOptions) setDefaults() error {
+	if o.RecordSize == 0 {
+		o.RecordSize = DefaultRecordSize
+	}
+	if o.SegmentSize == 0 {
+		o.SegmentSize = DefaultSegmentSize
+	}
+	if o.FrameSize == 0 {
+		o.FrameSize = DefaultFrameSize
+	}
+	if o.RecordSize < BlockSize || o.RecordSize%BlockSize != 0 || o.RecordSize > 64<<20 {
+		return fmt.Errorf("tapeformat: record size %d is not a multiple of 512 up to 64 MiB", o.RecordSize)
+	}
+	if o.FrameSize < 1 || o.FrameSize > codec.MaxFrameSize {
+		return fmt.Errorf("tapeformat: frame size %d out of range", o.FrameSize)
+	}
+	if o.SegmentSize < 64<<10 || o.SegmentSize > 1<<30 {
+		return fmt.Errorf("tapeformat: segment size %d out of range 64 KiB..1 GiB", o.SegmentSize)
+	}
+	return nil
+}
+
+// member is a serialised tar member kept until it is durably written.
+type member struct {
+	name  string
+	hdr   []byte // pax + ustar header blocks
+	data  []byte
+	end   int64 // volume offset after the member's padding; -1 while writing
+	label bool
+	keep  bool   // manifest: kept until Close completes
+	buf   []byte // segment buffer to recycle when released
+}
+
+// Writer writes a backup set. Methods are not safe for concurrent use. The
+// first error is sticky.
+type Writer struct {
+	dst  io.Writer
+	vw   VolumeWriter
+	opts WriterOptions
+
+	rec       []byte // current record
+	committed int64  // bytes of this volume written (whole records)
+	pos       int64  // committed + len(rec)
+	pending   []*member
+	early     bool
+	vol       int
+
+	label   Label
+	begun   bool
+	closed  bool
+	err     error
+	mtime   time.Time
+	volList []VolumeInfo
+	info    ManifestInfo
+	files   []ManifestFile
+	totals  Totals
+
+	// current file
+	cur      *ManifestFile
+	curInfo  FileInfo
+	curOff   int64
+	seg      []byte
+	segStart int64
+	segLen   int64
+	segChk   int
+	segTable [][2]uint32
+	part     int
+	free     [][]byte
+
+	enc *codec.Encoder // for CreateFile
+}
+
+type singleVolume struct{ io.Writer }
+
+func (singleVolume) NextVolume() error {
+	return errors.New("tapeformat: destination is a single volume")
+}
+
+// NewWriter returns a Writer writing records to w. If w implements
+// VolumeWriter, the set may span volumes (see VolumeWriter for the end of
+// medium protocol); otherwise it is a single volume.
+func NewWriter(w io.Writer, opts WriterOptions) (*Writer, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	vw, ok := w.(VolumeWriter)
+	if !ok {
+		vw = singleVolume{w}
+	}
+	return &Writer{dst: w, vw: vw, opts: opts, rec: make([]byte, 0, opts.RecordSize), vol: 1}, nil
+}
+
+// NewSetID returns a random set id.
+func NewSetID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func (w *Writer) fail(err error) error {
+	if w.err == nil {
+		w.err = err
+	}
+	return w.err
+}
+
+func (w *Writer) check() error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return ErrWriteAfterClose
+	}
+	if !w.begun {
+		return ErrNotBegun
+	}
+	return nil
+}
+
+// Begin writes the label of the first volume. Zero fields are filled in:
+// FormatVersion, SetID (random), Created (now), Codec, RecordSize,
+// SegmentSize, FrameSize, Volume.
+func (w *Writer) Begin(l Label) error {
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return ErrWriteAfterClose
+	}
+	if w.begun {
+		return w.fail(errors.New("tapeformat: Begin called twice"))
+	}
+	l.FormatVersion = FormatVersion
+	if l.SetID == "" {
+		l.SetID = NewSetID()
+	}
+	if l.Created.IsZero() {
+		l.Created = time.Now()
+	}
+	l.Created = l.Created.UTC()
+	l.Codec = w.opts.Codec.String()
+	l.RecordSize = w.opts.RecordSize
+	l.SegmentSize = w.opts.SegmentSize
+	l.FrameSize = w.opts.FrameSize
+	w.label = l
+	w.mtime = l.Created.Truncate(time.Second)
+	w.begun = true
+	w.volList = []VolumeInfo{{Volume: 1}}
+	return w.fail0(w.writeLabel())
+}
+
+func (w *Writer) fail0(err error) error {
+	if err != nil {
+		return w.fail(err)
+	}
+	return nil
+}
+
+// Label returns the label as written (volume number of the current volume).
+func (w *Writer) Label() Label { l := w.label; l.Volume = w.vol; return l }
+
+// Volume returns the current volume number (1-based).
+func (w *Writer) Volume() int { return w.vol }
+
+func (w *Writer) header(name string, size int64, rec *memberRecord) ([]byte, error) {
+	rec.Magic = "1"
+	rec.Set = w.label.SetID
+	js, err := json.Marshal(rec)
+	if err != nil {
+		return nil, err
+	}
+	var hb bytes.Buffer
+	tw := tar.NewWriter(&hb)
+	err = tw.WriteHeader(&tar.Header{
+		Typeflag:   tar.TypeReg,
+		Name:       name,
+		Mode:       0o644,
+		Size:       size,
+		ModTime:    w.mtime,
+		Format:     tar.FormatPAX,
+		PAXRecords: map[string]string{"comment": string(js)},
+	})
+	return hb.Bytes(), err
+}
+
+func (w *Writer) writeLabel() error {
+	l := w.label
+	l.Volume = w.vol
+	js, err := json.MarshalIndent(l, "", "  ")
+	if err != nil {
+		return err
+	}
+	js = append(js, '\n')
+	hdr, err := w.header(LabelName, int64(len(js)), &memberRecord{Type: mtLabel, Vol: w.vol, File: -1, Length: int64(len(js))})
+	if err != nil {
+		return err
+	}
+	return w.emit(&member{name: LabelName, hdr: hdr, data: js, label: true})
+}
+
+var zeroBlock [BlockSize]byte
+
+// write appends p to the record stream.
+func (w *Writer) write(p []byte) error {
+	for len(p) > 0 {
+		n := min(len(p), cap(w.rec)-len(w.rec))
+		w.rec = append(w.rec, p[:n]...)
+		w.pos += int64(n)
+		p = p[n:]
+		if len(w.rec) == cap(w.rec) {
+			if err := w.flushRecord(); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (w *Writer) writeZeros(n int) error {
+	for n > 0 {
+		k := min(n, BlockSize)
+		if err := w.write(zeroBlock[:k]); err != nil {
+			return err
+		}
+		n -= k
+	}
+	return nil
+}
+
+var errEOM = errors.New("end of medium")
+
+func (w *Writer) flushRecord() error {
+	_, err := w.dst.Write(w.rec)
+	switch {
+	case err == nil:
+	case errors.Is(err, ErrEarlyWarning):
+		w.early = true
+	case errors.Is(err, ErrEndOfMedium):
+		return errEOM
+	default:
+		return err
+	}
+	w.committed += int64(len(w.rec))
+	w.rec = w.rec[:0]
+	// release members now durably written
+	k := 0
+	for _, m := range w.pending {
+		if m.end >= 0 && m.end <= w.committed && !m.keep {
+			w.release(m)
+			continue
+		}
+		w.pending[k] = m
+		k++
+	}
+	clear(w.pending[k:])
+	w.pending = w.pending[:k]
+	return nil
+}
+
+func (w *Writer) release(m *member) {
+	if m.buf != nil && len(w.free) < 2 {
+		w.free = append(w.free, m.buf[:0])
+	}
+}
+
+// writeMember writes m's bytes; m is pending until durably written.
+func (w *Writer) writeMember(m *member) error {
+	m.end = -1
+	w.pending = append(w.pending, m)
+	if err := w.write(m.hdr); err != nil {
+		return err
+	}
+	if err := w.write(m.data); err != nil {
+		return err
+	}
+	if err := w.writeZeros(int(-len(m.data)) & (BlockSize - 1)); err != nil {
+		return err
+	}
+	m.end = w.pos
+	return nil
+}
+
+// emit writes a member, handling early warning and end of medium.
+func (w *Writer) emit(m *member) error {
+	if !m.label {
+		vi := &w.volList[len(w.volList)-1]
+		vi.Members = append(vi.Members, m.name)
+		w.totals.Members++
+	}
+	err := w.writeMember(m)
+	if err == errEOM {
+		return w.switchVolume()
+	}
+	if err != nil {
+		return err
+	}
+	if w.early {
+		return w.endVolume()
+	}
+	return nil
+}
+
+// endVolume closes the current volume after an early warning: trailer,
+// padding, NextVolume, label.
+func (w *Writer) endVolume() error {
+	err := w.trailer()
+	if err == errEOM {
+		return w.switchVolume()
+	}
+	if err != nil {
+		return err
+	}
+	return w.newVolume(nil)
+}
+
+// trailer writes the tar end-of-archive blocks and pads the last record.
+func (w *Writer) trailer() error {
+	if err := w.writeZeros(2 * BlockSize); err != nil {
+		return err
+	}
+	if len(w.rec) > 0 {
+		return w.writeZeros(cap(w.rec) - len(w.rec))
+	}
+	return nil
+}
+
+// switchVolume handles end of medium: the current record was not written;
+// every member not durably written is rewritten whole on the next volume.
+func (w *Writer) switchVolume() error {
+	var redo []*member
+	for _, m := range w.pending {
+		if !m.label {
+			redo = append(redo, m)
+		}
+	}
+	w.rec = w.rec[:0]
+	w.pending = nil
+	return w.newVolume(redo)
+}
+
+func (w *Writer) newVolume(redo []*member) error {
+	for attempt := 0; ; attempt++ {
+		if attempt == 3 {
+			return ErrVolumeTooSmall
+		}
+		if err := w.vw.NextVolume(); err != nil {
+			return fmt.Errorf("tapeformat: next volume after volume %d: %w", w.vol, err)
+		}
+		// move the rewritten members to the new volume's list
+		prev := &w.volList[len(w.volList)-1]
+		for _, m := range redo {
+			for i := len(prev.Members) - 1; i >= 0; i-- {
+				if prev.Members[i] == m.name {
+					prev.Members = append(prev.Members[:i], prev.Members[i+1:]...)
+					break
+				}
+			}
+		}
+		w.vol++
+		w.committed, w.pos, w.early = 0, 0, false
+		w.rec = w.rec[:0]
+		w.pending = nil
+		vi := VolumeInfo{Volume: w.vol}
+		for _, m := range redo {
+			vi.Members = append(vi.Members, m.name)
+		}
+		w.volList = append(w.volList, vi)
+		err := w.writeLabel()
+		for _, m := range redo {
+			if err != nil {
+				break
+			}
+			err = w.writeMember(m)
+		}
+		if err == errEOM {
+			redo = nil
+			for _, m := range w.pending {
+				if !m.label {
+					redo = append(redo, m)
+				}
+			}
+			w.rec = w.rec[:0]
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if w.early {
+			return w.endVolume()
+		}
+		return nil
+	}
+}
+
+// BeginFile starts a file. Its chunks follow with WriteFrame (or through
+// CreateFile) and EndFile ends it. Files are numbered in order from 0; the
+// index is the ChunkMeta.FileIndex of its chunks.
+func (w *Writer) BeginFile(fi FileInfo) (index int, err error) {
+	if err := w.check(); err != nil {
+		return 0, err
+	}
+	if w.cur != nil {
+		return 0, w.fail(ErrFileOpen)
+	}
+	if err := ValidateName(fi.Name); err != nil {
+		return 0, err // not sticky: caller error
+	}
+	switch fi.Kind {
+	case KindDatabase, KindStreaming, KindLog, KindOther:
+	case "":
+		fi.Kind = KindOther
+	default:
+		return 0, fmt.Errorf("tapeformat: unknown file kind %q", fi.Kind)
+	}
+	w.curInfo = fi
+	w.cur = &ManifestFile{
+		Index: len(w.files), Name: fi.Name, Kind: fi.Kind, Size: fi.Size, DBHeader: fi.DBHeader,
+		Members: SegmentName(fi, w.opts.Codec, 1)[:len(SegmentName(fi, w.opts.Codec, 1))-6] + "*",
+		ModTime: fi.ModTime.UTC(), FirstVolume: w.vol,
+	}
+	w.curOff, w.part = 0, 0
+	w.resetSeg()
+	return w.cur.Index, nil
+}
+
+func (w *Writer) resetSeg() {
+	if w.seg == nil {
+		if n := len(w.free); n > 0 {
+			w.seg = w.free[n-1]
+			w.free = w.free[:n-1]
+		} else {
+			w.seg = make([]byte, 0, w.opts.SegmentSize)
+		}
+	}
+	w.seg = w.seg[:0]
+	w.segStart, w.segLen, w.segChk = w.curOff, 0, 0
+	w.segTable = w.segTable[:0]
+}
+
+// WriteFrame appends one unit (from codec.Encoder.EncodeFrame with the
+// writer's codec) holding the chunk meta of the open file. Chunks must come
+// in file order without gaps. For codecs other than none, meta must equal
+// the unit's own record.
+func (w *Writer) WriteFrame(unit []byte, meta codec.ChunkMeta) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	if w.cur == nil {
+		return w.fail(ErrNoFile)
+	}
+	if int(meta.FileIndex) != w.cur.Index || meta.Offset != w.curOff {
+		return w.fail(fmt.Errorf("%w: file %d offset %d, expected file %d offset %d", ErrOrder,
+			meta.FileIndex, meta.Offset, w.cur.Index, w.curOff))
+	}
+	if w.opts.Codec.Kind == codec.None {
+		if len(unit) != int(meta.Length) {
+			return w.fail(fmt.Errorf("tapeformat: raw unit of %d bytes for chunk of %d", len(unit), meta.Length))
+		}
+	} else {
+		h, err := codec.ParseHeader(unit)
+		if err != nil || h.UnitLen != len(unit) || h.Meta != meta || h.Kind != w.opts.Codec.Kind {
+			return w.fail(fmt.Errorf("tapeformat: unit does not match its chunk meta or codec: %v", err))
+		}
+	}
+	if w.segChk > 0 && len(w.seg)+len(unit) > w.opts.SegmentSize {
+		if err := w.emitSegment(false); err != nil {
+			return w.fail(err)
+		}
+	}
+	w.seg = append(w.seg, unit...)
+	w.segLen += int64(meta.Length)
+	w.segChk++
+	if w.opts.Codec.Kind == codec.None {
+		w.segTable = append(w.segTable, [2]uint32{meta.Length, meta.CRC32C})
+	}
+	w.curOff += int64(meta.Length)
+	w.cur.Chunks++
+	w.totals.Chunks++
+	return nil
+}
+
+func (w *Writer) emitSegment(last bool) error {
+	w.part++
+	if w.part > maxParts {
+		return fmt.Errorf("tapeformat: file %q needs more than %d segments", w.curInfo.Name, maxParts)
+	}
+	name := SegmentName(w.curInfo, w.opts.Codec, w.part)
+	size := w.curInfo.Size
+	if last {
+		size = w.curOff
+	}
+	rec := &memberRecord{Type: mtSegment, File: w.cur.Index, Name: w.curInfo.Name, Kind: w.curInfo.Kind,
+		Part: w.part, Offset: w.segStart, Length: w.segLen, Chunks: w.segChk, Size: size, Last: last,
+		Codec: w.opts.Codec.String()}
+	if w.opts.Codec.Kind == codec.None {
+		rec.Table = w.segTable
+	}
+	hdr, err := w.header(name, int64(len(w.seg)), rec)
+	if err != nil {
+		return err
+	}
+	w.cur.Segments++
+	w.cur.StoredBytes += int64(len(w.seg))
+	w.totals.StoredBytes += int64(len(w.seg))
+	m := &member{name: name, hdr: hdr, data: w.seg, buf: w.seg}
+	w.seg = nil
+	if err := w.emit(m); err != nil {
+		return err
+	}
+	w.cur.LastVolume = w.vol
+	w.resetSeg()
+	return nil
+}
+
+// EndFile ends the open file. The last segment member is written. If the
+// file's size was given to BeginFile it must match the bytes written.
+func (w *Writer) EndFile(sum FileSummary) error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	if w.cur == nil {
+		return w.fail(ErrNoFile)
+	}
+	if w.curInfo.Size >= 0 && w.curInfo.Size != w.curOff {
+		return w.fail(fmt.Errorf("tapeformat: file %q: %d bytes written, size %d declared", w.curInfo.Name, w.curOff, w.curInfo.Size))
+	}
+	if len(sum.SHA256) != sha256.Size {
+		return w.fail(fmt.Errorf("tapeformat: file %q: SHA-256 missing", w.curInfo.Name))
+	}
+	if err := w.emitSegment(true); err != nil {
+		return w.fail(err)
+	}
+	w.cur.Size = w.curOff
+	w.cur.SHA256 = hex.EncodeToString(sum.SHA256)
+	w.totals.Files++
+	w.totals.Bytes += w.curOff
+	w.files = append(w.files, *w.cur)
+	w.cur = nil
+	if w.seg != nil {
+		w.release(&member{buf: w.seg})
+		w.seg = nil
+	}
+	return nil
+}
+
+// SetManifestInfo sets the caller-supplied manifest fields (log generation
+// range, extra key/values). Call any time before Close.
+func (w *Writer) SetManifestInfo(mi ManifestInfo) { w.info = mi }
+
+// Close writes the manifest, the archive trailer and pads the last record.
+// It does not close the destination.
+func (w *Writer) Close() error {
+	if w.closed {
+		return w.err
+	}
+	if err := w.check(); err != nil {
+		w.closed = true
+		return err
+	}
+	if w.cur != nil {
+		w.closed = true
+		return w.fail(ErrFileOpen)
+	}
+	w.closed = true
+	w.totals.Members++ // the manifest
+	w.totals.Volumes = w.vol
+	vl := append([]VolumeInfo(nil), w.volList...)
+	vl[len(vl)-1].Members = append(append([]string(nil), vl[len(vl)-1].Members...), ManifestName)
+	man := Manifest{
+		FormatVersion: FormatVersion, SetID: w.label.SetID, Codec: w.opts.Codec.String(),
+		FrameSize: w.opts.FrameSize, Completed: time.Now().UTC(), Info: w.info, Files: w.files,
+		Volumes: vl, Totals: w.totals,
+	}
+	if man.Files == nil {
+		man.Files = []ManifestFile{}
+	}
+	js, err := json.MarshalIndent(man, "", " ")
+	if err != nil {
+		return w.fail(err)
+	}
+	js = append(js, '\n')
+	sum := sha256.Sum256(js)
+	hdr, err := w.header(ManifestName, int64(len(js)), &memberRecord{Type: mtManifest, File: -1,
+		Length: int64(len(js)), SHA256: hex.EncodeToString(sum[:])})
+	if err != nil {
+		return w.fail(err)
+	}
+	w.totals.Members-- // emit counts it
+	if err := w.emit(&member{name: ManifestName, hdr: hdr, data: js, keep: true}); err != nil {
+		return w.fail(err)
+	}
+	for range 3 {
+		err = w.trailer()
+		if err != errEOM {
+			break
+		}
+		for _, m := range w.pending {
+			m.keep = false
+		}
+		if err = w.switchVolume(); err != nil {
+			break
+		}
+		for _, m := range w.pending {
+			if m.name == ManifestName {
+				m.keep = true
+			}
+		}
+	}
+	if err != nil {
+		if err == errEOM {
+			err = ErrVolumeTooSmall
+		}
+		return w.fail(err)
+	}
+	w.pending = nil
+	return nil
+}
+
+// CreateFile starts a file (BeginFile) and returns a writer that chunks,
+// hashes and encodes the data itself, for tests and small files. Closing it
+// ends the file (EndFile). An empty file is stored as one empty chunk (so
+// that the codec CLI outputs an empty file).
+func (w *Writer) CreateFile(fi FileInfo) (io.WriteCloser, error) {
+	idx, err := w.BeginFile(fi)
+	if err != nil {
+		return nil, err
+	}
+	if w.enc == nil || w.enc.Codec() != w.opts.Codec {
+		if w.enc, err = codec.NewEncoder(w.opts.Codec, w.opts.FrameSize); err != nil {
+			return nil, w.fail(err)
+		}
+	}
+	return &fileWriter{w: w, idx: uint32(idx), h: sha256.New(), buf: make([]byte, 0, w.opts.FrameSize)}, nil
+}
+
+type fileWriter struct {
+	w    *Writer
+	idx  uint32
+	h    hash.Hash
+	buf  []byte
+	unit []byte
+	off  int64
+	n    int
+}
+
+func (f *fileWriter) Write(p []byte) (int, error) {
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), cap(f.buf)-len(f.buf))
+		f.buf = append(f.buf, p[:k]...)
+		p = p[k:]
+		n += k
+		if len(f.buf) == cap(f.buf) {
+			if err := f.flush(); err != nil {
+				return n, err
+			}
+		}
+	}
+	return n, nil
+}
+
+func (f *fileWriter) flush() error {
+	f.h.Write(f.buf)
+	var meta codec.ChunkMeta
+	f.unit, meta = f.w.enc.Encode(f.unit[:0], codec.ChunkMeta{FileIndex: f.idx, Offset: f.off}, f.buf)
+	f.off += int64(len(f.buf))
+	f.buf = f.buf[:0]
+	f.n++
+	return f.w.WriteFrame(f.unit, meta)
+}
+
+func (f *fileWriter) Close() error {
+	if len(f.buf) > 0 || (f.n == 0 && f.w.opts.Codec.Kind != codec.None) {
+		if err := f.flush(); err != nil {
+			return err
+		}
+	}
+	return f.w.EndFile(FileSummary{SHA256: f.h.Sum(nil)})
+}

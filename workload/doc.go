@@ -1,0 +1,3 @@
+// Package workload is tapestream's deterministic mail workload and its
+// verifiable model. (Full documentation below is being written.)
+package workload
