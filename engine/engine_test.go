@@ -187,7 +187,7 @@ func TestCrashRecovery(t *testing.T) {
 				model[k] = v
 			}
 			if round%10 == 0 {
-				g.flush(false)
+				g.flush(true)
 			}
 		}
 		fs.Crash()

@@ -21,7 +21,8 @@ type flushEnt struct {
 	data   []byte
 }
 
-// flush writes every committed dirty page whose log records are durable,
+// flush writes every committed dirty page (force: and write the checkpoint
+// now rather than at most once per checkpointInterval) whose log records are durable,
 // fsyncs the files, and advances the checkpoint. The group mutex is held
 // only while pages are copied out and marked clean, so commits continue
 // during the writes.
@@ -30,7 +31,7 @@ func (g *Group) flush(force bool) error {
 	defer g.flushMu.Unlock()
 
 	g.mu.Lock()
-	if err := g.err(); err != nil && !force {
+	if err := g.err(); err != nil {
 		g.mu.Unlock()
 		return err
 	}
@@ -72,7 +73,7 @@ func (g *Group) flush(force bool) error {
 		g.cache.shrink()
 		g.mu.Unlock()
 	}
-	return g.advanceCheckpoint()
+	return g.advanceCheckpoint(force)
 }
 
 // writeBatch writes pages sorted by file and page, coalescing runs of
@@ -113,12 +114,22 @@ func (g *Group) writeBatch(batch []flushEnt) error {
 	return nil
 }
 
+// checkpointInterval bounds how often the checkpoint file is rewritten:
+// each rewrite costs two fsyncs that compete with the log's.
+const checkpointInterval = time.Second
+
 // advanceCheckpoint moves the checkpoint to the oldest position a dirty
-// page still needs (or the log's end) unless a backup froze it. Headers
-// are written first so their dbtime covers every page already on disk.
-func (g *Group) advanceCheckpoint() error {
+// page still needs (or the log's end) unless a backup froze it. The
+// checkpoint file also carries every database's dbtime: redo must restart
+// the counter above the dbtime of any page already on disk. Headers are
+// rewritten only when the checkpoint's generation changes (Log Required).
+func (g *Group) advanceCheckpoint(force bool) error {
 	g.mu.Lock()
 	if g.frozen > 0 || g.log == nil {
+		g.mu.Unlock()
+		return nil
+	}
+	if !force && time.Since(g.chkWritten) < checkpointInterval {
 		g.mu.Unlock()
 		return nil
 	}
@@ -131,38 +142,35 @@ func (g *Group) advanceCheckpoint() error {
 		return nil
 	}
 	cur := g.log.CurrentGen()
-	type hdrw struct {
-		pf *pagefile
-		h  DBHeader
+	dbtimes := make([]uint64, len(g.dbs))
+	var hdrs []*database
+	for i, d := range g.dbs {
+		dbtimes[i] = d.dbtime
+		if d.mounted && (d.hdr.LogRequired.Min != pos.Gen || d.hdr.State != StateDirtyShutdown) {
+			d.hdr.State = StateDirtyShutdown
+			d.hdr.LogRequired = GenRange{Min: pos.Gen, Max: cur}
+			if d.stmHdr != nil {
+				d.stmHdr.State, d.stmHdr.LogRequired = StateDirtyShutdown, d.hdr.LogRequired
+			}
+			hdrs = append(hdrs, d)
+		}
 	}
-	var hs []hdrw
-	for _, d := range g.dbs {
-		if !d.mounted {
-			continue
-		}
-		if d.hdr.DBTime == d.dbtime && d.hdr.LogRequired.Min == pos.Gen && d.hdr.State == StateDirtyShutdown {
-			continue
-		}
-		d.hdr.DBTime = d.dbtime
-		d.hdr.State = StateDirtyShutdown
-		d.hdr.LogRequired = GenRange{Min: pos.Gen, Max: cur}
-		hs = append(hs, hdrw{d.files[fileEDB], *d.hdr})
-		if d.stmHdr != nil {
-			d.stmHdr.DBTime, d.stmHdr.State, d.stmHdr.LogRequired = d.dbtime, StateDirtyShutdown, d.hdr.LogRequired
-			hs = append(hs, hdrw{d.files[fileSTM], *d.stmHdr})
+	var err error
+	for _, d := range hdrs {
+		if err = g.writeDBHeaders(d); err != nil {
+			break
 		}
 	}
 	g.mu.Unlock()
-	for _, h := range hs {
-		if err := writeHeader(h.pf.f, &h.h); err != nil {
-			return err
-		}
+	if err != nil {
+		return err
 	}
-	if err := writeCheckpoint(g, pos); err != nil {
+	if err := writeCheckpoint(g, pos, dbtimes); err != nil {
 		return err
 	}
 	g.mu.Lock()
 	g.checkpoint = pos
+	g.chkWritten = time.Now()
 	circular := g.cfg.CircularLogging
 	g.mu.Unlock()
 	if circular {
@@ -187,27 +195,34 @@ func (g *Group) deleteGenerationsBelow(gen uint32) {
 }
 
 // Checkpoint file (wire format): magic(8) gen(4) off(4) signature(16)
-// unixNanos(8) crc32c(4) over the preceding bytes.
-const chkMagic = "TSCHK001"
+// unixNanos(8) ndb(4) dbtime(8)×ndb crc32c(4) over the preceding bytes.
+const chkMagic = "TSCHK002"
 
 func chkPath(g *Group) string { return filepath.Join(g.dir, g.cfg.Prefix()+".chk") }
 
-func writeCheckpoint(g *Group, pos wal.Pos) error {
-	var b [44]byte
-	copy(b[:8], chkMagic)
-	binary.LittleEndian.PutUint32(b[8:], pos.Gen)
-	binary.LittleEndian.PutUint32(b[12:], pos.Off)
+func writeCheckpoint(g *Group, pos wal.Pos, dbtimes []uint64) error {
+	b := make([]byte, 0, 44+8*len(dbtimes)+4)
+	b = append(b, chkMagic...)
+	b = binary.LittleEndian.AppendUint32(b, pos.Gen)
+	b = binary.LittleEndian.AppendUint32(b, pos.Off)
 	sig := g.cfg.sig()
-	copy(b[16:32], sig[:])
-	binary.LittleEndian.PutUint64(b[32:], uint64(g.opts.Now().UnixNano()))
-	binary.LittleEndian.PutUint32(b[40:], crc32.Checksum(b[:40], crc32.MakeTable(crc32.Castagnoli)))
-	return writeFileAtomic(g.fs, chkPath(g), b[:])
+	b = append(b, sig[:]...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(g.opts.Now().UnixNano()))
+	b = binary.LittleEndian.AppendUint32(b, uint32(len(dbtimes)))
+	for _, t := range dbtimes {
+		b = binary.LittleEndian.AppendUint64(b, t)
+	}
+	b = binary.LittleEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+	return writeFileAtomic(g.fs, chkPath(g), b)
 }
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 // Checkpoint is the decoded E00.chk.
 type Checkpoint struct {
-	Pos  wal.Pos
-	Time time.Time
+	Pos     wal.Pos
+	Time    time.Time
+	DBTimes []uint64
 }
 
 func readCheckpoint(g *Group) (*Checkpoint, error) {
@@ -216,21 +231,32 @@ func readCheckpoint(g *Group) (*Checkpoint, error) {
 		return nil, err
 	}
 	defer f.Close()
-	var b [44]byte
-	if _, err := f.ReadAt(b[:], 0); err != nil {
-		return nil, fmt.Errorf("%s: %w", chkPath(g), err)
+	b := make([]byte, 44+8*16+4)
+	n, _ := f.ReadAt(b, 0)
+	b = b[:n]
+	bad := func(why string) error { return fmt.Errorf("%s: checkpoint file is damaged (%s)", chkPath(g), why) }
+	if n < 48 || string(b[:8]) != chkMagic {
+		return nil, bad("bad magic or size")
 	}
-	if string(b[:8]) != chkMagic || crc32.Checksum(b[:40], crc32.MakeTable(crc32.Castagnoli)) != binary.LittleEndian.Uint32(b[40:]) {
-		return nil, fmt.Errorf("%s: checkpoint file is damaged", chkPath(g))
+	ndb := int(binary.LittleEndian.Uint32(b[40:]))
+	if ndb > 16 || n != 44+8*ndb+4 {
+		return nil, bad("size")
+	}
+	if crc32.Checksum(b[:n-4], castagnoli) != binary.LittleEndian.Uint32(b[n-4:]) {
+		return nil, bad("checksum")
 	}
 	sig := g.cfg.sig()
 	if string(b[16:32]) != string(sig[:]) {
 		return nil, fmt.Errorf("%s: checkpoint belongs to another storage group", chkPath(g))
 	}
-	return &Checkpoint{
+	c := &Checkpoint{
 		Pos:  wal.Pos{Gen: binary.LittleEndian.Uint32(b[8:]), Off: binary.LittleEndian.Uint32(b[12:])},
 		Time: time.Unix(0, int64(binary.LittleEndian.Uint64(b[32:]))),
-	}, nil
+	}
+	for i := 0; i < ndb; i++ {
+		c.DBTimes = append(c.DBTimes, binary.LittleEndian.Uint64(b[44+8*i:]))
+	}
+	return c, nil
 }
 
 func (g *Group) kickFlusher() {

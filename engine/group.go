@@ -82,6 +82,7 @@ type Group struct {
 	closed bool
 
 	checkpoint wal.Pos
+	chkWritten time.Time
 	frozen     int // >0 while a full/copy backup holds the checkpoint
 	backup     *Session
 
@@ -109,6 +110,14 @@ type Options struct {
 	FlushInterval time.Duration
 	// Now is the clock (tests inject one).
 	Now func() time.Time
+
+	// Hard recovery of restored databases (see RestoreLogDirs).
+	// RestoreLogDirs are searched for log generations before the group's
+	// own directory (a restore's temporary log directory).
+	RestoreLogDirs []string
+	// UntilGen and UntilTime stop replay early (point-in-time restore).
+	UntilGen  uint32
+	UntilTime time.Time
 }
 
 func (o *Options) fill() {
@@ -210,8 +219,8 @@ func CreateGroup(dir string, cfg GroupConfig, opts Options) error {
 	if cfg.LogSize == 0 {
 		cfg.LogSize = DefaultLogSize
 	}
-	if cfg.LogSize < 64<<10 || cfg.LogSize > 1<<30 {
-		return fmt.Errorf("storage group %s: log size %d out of range 64 KiB-1 GiB", cfg.Name, cfg.LogSize)
+	if cfg.LogSize < 128<<10 || cfg.LogSize > 1<<30 || cfg.LogSize%4096 != 0 {
+		return fmt.Errorf("storage group %s: log size %d must be a multiple of 4 KiB from 128 KiB to 1 GiB", cfg.Name, cfg.LogSize)
 	}
 	if cfg.Signature == "" {
 		cfg.Signature = newSignature()

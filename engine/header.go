@@ -191,3 +191,15 @@ func UpdateHeaderFile(fs vfs.FS, path string, fn func(h *DBHeader) error) error 
 	}
 	return f.Close()
 }
+
+// MarkRestored prepares a database file laid down from a backup for hard
+// recovery: state Restored and the set's log range as Patch Current Full
+// Backup, which the next open of its group replays.
+func MarkRestored(fs vfs.FS, path string, lowGen, highGen uint32, setID string, t time.Time) error {
+	return UpdateHeaderFile(fs, path, func(h *DBHeader) error {
+		h.State = StateRestored
+		h.PatchCurrentFull = &BackupInfo{LowGen: lowGen, HighGen: highGen, Time: t, SetID: setID}
+		h.CurrentFull = nil
+		return nil
+	})
+}

@@ -39,11 +39,30 @@ func OpenGroup(dir string, opts Options) (*Group, error) {
 		g.closeFiles()
 		return nil, err
 	}
+	ro, restored, err := g.restoredRange(opts)
+	if err != nil {
+		g.closeFiles()
+		return nil, err
+	}
+	if restored {
+		if err := g.recover(ro); err != nil {
+			g.closeFiles()
+			return nil, err
+		}
+		g.flushWG.Add(1)
+		go g.flusher()
+		return g, nil
+	}
 	start := wal.Pos{Gen: 1}
 	chk, err := readCheckpoint(g)
 	switch {
 	case err == nil:
 		start = chk.Pos
+		for i, t := range chk.DBTimes {
+			if i < len(g.dbs) && t > g.dbs[i].dbtime {
+				g.dbs[i].dbtime = t
+			}
+		}
 	case errors.Is(err, fs.ErrNotExist):
 		// A new group: nothing logged yet, unless logs exist without a
 		// checkpoint (a restore left them): replay from the oldest.
@@ -68,6 +87,34 @@ func OpenGroup(dir string, opts Options) (*Group, error) {
 	return g, nil
 }
 
+// restoredRange finds databases laid down from a backup (state Restored,
+// with a Patch Current Full Backup range): hard recovery then replays from
+// the lowest such generation, ignoring any checkpoint, through at least the
+// highest, reading the restore's log directory before the group's own.
+func (g *Group) restoredRange(opts Options) (RecoverOptions, bool, error) {
+	var ro RecoverOptions
+	restored := false
+	for _, d := range g.dbs {
+		p := d.hdr.PatchCurrentFull
+		if d.hdr.State != StateRestored {
+			continue
+		}
+		if !p.IsSet() {
+			return ro, false, fmt.Errorf("%s: restored database has no Patch Current Full Backup range", d.name)
+		}
+		if !restored || p.LowGen < ro.From.Gen {
+			ro.From = wal.Pos{Gen: p.LowGen}
+		}
+		if p.HighGen > ro.needGen {
+			ro.needGen = p.HighGen
+		}
+		restored = true
+	}
+	ro.Dirs = append(append([]string{}, opts.RestoreLogDirs...), g.dir)
+	ro.UntilGen, ro.UntilTime = opts.UntilGen, opts.UntilTime
+	return ro, restored, nil
+}
+
 // RecoverOptions drive a replay.
 type RecoverOptions struct {
 	// Dirs are searched in order for each generation (a restore's temporary
@@ -78,6 +125,8 @@ type RecoverOptions struct {
 	UntilGen uint32
 	// UntilTime stops replay before the first commit later than this.
 	UntilTime time.Time
+	// needGen is the last generation a restored database requires.
+	needGen uint32
 }
 
 // recover replays the log and leaves the group ready for writes with a
@@ -150,6 +199,9 @@ func (g *Group) recover(ro RecoverOptions) error {
 	}
 	_ = lastCommitEnd
 	info.ToGen = end.Gen
+	if ro.needGen != 0 && end.Gen < ro.needGen {
+		return &ESEError{Code: CodeMissingLogFile, Group: g.name, Msg: fmt.Sprintf("hard recovery reached generation %d, but the restored databases need generations through %d", end.Gen, ro.needGen)}
+	}
 	info.Clean = info.Records == 0
 	// Drop cached catalog lookups: replay may have created tables.
 	for _, d := range g.dbs {
@@ -161,15 +213,21 @@ func (g *Group) recover(ro RecoverOptions) error {
 	}
 	g.log = w
 	// Make the replayed state durable and move the checkpoint past it.
-	if err := g.flush(false); err != nil {
+	if err := g.flush(true); err != nil {
 		return err
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, d := range g.dbs {
-		d.hdr.PatchCurrentFull = nil
-		if d.stmHdr != nil {
-			d.stmHdr.PatchCurrentFull = nil
+		for _, h := range []*DBHeader{d.hdr, d.stmHdr} {
+			if h != nil && h.State == StateRestored {
+				h.PatchCurrentFull = nil
+				h.State = StateDirtyShutdown
+				h.DBTime = max(h.DBTime, d.dbtime)
+			}
+		}
+		if err := g.writeDBHeaders(d); err != nil {
+			return err
 		}
 	}
 	info.Duration = time.Since(t0)
@@ -264,7 +322,7 @@ func (g *Group) Close() error {
 	fatal := g.fatal
 	g.mu.Unlock()
 	if fatal == nil {
-		if err := g.flush(false); err != nil {
+		if err := g.flush(true); err != nil {
 			firstErr = err
 		}
 	}

@@ -231,10 +231,13 @@ func (s *fileSink) Commit() error {
 		s.renamed = append(s.renamed, s.finals[i])
 	}
 	if s.split && s.force {
-		// Remove stale higher volumes of an older set of the same name so a
-		// reader stepping through volumes cannot wander into them.
+		// Remove stale higher volumes (and partial volumes of a crashed run)
+		// of an older set of the same name so a reader stepping through
+		// volumes cannot wander into them.
 		for n := len(s.vols) + 1; ; n++ {
-			if err := os.Remove(splitName(s.base, n)); err != nil {
+			err1 := os.Remove(splitName(s.base, n))
+			err2 := os.Remove(splitName(s.base, n) + PartialSuffix)
+			if err1 != nil && err2 != nil {
 				break
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/tapestream/tapestream/tapeformat"
 )
@@ -203,8 +204,9 @@ func TestFileSinkAbortConcurrent(t *testing.T) {
 			_ = s.Volumes()
 		}
 	}()
-	for len(s.Volumes()) < 3 {
-		// let the writer get a few volumes in
+	deadline := time.Now().Add(20 * time.Second)
+	for len(s.Volumes()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond) // let the writer get a few volumes in
 	}
 	if err := s.Abort(); err != nil {
 		t.Fatal(err)
@@ -326,6 +328,7 @@ func TestSplitVolumes(t *testing.T) {
 	if _, err := Open(name, opts); !errors.Is(err, ErrExists) {
 		t.Fatalf("reopen without force: %v", err)
 	}
+	os.WriteFile(name+".003"+PartialSuffix, []byte("crashed"), 0o644)
 	s, err = Open(name, Options{RecordSize: rs, VolumeSize: 10 * rs, Force: true})
 	if err != nil {
 		t.Fatal(err)
@@ -335,6 +338,7 @@ func TestSplitVolumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	mustNotExist(t, name+".002")
+	mustNotExist(t, name+".003"+PartialSuffix)
 	if fi, err := os.Stat(name + ".001"); err != nil || fi.Size() != rs {
 		t.Fatalf("new volume 1: %v", err)
 	}
@@ -449,5 +453,16 @@ func BenchmarkSplitFileSink(b *testing.B) {
 	}
 	if err := s.Commit(); err != nil {
 		b.Fatal(err)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"1048576": 1 << 20, "64MiB": 64 << 20, "1GB": 1e9, "512k": 512000, "2KiB": 2048} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	if _, err := ParseSize("lots"); !errors.Is(err, ErrInvalidOptions) {
+		t.Errorf("bad size: %v", err)
 	}
 }

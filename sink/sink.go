@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"syscall"
+
+	humanize "github.com/dustin/go-humanize"
 
 	"github.com/tapestream/tapestream/tapeformat"
 )
@@ -13,11 +16,6 @@ import (
 // DefaultRecordSize is the record (tape block) size used when
 // Options.RecordSize is zero: 1 MiB.
 const DefaultRecordSize = 1 << 20
-
-// MaxReadRecordSize is the size of the buffer tape readers read one record
-// into when Options.RecordSize is smaller: a record on tape can only be read
-// whole, so the buffer must hold the largest record that may be on the tape.
-const MaxReadRecordSize = 16 << 20
 
 // Sink is the destination of one backup set. It is a
 // tapeformat.VolumeWriter (one record per Write, end of medium reported as
@@ -76,7 +74,9 @@ type Prompt func(ctx context.Context, volume int, device string) error
 type Options struct {
 	// RecordSize is the size of every record (tape block) in bytes; a
 	// multiple of 512. Zero means DefaultRecordSize. Write accepts records
-	// of at most RecordSize bytes (multiples of 512).
+	// of at most RecordSize bytes (multiples of 512). Tape readers read
+	// each block whole into a RecordSize buffer (one read(2) per block), so
+	// reading a tape written with larger records needs the same RecordSize.
 	RecordSize int
 	// Force allows replacing an existing final file (NAME, NAME.001...) and
 	// a leftover NAME.partial.
@@ -233,4 +233,17 @@ func (s lifecycle) err() error {
 		return ErrAborted
 	}
 	return nil
+}
+
+// ParseSize parses a size for --volume-size, --record-size and the like:
+// a byte count or a humanized size ("64MiB", "1GB", "1.5GiB", "512k").
+func ParseSize(s string) (int64, error) {
+	n, err := humanize.ParseBytes(s)
+	if err != nil {
+		return 0, fmt.Errorf("%w: size %q: %v", ErrInvalidOptions, s, err)
+	}
+	if n > math.MaxInt64 {
+		return 0, fmt.Errorf("%w: size %q too large", ErrInvalidOptions, s)
+	}
+	return int64(n), nil
 }

@@ -80,8 +80,12 @@ type tapeSink struct {
 	cancel context.CancelFunc
 
 	drive  Drive
-	vols   []VolumeInfo
 	ewSent bool
+
+	// infoMu guards vols so that Volumes (progress display) does not wait
+	// behind a volume change blocked on an operator.
+	infoMu sync.Mutex
+	vols   []VolumeInfo
 
 	state   lifecycle
 	failErr error
@@ -148,15 +152,36 @@ func (s *tapeSink) prepare(n int, appendSet bool) error {
 	if st, err := d.Status(); err == nil {
 		fileNo = st.FileNumber
 	}
+	s.infoMu.Lock()
 	s.vols = append(s.vols, VolumeInfo{Number: n, Name: dev, FileNumber: fileNo})
+	s.infoMu.Unlock()
 	s.ewSent = false
 	return nil
 }
 
-// tapeEmpty reads the first record after a rewind: blank tape means empty;
-// a record, a filemark or an oversized record means data.
+// blankChecker is implemented by drives that can tell a blank tape without
+// reading it (Linux st: MTEOM + MTIOCPOS). The position afterwards is
+// undefined.
+type blankChecker interface {
+	IsBlank() (bool, error)
+}
+
+// tapeEmpty tells whether the tape in d (rewound) holds no data: through
+// blankChecker when the drive has it, else by reading the first record
+// (end of data means empty; a record, a filemark or a record larger than
+// the probe buffer means data). An unreadable first block is an error:
+// overwriting it needs Overwrite.
 func tapeEmpty(d Drive) (bool, error) {
-	buf := make([]byte, MaxReadRecordSize)
+	if bc, ok := d.(blankChecker); ok {
+		blank, err := bc.IsBlank()
+		if rerr := d.Rewind(); err == nil && rerr != nil {
+			return false, rerr
+		}
+		if err == nil {
+			return blank, nil
+		}
+	}
+	buf := make([]byte, 64<<10)
 	n, err := d.ReadRecord(buf)
 	switch {
 	case errors.Is(err, ErrEndOfData):
@@ -164,7 +189,7 @@ func tapeEmpty(d Drive) (bool, error) {
 	case errors.Is(err, ErrRecordTooLarge):
 		return false, nil
 	case err != nil:
-		return false, err
+		return false, fmt.Errorf("cannot read the first block (a new blank tape or a read error): %w", err)
 	}
 	_ = n // a record (n > 0) or a filemark (n == 0): the tape holds data
 	return false, nil
@@ -197,8 +222,10 @@ func (s *tapeSink) Write(p []byte) (int, error) {
 	if err := checkRecord(p, s.rs); err != nil {
 		return 0, newErr("write", dev, err)
 	}
-	v := &s.vols[len(s.vols)-1]
 	n, err := s.drive.WriteRecord(p)
+	s.infoMu.Lock()
+	defer s.infoMu.Unlock()
+	v := &s.vols[len(s.vols)-1]
 	switch {
 	case err == nil:
 	case errors.Is(err, tapeformat.ErrEarlyWarning):
@@ -241,7 +268,9 @@ func (s *tapeSink) NextVolume() error {
 		s.failErr = err
 		return newErr("close", dev, err)
 	}
+	s.infoMu.Lock()
 	n := len(s.vols) + 1
+	s.infoMu.Unlock()
 	if err := s.ld.change(s.ctx, n); err != nil {
 		s.failErr = err
 		return newErr("next volume", dev, err)
@@ -308,15 +337,15 @@ func (s *tapeSink) Abort() error {
 	return newErr("abort", s.ld.name(), err)
 }
 
+// Volumes does not block during a volume change.
 func (s *tapeSink) Volumes() []VolumeInfo {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.infoMu.Lock()
+	defer s.infoMu.Unlock()
 	return append([]VolumeInfo(nil), s.vols...)
 }
 
 // tapeReader reads one set from tape, one block per read(2) into a buffer
-// of max(RecordSize, MaxReadRecordSize) bytes; a filemark ends the volume
-// (io.EOF).
+// of RecordSize bytes; a filemark ends the volume (io.EOF).
 type tapeReader struct {
 	ld    loader
 	ctx   context.Context
@@ -328,8 +357,7 @@ type tapeReader struct {
 }
 
 func openTapeReader(ld loader, opts Options) (*tapeReader, error) {
-	size := max(opts.recordSize(), MaxReadRecordSize)
-	r := &tapeReader{ld: ld, ctx: context.Background(), buf: make([]byte, size), vol: 1}
+	r := &tapeReader{ld: ld, ctx: context.Background(), buf: make([]byte, opts.recordSize()), vol: 1}
 	d, err := ld.open()
 	if err != nil {
 		return nil, err
@@ -362,6 +390,29 @@ func (r *tapeReader) position(file int) error {
 			return newErr(fmt.Sprintf("space to file %d", file), dev, err)
 		}
 	}
+	// Read the first block now, so that a missing set is reported here.
+	if err := r.fill(); err != nil {
+		if errors.Is(err, ErrEndOfData) {
+			return newErr("read", dev, fmt.Errorf("no set at file %d of volume %d: %w", file, r.vol, err))
+		}
+		return err
+	}
+	return nil
+}
+
+// fill reads the next block into r.data, or sets r.eof at a filemark.
+func (r *tapeReader) fill() error {
+	n, err := r.drive.ReadRecord(r.buf)
+	switch {
+	case err == nil && n == 0:
+		r.eof = true
+		return nil
+	case errors.Is(err, ErrRecordTooLarge):
+		return newErr("read", r.ld.name(), fmt.Errorf("%w: read with the record size the set was written with", err))
+	case err != nil:
+		return newErr("read", r.ld.name(), err)
+	}
+	r.data = r.buf[:n]
 	return nil
 }
 
@@ -373,15 +424,16 @@ func (r *tapeReader) Read(p []byte) (int, error) {
 		if r.drive == nil {
 			return 0, newErr("read", r.ld.name(), errors.New("no volume loaded"))
 		}
-		n, err := r.drive.ReadRecord(r.buf)
-		switch {
-		case errors.Is(err, ErrEndOfData) || (err == nil && n == 0):
-			r.eof = true
-			return 0, io.EOF
-		case err != nil:
-			return 0, newErr("read", r.ld.name(), err)
+		if err := r.fill(); err != nil {
+			if errors.Is(err, ErrEndOfData) {
+				r.eof = true // recorded data ends without a filemark
+				return 0, io.EOF
+			}
+			return 0, err
 		}
-		r.data = r.buf[:n]
+		if r.eof {
+			return 0, io.EOF
+		}
 	}
 	n := copy(p, r.data)
 	r.data = r.data[n:]

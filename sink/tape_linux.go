@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -95,7 +96,14 @@ func ioc(write, read bool, typ, nr, size uintptr) uintptr {
 	return dir<<dirShift | (size&sizeMask)<<16 | typ<<8 | nr
 }
 
+// mtpos is struct mtpos { long mt_blkno; }.
+type mtpos struct {
+	blkno int
+}
+
 var (
+	// mtIOCPOS is MTIOCPOS = _IOR('m', 3, struct mtpos).
+	mtIOCPOS = ioc(false, true, 'm', 3, unsafe.Sizeof(mtpos{}))
 	// mtIOCTOP is MTIOCTOP = _IOW('m', 1, struct mtop).
 	mtIOCTOP = ioc(true, false, 'm', 1, unsafe.Sizeof(mtop{}))
 	// mtIOCGET is MTIOCGET = _IOR('m', 2, struct mtget).
@@ -198,33 +206,45 @@ func (d *stDrive) Status() (DriveStatus, error) {
 // WriteRecord writes one block with one write(2); it never retries a short
 // write (that would split the record over two blocks).
 //
-// End of medium on Linux st (variable block mode): when the drive reports
-// early warning, the write that hit it completes; the next write fails with
-// ENOSPC without writing; st then lets following writes proceed into the
-// reserve until the physical end, where a write is short, or fails with
-// ENOSPC or EIO. Mapping to the tapeformat contract:
+// End of medium on Linux st (variable block mode, drivers/scsi/st.c): the
+// write that crosses early warning completes and returns its count (the
+// driver state becomes ST_EOM_OK, GMT_EOT in the status). The next write
+// fails with ENOSPC without writing anything, and lets the one after it
+// through ("allow next write"); every write into the reserve alternates
+// like that. At the physical end the drive itself refuses the block (the
+// write fails with ENOSPC, or is short), or data buffered earlier is lost
+// (EIO). Mapping to the tapeformat contract:
 //
-//   - ENOSPC the first time: the block is rewritten at once into the
-//     reserve; if that succeeds the result is ErrEarlyWarning (written),
-//     otherwise ErrEndOfMedium (not written).
-//   - any successful write after that: ErrEarlyWarning (written; the sink
-//     reports it to its caller once per volume).
-//   - a short write, ENOSPC again, or EIO past early warning or with the
-//     drive at EOT: ErrEndOfMedium (the block is not, or only partly,
-//     on the tape; the member is rewritten on the next volume).
-//   - EIO elsewhere: a hard I/O error.
+//   - ENOSPC: the block is written again at once; if that goes through the
+//     result is ErrEarlyWarning (written), otherwise ErrEndOfMedium (not
+//     written: the drive refused it twice);
+//   - any other successful write after an ENOSPC on this volume:
+//     ErrEarlyWarning (written; the sink reports it once per volume);
+//   - a short write: ErrEndOfMedium (the block is torn on the tape; the
+//     member is rewritten on the next volume);
+//   - EIO past early warning or with the drive at EOT: ErrEndOfMedium;
+//     EIO elsewhere is a hard I/O error.
 func (d *stDrive) WriteRecord(p []byte) (int, error) {
-	n, err := d.write(p)
-	if err == unix.ENOSPC && !d.pastEW {
-		d.pastEW = true
-		n, err = d.write(p)
+	return stWriteRecord(&d.pastEW, p, d.write, func() bool {
+		st, err := d.Status()
+		return err == nil && st.EOT
+	})
+}
+
+// stWriteRecord is WriteRecord's end-of-medium mapping over a raw write
+// (one write(2)) and an EOT status probe; pastEW is the per-volume state.
+func stWriteRecord(pastEW *bool, p []byte, write func([]byte) (int, error), atEOT func() bool) (int, error) {
+	n, err := write(p)
+	if err == unix.ENOSPC {
+		*pastEW = true
+		n, err = write(p)
 		if err == nil && n == len(p) {
 			return n, fmt.Errorf("%w: ENOSPC", tapeformat.ErrEarlyWarning)
 		}
 	}
 	switch {
 	case err == nil && n == len(p):
-		if d.pastEW {
+		if *pastEW {
 			return n, fmt.Errorf("%w: in the reserve", tapeformat.ErrEarlyWarning)
 		}
 		return n, nil
@@ -233,7 +253,7 @@ func (d *stDrive) WriteRecord(p []byte) (int, error) {
 	case err == unix.ENOSPC:
 		return 0, fmt.Errorf("%w: %w", tapeformat.ErrEndOfMedium, err)
 	case err == unix.EIO:
-		if st, serr := d.Status(); d.pastEW || (serr == nil && st.EOT) {
+		if *pastEW || atEOT() {
 			return 0, fmt.Errorf("%w: %w", tapeformat.ErrEndOfMedium, err)
 		}
 		return 0, err
@@ -280,6 +300,23 @@ func (d *stDrive) ReadRecord(p []byte) (int, error) {
 			return 0, err
 		}
 	}
+}
+
+// IsBlank tells whether the tape holds no data without reading it (a read
+// of a blank tape fails with EIO, indistinguishable from a read error): it
+// spaces to end of data (MTEOM) and asks the drive for its logical block
+// position (MTIOCPOS, SCSI READ POSITION); position 0 means blank. The
+// position afterwards is undefined (rewind).
+func (d *stDrive) IsBlank() (bool, error) {
+	if err := d.SeekEOD(); err != nil {
+		return false, err
+	}
+	var pos mtpos
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(d.fd), mtIOCPOS, uintptr(unsafe.Pointer(&pos)))
+	if e != 0 {
+		return false, e
+	}
+	return pos.blkno == 0, nil
 }
 
 func (d *stDrive) WriteFilemark(n int) error {
@@ -338,7 +375,39 @@ func (l *stLoader) change(ctx context.Context, n int) error {
 			d.Close()
 		}
 	}
-	return changeVolume(ctx, l.opts, n, l.path)
+	if err := changeVolume(ctx, l.opts, n, l.path); err != nil {
+		return err
+	}
+	return waitReady(ctx, l.path, driveLoadTimeout)
+}
+
+// driveLoadTimeout bounds the wait for a drive to become ready after a
+// volume change (loading and threading a cartridge takes a while).
+const driveLoadTimeout = 3 * time.Minute
+
+// waitReady polls the drive until it opens with a medium online, so a
+// changer command or an operator may return before loading has finished.
+func waitReady(ctx context.Context, path string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		d, err := OpenDrive(path, false)
+		if err == nil {
+			st, serr := d.Status()
+			d.Close()
+			if serr == nil && st.Online {
+				return nil
+			}
+			err = ErrNotReady
+		}
+		if !errors.Is(err, ErrNotReady) || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func newDeviceLoader(path string, opts Options, forWrite bool) (loader, error) {

@@ -3,9 +3,14 @@
 package sink
 
 import (
+	"errors"
 	"runtime"
 	"testing"
 	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tapestream/tapestream/tapeformat"
 )
 
 func TestMtioIoctlNumbers(t *testing.T) {
@@ -16,6 +21,9 @@ func TestMtioIoctlNumbers(t *testing.T) {
 		}
 		if mtIOCGET != 0x80306d02 {
 			t.Errorf("MTIOCGET = %#x, want 0x80306d02", mtIOCGET)
+		}
+		if mtIOCPOS != 0x80086d03 {
+			t.Errorf("MTIOCPOS = %#x, want 0x80086d03", mtIOCPOS)
 		}
 		if s := unsafe.Sizeof(mtget{}); s != 48 {
 			t.Errorf("sizeof(struct mtget) = %d, want 48", s)
@@ -40,5 +48,62 @@ func TestOpenDriveNotATape(t *testing.T) {
 	}
 	if isTapeDevice("/dev/null") {
 		t.Fatal("/dev/null is a tape")
+	}
+}
+
+func TestSTWriteMapping(t *testing.T) {
+	type res struct {
+		n   int
+		err error
+	}
+	p := make([]byte, 1024)
+	run := func(pastEW bool, eot bool, results ...res) (int, error, bool) {
+		i := 0
+		write := func(b []byte) (int, error) {
+			r := results[i]
+			i++
+			return r.n, r.err
+		}
+		n, err := stWriteRecord(&pastEW, p, write, func() bool { return eot })
+		if i != len(results) {
+			t.Fatalf("%d writes, want %d", i, len(results))
+		}
+		return n, err, pastEW
+	}
+	ok := res{1024, nil}
+	if n, err, ew := run(false, false, ok); n != 1024 || err != nil || ew {
+		t.Errorf("plain write: %d %v %v", n, err, ew)
+	}
+	// First ENOSPC: rewritten into the reserve.
+	if n, err, ew := run(false, false, res{-1, unix.ENOSPC}, ok); n != 1024 || !errors.Is(err, tapeformat.ErrEarlyWarning) || !ew {
+		t.Errorf("ENOSPC then ok: %d %v %v", n, err, ew)
+	}
+	if n, err, _ := run(false, false, res{-1, unix.ENOSPC}, res{-1, unix.ENOSPC}); n != 0 || !errors.Is(err, tapeformat.ErrEndOfMedium) {
+		t.Errorf("ENOSPC twice: %d %v", n, err)
+	}
+	if n, err, _ := run(true, false, ok); n != 1024 || !errors.Is(err, tapeformat.ErrEarlyWarning) {
+		t.Errorf("write in reserve: %d %v", n, err)
+	}
+	// st alternates ENOSPC and success for writes into the reserve.
+	if n, err, _ := run(true, false, res{-1, unix.ENOSPC}, ok); n != 1024 || !errors.Is(err, tapeformat.ErrEarlyWarning) {
+		t.Errorf("ENOSPC past EW then ok: %d %v", n, err)
+	}
+	if n, err, _ := run(true, false, res{-1, unix.ENOSPC}, res{-1, unix.ENOSPC}); n != 0 || !errors.Is(err, tapeformat.ErrEndOfMedium) {
+		t.Errorf("ENOSPC twice past EW: %d %v", n, err)
+	}
+	if n, err, _ := run(false, false, res{-1, unix.ENOSPC}, res{512, nil}); n != 512 || !errors.Is(err, tapeformat.ErrEndOfMedium) {
+		t.Errorf("ENOSPC then short: %d %v", n, err)
+	}
+	if n, err, _ := run(false, false, res{512, nil}); n != 512 || !errors.Is(err, tapeformat.ErrEndOfMedium) {
+		t.Errorf("short write: %d %v", n, err)
+	}
+	if _, err, _ := run(false, false, res{-1, unix.EIO}); err != unix.EIO {
+		t.Errorf("EIO mid-tape: %v", err)
+	}
+	if _, err, _ := run(false, true, res{-1, unix.EIO}); !errors.Is(err, tapeformat.ErrEndOfMedium) {
+		t.Errorf("EIO at EOT: %v", err)
+	}
+	if _, err, _ := run(true, false, res{-1, unix.EIO}); !errors.Is(err, tapeformat.ErrEndOfMedium) {
+		t.Errorf("EIO past EW: %v", err)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // runVolumeCmd runs the next-volume command with `sh -c`, with
@@ -30,6 +31,9 @@ func runVolumeCmd(ctx context.Context, cmdline string, volume int, device string
 	}
 	cmd.Stdout = out
 	cmd.Stderr = out
+	// A killed shell's children may keep the output pipe open: bound the
+	// wait for it.
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Run(); err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("%w: %q for volume %d: cancelled: %w", ErrVolumeCommand, cmdline, volume, ctx.Err())

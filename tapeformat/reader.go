@@ -96,6 +96,7 @@ type Reader struct {
 	memVol     int
 	memTable   int
 	memRecFile int
+	memTorn    bool
 	memCOff    int64
 	memBuf     []byte
 	active     bool
@@ -115,6 +116,7 @@ type Reader struct {
 	err        error
 	losses     []Loss
 	lastReason string
+	fileReason map[int]string
 }
 
 type event struct {
@@ -369,6 +371,7 @@ func (r *Reader) nextMember() error {
 	}
 	r.mem = r.memBuf[:h.Size]
 	r.memRec, r.memName, r.memOff, r.memVol, r.memPos, r.memTable, r.memCOff = rec, h.Name, r.off, r.vol, 0, 0, rec.Offset
+	r.memTorn = false
 	r.active = true
 	f := r.files[rec.File]
 	if f == nil && rec.File >= 0 {
@@ -388,7 +391,8 @@ func (r *Reader) nextMember() error {
 		// the complete units read so far.
 		n := r.off - r.memOff
 		r.mem = r.mem[:min(max(n, 0), int64(len(r.mem)))]
-		if r.vr == nil || r.codec.Kind == codec.None {
+		r.memTorn = true
+		if r.vr == nil { // a torn member at the end of a volume is normal
 			if err := r.damage(r.memOff, h.Name, err); err != nil {
 				return err
 			}
@@ -426,6 +430,7 @@ func (r *Reader) resync(start int64, skipBad bool) error {
 	r.memBuf = salv
 	if r.codec.Kind != codec.None && len(salv) > 0 {
 		r.mem, r.memPos, r.memRec, r.memName, r.memOff, r.memVol = salv, 0, nil, "", salvOff, r.vol
+		r.memTorn = false
 		r.memRecFile = -1
 		r.active = true
 	}
@@ -483,12 +488,16 @@ func (r *Reader) nextUnit() (meta codec.ChunkMeta, ok bool, err error) {
 				if err := r.damage(at, r.memName, fmt.Errorf("chunk of file %d at offset %d: %w", meta.FileIndex, meta.Offset, err)); err != nil {
 					return meta, false, err
 				}
+				r.setFileReason(int(meta.FileIndex))
 				continue
 			}
 			r.out = append(r.out[:0], b[:e[0]]...)
 			return meta, true, nil
 		}
 		h, herr := codec.ParseHeader(b)
+		if r.memTorn && (len(b) < codec.MinHeaderLen || herr == nil && h.UnitLen > len(b)) {
+			break // incomplete unit at the tear
+		}
 		if herr != nil || h.UnitLen > len(b) || h.Kind != r.codec.Kind {
 			if err := r.damage(at, r.memName, fmt.Errorf("%w: no valid chunk record", ErrDamaged)); err != nil {
 				return meta, false, err
@@ -514,6 +523,9 @@ func (r *Reader) nextUnit() (meta codec.ChunkMeta, ok bool, err error) {
 		if derr != nil {
 			if err := r.damage(at, r.memName, fmt.Errorf("chunk of file %d at offset %d: %w", meta.FileIndex, meta.Offset, derr)); err != nil {
 				return meta, false, err
+			}
+			if meta.Length > 0 {
+				r.setFileReason(int(meta.FileIndex))
 			}
 			continue
 		}
@@ -581,6 +593,12 @@ func (r *Reader) fetch() (event, error) {
 
 func (r *Reader) loss(f *fileState, off, n int64) {
 	reason := r.lastReason
+	if f != nil {
+		if fr, ok := r.fileReason[f.hdr.Index]; ok {
+			reason = fr
+			delete(r.fileReason, f.hdr.Index)
+		}
+	}
 	if reason == "" {
 		reason = "data missing"
 	}
@@ -731,4 +749,14 @@ func (r *Reader) Damage() []Loss { return slices.Clone(r.losses) }
 func (r *Reader) Close() error {
 	r.dec.Close()
 	return nil
+}
+
+func (r *Reader) setFileReason(idx int) {
+	if _, ok := r.fileReason[idx]; ok {
+		return
+	}
+	if r.fileReason == nil {
+		r.fileReason = map[int]string{}
+	}
+	r.fileReason[idx] = r.lastReason
 }

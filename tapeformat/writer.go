@@ -712,3 +712,14 @@ func (f *fileWriter) Close() error {
 	}
 	return f.w.EndFile(FileSummary{SHA256: f.h.Sum(nil)})
 }
+
+// EndVolume ends the current volume now (trailer, padding, NextVolume) and
+// starts the next one with its label, as after an early warning. Use it to
+// split a set at a chosen size. Buffered data of the open file goes to the
+// next volume.
+func (w *Writer) EndVolume() error {
+	if err := w.check(); err != nil {
+		return err
+	}
+	return w.fail0(w.endVolume())
+}

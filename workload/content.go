@@ -7,6 +7,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -14,16 +15,17 @@ import (
 // therefore requires bumping Version.
 const (
 	attachPct       = 10 // % of messages with attachments
-	attachInlinePct = 30 // % of small primary attachments base64-inlined in the MIME body
+	attachInlinePct = 15 // % of small primary attachments base64-inlined in the MIME body
 	attachInlineMax = 64 << 10
-	attachMin       = 6 << 10 // Pareto scale (minimum size of the primary attachment)
+	attachMin       = 9 << 10 // Pareto scale (minimum size of the primary attachment)
 	attachMax       = 6 << 20 // cap
-	attachAlpha     = 1.2     // Pareto shape (heavy tail)
+	attachAlpha     = 1.5     // Pareto shape (heavy tail)
 	replyPct        = 60      // % of messages quoting an earlier one
 	quoteMorePct    = 55      // % chance of each further quote level
 	maxQuoteDepth   = 3       //
 	quoteWindow     = 4       // quoted message is among the previous quoteWindow of the stream
 	zipfS           = 1.05    // Zipf exponent of word frequencies
+	stockPct        = 50      // % of sentences taken from stockSentences
 	lineWidth       = 76      // text wrap column
 )
 
@@ -152,7 +154,7 @@ func (g *Generator) plan(stream int, msg uint64) []attPlan {
 		sz = attachMax
 	}
 	p := []attPlan{{size: int(sz), inline: sz <= attachInlineMax && r.chance(attachInlinePct), typ: r.intn(len(attachmentTypes)), name: r.next()}}
-	if r.chance(20) {
+	if r.chance(10) {
 		// Extra small items (logos, scanned signatures), inlined.
 		for range 1 + r.intn(2) {
 			p = append(p, attPlan{size: 2<<10 + r.intn(16<<10), inline: true, typ: 4 + r.intn(2), name: r.next()})
@@ -412,6 +414,30 @@ func (g *Generator) ownText(t *text, stream int, msg uint64) {
 		col := 0
 		ns := 1 + r.intn(6)
 		for s := range ns {
+			if r.intn(100) < stockPct {
+				w := stockSentences[r.intn(len(stockSentences))]
+				for len(w) > 0 {
+					// Wrap at word boundaries.
+					i := strings.IndexByte(w, ' ')
+					word := w
+					if i >= 0 {
+						word = w[:i]
+						w = w[i+1:]
+					} else {
+						w = ""
+					}
+					if col+len(word)+1 > lineWidth {
+						b = append(b, "\r\n"...)
+						col = 0
+					} else if col > 0 {
+						b = append(b, ' ')
+						col++
+					}
+					b = append(b, word...)
+					col += len(word)
+				}
+				continue
+			}
 			nw := 4 + r.intn(18)
 			for i := range nw {
 				w := r.word()
@@ -582,12 +608,23 @@ func (g *Generator) quoteChain(stream int, msg uint64) []uint64 {
 	return q
 }
 
+// scratch holds reusable buffers of appendRaw.
+type scratch struct {
+	own    text
+	quoted [maxQuoteDepth]text
+	att    []byte
+}
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
+
 // appendRaw appends the complete MIME message msg of stream.
 func (g *Generator) appendRaw(dst []byte, stream int, msg uint64) []byte {
-	var own text
-	g.ownText(&own, stream, msg)
+	sc := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(sc)
+	own := &sc.own
+	g.ownText(own, stream, msg)
 	chain := g.quoteChain(stream, msg)
-	quoted := make([]text, len(chain))
+	quoted := sc.quoted[:len(chain)]
 	for i, q := range chain {
 		g.ownText(&quoted[i], stream, q)
 	}
@@ -666,7 +703,7 @@ func (g *Generator) appendRaw(dst []byte, stream int, msg uint64) []byte {
 		}
 	}
 	dst = append(dst, "\r\nSubject: "...)
-	topic := &own
+	topic := own
 	if len(chain) > 0 {
 		topic = &quoted[len(chain)-1]
 		dst = append(dst, "RE: "...)
@@ -753,7 +790,7 @@ func (g *Generator) appendRaw(dst []byte, stream int, msg uint64) []byte {
 	dst = append(dst, "\r\nContent-Type: text/html; charset=\"utf-8\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"...)
 	// HTML rendering.
 	dst = append(dst, htmlHead...)
-	dst = appendHTMLText(dst, &own)
+	dst = appendHTMLText(dst, own)
 	dst = append(dst, "<p class=\"MsoNormal\" style=\"font-size:8.0pt;color:gray\">"...)
 	dst = append(dst, disclaimersC[disclaimerFor(own.from)]...)
 	dst = append(dst, "</p>\r\n"...)
@@ -804,8 +841,8 @@ func (g *Generator) appendRaw(dst []byte, stream int, msg uint64) []byte {
 			dst = append(dst, "\"\r\n"...)
 			if a.inline {
 				dst = append(dst, "Content-Transfer-Encoding: base64\r\n\r\n"...)
-				raw := g.attachmentBytes(nil, stream, msg, i, a.size)
-				dst = appendBase64Lines(dst, raw)
+				sc.att = g.attachmentBytes(sc.att[:0], stream, msg, i, a.size)
+				dst = appendBase64Lines(dst, sc.att)
 			} else {
 				dst = append(dst, "X-Tapestream-Attachment: "...)
 				dst = strconv.AppendInt(dst, int64(sep), 10)

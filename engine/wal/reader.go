@@ -394,6 +394,7 @@ func Scan(fsys vfs.FS, opts ScanOptions, fn RecordFunc) (ScanResult, error) {
 	}
 	sig, haveSig := opts.Signature, opts.Signature != [16]byte{}
 	var prev *Header
+	var lastGen uint32
 	missingPath := func(g uint32) string { return genPath(opts.Dirs[0], prefix, g) }
 	for ; opts.ToGen == 0 || g <= opts.ToGen; g++ {
 		path, isClosed := closed[g]
@@ -453,10 +454,14 @@ func Scan(fsys vfs.FS, opts ScanOptions, fn RecordFunc) (ScanResult, error) {
 		prev = &h
 		res.Gens = append(res.Gens, info)
 		res.End = info.End
+		lastGen = g
 		if cur != nil {
 			res.Current = true
 			break
 		}
+	}
+	if opts.ToGen != 0 && lastGen < opts.ToGen {
+		return res, logErr(MissingLogFile, lastGen+1, missingPath(lastGen+1), -1, nil, "log generation missing from the sequence")
 	}
 	if opts.ToGen == 0 && !res.Current {
 		for _, c := range currents {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -126,8 +125,13 @@ func open(fsys vfs.FS, opts Options, end *Pos) (*Writer, error) {
 	if err := fsys.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := fsys.Remove(filepath.Join(opts.Dir, tmpName(opts.Prefix))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, err
+	// A leftover E00.tmp is a next generation a crash interrupted before it
+	// became E00.log: discard it.
+	tmp := filepath.Join(opts.Dir, tmpName(opts.Prefix))
+	if _, err := fsys.Stat(tmp); err == nil {
+		if err := fsys.Remove(tmp); err != nil {
+			return nil, err
+		}
 	}
 	closed, hasCur, err := ListGenerations(fsys, opts.Dir, opts.Prefix)
 	if err != nil {
@@ -562,6 +566,9 @@ func (w *Writer) Append(payload []byte) (start, end Pos, err error) {
 			return Pos{}, Pos{}, err
 		}
 		rolled = g
+	}
+	if be := blockEnd(w.off, w.opts.LogSize); be-w.off < ChunkHeaderSize {
+		w.pad(be)
 	}
 	start = Pos{w.hdr.Gen, uint32(w.off)}
 	w.encode(payload, false)

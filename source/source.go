@@ -1,0 +1,67 @@
+// Package source reads backup sessions from a store: in process over the
+// embedded engine (Local) or, with the same interface, over the network
+// from a store server. The pipeline consumes only these interfaces.
+//
+// A session follows ESE's call order:
+//
+//	Begin(group, type) ─► DatabaseFiles ─► OpenFile/Read…/Close per file
+//	                  ─► LogFiles (forced rollover) ─► OpenFile/Read…/Close per log
+//	                  ─► Truncate (full, incremental; only once the set is durable)
+//	                  ─► End(success) or Abort
+package source
+
+import (
+	"context"
+
+	"github.com/tapestream/tapestream/engine"
+)
+
+// Source is a store that can be backed up.
+type Source interface {
+	// Prepare lists the storage groups and their databases.
+	Prepare(ctx context.Context) ([]engine.GroupInfo, error)
+	// Begin opens a backup session of one storage group. databases selects
+	// a subset for full and copy backups (nil = all).
+	Begin(ctx context.Context, group string, typ engine.BackupType, databases []string) (Session, error)
+	// Close releases the source (an in-process store is shut down cleanly).
+	Close() error
+}
+
+// Session is one backup session of a storage group.
+type Session interface {
+	Type() engine.BackupType
+	Group() engine.GroupInfo
+	// Databases names the databases backed up.
+	Databases() []string
+	// DatabaseFiles lists the database and streaming files to copy (none
+	// for incremental and differential).
+	DatabaseFiles(ctx context.Context) ([]engine.BackupFile, error)
+	// OpenFile opens a database, streaming or log file for reading.
+	OpenFile(ctx context.Context, name string) (File, error)
+	// LogFiles forces a log rollover and lists the generations the set needs.
+	LogFiles(ctx context.Context) ([]engine.BackupFile, error)
+	// LowGen and HighGen are the set's log range (after LogFiles).
+	LowGen() uint32
+	HighGen() uint32
+	// Truncate deletes the logs the backup made unnecessary (full and
+	// incremental) and returns their names.
+	Truncate(ctx context.Context) ([]string, error)
+	// End finishes the session: success records the backup in the
+	// database headers (tagged with setID); failure records nothing.
+	End(ctx context.Context, success bool, setID string) error
+	// Abort ends the session as failed; safe at any time, idempotent.
+	Abort(reason error)
+}
+
+// File is one file of a backup being read in 64 KiB chunks.
+type File interface {
+	Info() engine.BackupFile
+	// Size is fixed when the file is opened.
+	Size() int64
+	// HeaderSnapshot is pages 0-1 as of OpenFile (database files only).
+	HeaderSnapshot() []byte
+	// Read returns the next chunk (64 KiB but the last); p must hold
+	// engine.ChunkSize bytes. io.EOF after the last chunk.
+	Read(p []byte) (int, error)
+	Close() error
+}

@@ -1,0 +1,43 @@
+// Package tapeformat reads and writes tapestream backup sets: the on-tape
+// format, specified in FORMAT.md (the specification wins over this comment).
+//
+// A set is a POSIX pax archive written front to back in fixed records (the
+// tape block size). Every backed-up file is stored as a sequence of segment
+// members; each segment holds whole units, each unit being a chunk record
+// (file index, offset, length, CRC-32C) followed by one frame of the set's
+// codec. The codec CLIs skip the records, so
+//
+//	tar -xf SET && cat databases/Mailbox1.edb.zst.part* | zstd -d > Mailbox1.edb
+//
+// restores a file without tapestream.
+//
+//	volume n (a complete pax archive, written in records of RecordSize)
+//	+-------------------------------------------------------------------+
+//	| tapestream/label.json            label: set id, volume n, codec.. |
+//	| databases/Mailbox1.edb.zst.part000001   segment member            |
+//	|   +-- pax header "comment" = member record (JSON)                 |
+//	|   +-- data: unit | unit | unit ...                                |
+//	|         unit = [skippable frame: chunk record] [zstd frame]       |
+//	| databases/Mailbox1.edb.zst.part000002                             |
+//	| ...                                                               |
+//	| logs/E0000000A3.log.zst.part000001                                |
+//	| tapestream/manifest.json         last volume only                 |
+//	| two zero blocks (tar EOF), zero padding to the end of the record  |
+//	+-------------------------------------------------------------------+
+//
+// Writing: NewWriter, Begin(Label), then per file BeginFile, WriteFrame
+// (units from codec.Encoder, in file order) and EndFile, or CreateFile for
+// a self-encoding io.WriteCloser; Close writes the manifest and trailer. The
+// Writer keeps at most about two segments plus one record in memory. Given
+// a VolumeWriter it follows the early warning / end of medium protocol
+// described there, starting each volume with its own label and rewriting
+// an interrupted member whole on the next volume.
+//
+// Reading: NewReader reads the label; Next moves from file to file;
+// NextChunk returns verified chunks (Read gives the file in order and fails
+// on a gap). The Reader verifies every chunk's CRC-32C, each file's SHA-256
+// against the manifest, validates names and caps sizes. In salvage mode
+// (default) damage is skipped, resynchronising at the next unit or member,
+// and Damage reports exactly which byte ranges of which files were lost;
+// with ReaderOptions.Strict the first damage is a *FormatError.
+package tapeformat
