@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tapestream/tapestream/engine/page"
+	"github.com/tapestream/tapestream/engine/vfs"
 	"github.com/tapestream/tapestream/engine/wal"
 )
 
@@ -366,7 +367,7 @@ type FileReader struct {
 	s      *Session
 	file   BackupFile
 	pf     *pagefile
-	f      *os.File // logs
+	f      vfs.File // logs
 	header []byte   // pages 0-1 snapshot
 	size   int64
 	off    int64
@@ -427,7 +428,7 @@ func (s *Session) OpenFile(name string) (*FileReader, error) {
 		if lf.Name != name {
 			continue
 		}
-		f, err := os.Open(filepath.Join(g.dir, lf.Name))
+		f, err := g.fs.OpenFile(filepath.Join(g.dir, lf.Name), os.O_RDONLY, 0)
 		if err != nil {
 			err = g.eseErr(CodeMissingLogFile, err, "log generation %d (%s) is gone", lf.Gen, lf.Name)
 			s.abort(err)

@@ -230,7 +230,6 @@ func restoreSets(t testing.TB, srcGroupDir, dst string, sets ...*copiedSet) *Gro
 	return g
 }
 
-
 // assertState checks the restored group equals the model at its own seq,
 // and that seq is within what the set must and may contain.
 func assertState(t *testing.T, g *Group, seed uint64, last *copiedSet) {
@@ -330,7 +329,6 @@ func TestOnlineBackupConsistency(t *testing.T) {
 		})
 	}
 }
-
 
 func asESE(t *testing.T, err error, code int) {
 	t.Helper()

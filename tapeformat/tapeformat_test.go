@@ -487,3 +487,22 @@ func TestBomb(t *testing.T) {
 		t.Log(res.losses)
 	}
 }
+
+func TestExtractAll(t *testing.T) {
+	files := sizesFiles()
+	set := writeSet(t, smallOpts(t, "zstd"), files)
+	rd, err := NewReader(bytes.NewReader(set), ReaderOptions{Strict: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := rd.ExtractAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		got, err := os.ReadFile(filepath.Join(dir, f.fi.Name))
+		if err != nil || !bytes.Equal(got, f.data) {
+			t.Fatalf("%s: %v", f.fi.Name, err)
+		}
+	}
+}

@@ -17,11 +17,11 @@ const (
 	attachPct       = 10 // % of messages with attachments
 	attachInlinePct = 15 // % of small primary attachments base64-inlined in the MIME body
 	attachInlineMax = 64 << 10
-	attachMin       = 9 << 10 // Pareto scale (minimum size of the primary attachment)
-	attachMax       = 6 << 20 // cap
+	attachMin       = 10800   // Pareto scale (minimum size of the primary attachment)
+	attachMax       = 4 << 20 // cap
 	attachAlpha     = 1.5     // Pareto shape (heavy tail)
-	replyPct        = 60      // % of messages quoting an earlier one
-	quoteMorePct    = 55      // % chance of each further quote level
+	replyPct        = 75      // % of messages quoting an earlier one
+	quoteMorePct    = 65      // % chance of each further quote level
 	maxQuoteDepth   = 3       //
 	quoteWindow     = 4       // quoted message is among the previous quoteWindow of the stream
 	zipfS           = 1.05    // Zipf exponent of word frequencies
@@ -143,12 +143,14 @@ func (g *Generator) plan(stream int, msg uint64) []attPlan {
 	h := mix64(g.seed ^ mix64(uint64(stream)+tagPlan<<56))
 	theta := float64(h>>11) / (1 << 53)
 	rate := float64(attachPct) / 100
-	j := math.Floor(float64(msg)*rate + theta)
-	if j == math.Floor(float64(msg-1)*rate+theta) {
+	// Explicit float64 conversions prevent fused multiply-add, keeping the
+	// results identical on every architecture.
+	j := math.Floor(float64(float64(msg)*rate) + theta)
+	if j == math.Floor(float64(float64(msg-1)*rate)+theta) {
 		return nil
 	}
 	r := newRNG(g.seed, tagPlan, uint64(stream), msg)
-	u := math.Mod(j*0.6180339887498949+float64(h&0xffff)/65536, 1)
+	u := math.Mod(float64(j*0.6180339887498949)+float64(h&0xffff)/65536, 1)
 	sz := float64(attachMin) / math.Pow(1-u, 1/attachAlpha)
 	if sz > attachMax {
 		sz = attachMax

@@ -2,14 +2,17 @@ package workload
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -84,22 +87,6 @@ func (r *Report) Err() error {
 		b.WriteString(d.String())
 	}
 	return errors.New(b.String())
-}
-
-// addLazy adds a Diff whose Expected description is computed only if the
-// diff is kept.
-func (r *Report) addLazy(d Diff, exp func() []byte) {
-	if len(r.Diffs) < MaxDiffs {
-		d.Expected = describe(exp())
-	}
-	r.add(d)
-}
-
-func (r *Report) add(d Diff) {
-	r.NumDiffs++
-	if len(r.Diffs) < MaxDiffs {
-		r.Diffs = append(r.Diffs, d)
-	}
 }
 
 // VerifyOptions controls VerifyWith.
@@ -180,11 +167,106 @@ type verifier struct {
 	g       *Generator
 	streams []*streamState
 	buf     []byte
+	idx     int64 // order of the next difference (scan order)
+
+	// Content comparisons run on a worker pool; differences are kept in
+	// scan order so the report does not depend on scheduling.
+	jobs   chan verifyJob
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	diffs  []orderedDiff
+	ndiffs int
+}
+
+type orderedDiff struct {
+	idx int64
+	d   Diff
+}
+
+type verifyJob struct {
+	idx       int64
+	db, table string
+	key, val  []byte
+	p         parsedKey
+}
+
+// add records a difference found at scan position idx.
+func (v *verifier) add(idx int64, d Diff) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	v.ndiffs++
+	v.diffs = append(v.diffs, orderedDiff{idx, d})
+	if len(v.diffs) >= 8*MaxDiffs {
+		v.trimDiffs()
+	}
+}
+
+func (v *verifier) trimDiffs() {
+	slices.SortFunc(v.diffs, func(a, b orderedDiff) int { return cmp.Compare(a.idx, b.idx) })
+	if len(v.diffs) > MaxDiffs {
+		v.diffs = v.diffs[:MaxDiffs]
+	}
+}
+
+// next returns the position of the next sequentially found difference.
+func (v *verifier) next() int64 {
+	v.idx++
+	return v.idx
+}
+
+// keep reports whether a difference found now would be kept in the report
+// (valid once the workers are drained).
+func (v *verifier) keep() bool { return v.ndiffs < MaxDiffs }
+
+func (v *verifier) startWorkers() {
+	n := runtime.GOMAXPROCS(0)
+	if n < 2 {
+		return
+	}
+	v.jobs = make(chan verifyJob, 2*n)
+	for range n {
+		v.wg.Add(1)
+		go func() {
+			defer v.wg.Done()
+			var buf []byte
+			for j := range v.jobs {
+				buf = v.content(buf[:0], j.p)
+				if !bytes.Equal(buf, j.val) {
+					v.add(j.idx, Diff{Kind: DiffMismatch, DB: j.db, Table: j.table, Key: printableKey(j.key), Expected: describe(buf), Got: describe(j.val)})
+				}
+			}
+		}()
+	}
+}
+
+func (v *verifier) stopWorkers() {
+	if v.jobs != nil {
+		close(v.jobs)
+		v.wg.Wait()
+		v.jobs = nil
+	}
+}
+
+// content appends the expected message or attachment value of p.
+func (v *verifier) content(dst []byte, p parsedKey) []byte {
+	if p.kind == keyAtt {
+		return v.g.appendAttachment(dst, p.stream, p.msg, p.n)
+	}
+	return v.g.appendRaw(dst, p.stream, p.msg)
 }
 
 func (v *verifier) run(opts VerifyOptions) error {
 	w := v.w
 	rep := v.rep
+	defer func() {
+		v.stopWorkers()
+		v.trimDiffs()
+		rep.NumDiffs = v.ndiffs
+		rep.Diffs = nil
+		for _, d := range v.diffs {
+			rep.Diffs = append(rep.Diffs, d.d)
+		}
+	}()
 	rep.Seqs = make([]uint64, w.Streams)
 	v.streams = make([]*streamState, w.Streams)
 	for s := range w.Streams {
@@ -198,7 +280,7 @@ func (v *verifier) run(opts VerifyOptions) error {
 			if gerr != nil {
 				return gerr
 			}
-			rep.add(Diff{Kind: DiffMismatch, DB: w.Databases[0], Table: TableMeta, Key: string(seqKey(s)), Expected: "8-byte seq", Got: describe(val)})
+			v.add(v.next(), Diff{Kind: DiffMismatch, DB: w.Databases[0], Table: TableMeta, Key: string(seqKey(s)), Expected: "8-byte seq", Got: describe(val)})
 			seq = 0
 		}
 		rep.Seqs[s] = seq
@@ -210,6 +292,7 @@ func (v *verifier) run(opts VerifyOptions) error {
 			return err
 		}
 	}
+	v.startWorkers()
 	for dbi, db := range w.Databases {
 		for _, table := range []string{TableMessages, TableAttachments, TableFolders} {
 			if err := v.scan(dbi, db, table); err != nil {
@@ -220,14 +303,15 @@ func (v *verifier) run(opts VerifyOptions) error {
 	if err := v.scanMeta(); err != nil {
 		return err
 	}
+	v.stopWorkers()
 	v.missing()
 	for s := range w.Streams {
 		key := string(seqKey(s))
 		if a, ok := opts.Acked[s]; ok && rep.Seqs[s] < a {
-			rep.add(Diff{Kind: DiffSeq, DB: w.Databases[0], Table: TableMeta, Key: key, Expected: fmt.Sprintf("seq >= %d (acked)", a), Got: fmt.Sprintf("seq %d", rep.Seqs[s])})
+			v.add(v.next(), Diff{Kind: DiffSeq, DB: w.Databases[0], Table: TableMeta, Key: key, Expected: fmt.Sprintf("seq >= %d (acked)", a), Got: fmt.Sprintf("seq %d", rep.Seqs[s])})
 		}
 		if opts.Started != nil && rep.Seqs[s] > opts.Started[s] {
-			rep.add(Diff{Kind: DiffSeq, DB: w.Databases[0], Table: TableMeta, Key: key, Expected: fmt.Sprintf("seq <= %d (started)", opts.Started[s]), Got: fmt.Sprintf("seq %d", rep.Seqs[s])})
+			v.add(v.next(), Diff{Kind: DiffSeq, DB: w.Databases[0], Table: TableMeta, Key: key, Expected: fmt.Sprintf("seq <= %d (started)", opts.Started[s]), Got: fmt.Sprintf("seq %d", rep.Seqs[s])})
 		}
 	}
 	return nil
@@ -244,49 +328,58 @@ func (v *verifier) scan(dbi int, db, table string) error {
 		}
 		rep.Keys++
 		rep.Bytes += int64(len(val))
-		exp, ok := v.expected(dbi, table, key)
+		idx := v.next()
+		p, exp, ok := v.expected(dbi, table, key)
 		switch {
 		case !ok:
-			rep.add(Diff{Kind: DiffExtra, DB: db, Table: table, Key: printableKey(key), Expected: "absent", Got: describe(val)})
-		case !bytes.Equal(exp, val):
-			rep.add(Diff{Kind: DiffMismatch, DB: db, Table: table, Key: printableKey(key), Expected: describe(exp), Got: describe(val)})
+			v.add(idx, Diff{Kind: DiffExtra, DB: db, Table: table, Key: printableKey(key), Expected: "absent", Got: describe(val)})
+		case exp != nil:
+			if !bytes.Equal(exp, val) {
+				v.add(idx, Diff{Kind: DiffMismatch, DB: db, Table: table, Key: printableKey(key), Expected: describe(exp), Got: describe(val)})
+			}
+		case v.jobs != nil:
+			v.jobs <- verifyJob{idx: idx, db: db, table: table, key: bytes.Clone(key), val: bytes.Clone(val), p: p}
+		default:
+			v.buf = v.content(v.buf[:0], p)
+			if !bytes.Equal(v.buf, val) {
+				v.add(idx, Diff{Kind: DiffMismatch, DB: db, Table: table, Key: printableKey(key), Expected: describe(v.buf), Got: describe(val)})
+			}
 		}
 		return nil
 	})
 }
 
-// expected returns the model's value for key (marking it seen), or false if
-// the model has no such key.
-func (v *verifier) expected(dbi int, table string, key []byte) ([]byte, bool) {
+// expected looks key up in the model and marks it seen. It returns false if
+// the model has no such key; otherwise either the expected value, or nil
+// for message and attachment keys whose content is generated by content.
+func (v *verifier) expected(dbi int, table string, key []byte) (parsedKey, []byte, bool) {
 	p := parseKey(key)
 	if p.kind == keyBad || p.stream >= len(v.streams) {
-		return nil, false
+		return p, nil, false
 	}
 	st := v.streams[p.stream]
 	var m *msgState
 	if p.kind != keyFolder {
 		m = st.msgs[p.msg]
 		if m == nil || int(m.db) != dbi {
-			return nil, false
+			return p, nil, false
 		}
 	}
 	switch {
 	case table == TableMessages && p.kind == keyMsg:
 		m.seen |= seenMsg
-		v.buf = v.g.appendRaw(v.buf[:0], p.stream, p.msg)
-		return v.buf, true
+		return p, nil, true
 	case table == TableAttachments && p.kind == keyAtt && p.n < int(m.nAtt):
 		m.seen |= seenAtt0 << p.n
-		v.buf = v.g.appendAttachment(v.buf[:0], p.stream, p.msg, p.n)
-		return v.buf, true
+		return p, nil, true
 	case table == TableFolders && p.kind == keyEntry && p.n == int(m.folder):
 		m.seen |= seenEntry
-		return v.g.entryValue(p.stream, p.msg, m), true
+		return p, v.g.entryValue(p.stream, p.msg, m), true
 	case table == TableFolders && p.kind == keyFolder && st.seq >= 1 && p.n < numFolders:
 		st.fseen[dbi] |= 1 << p.n
-		return folderDefValue(p.stream, dbi, p.n), true
+		return p, folderDefValue(p.stream, dbi, p.n), true
 	}
-	return nil, false
+	return p, nil, false
 }
 
 func (v *verifier) scanMeta() error {
@@ -296,6 +389,7 @@ func (v *verifier) scanMeta() error {
 	return v.tx.Scan(db, TableMeta, nil, func(key, val []byte) error {
 		rep.Keys++
 		rep.Bytes += int64(len(val))
+		idx := v.next()
 		k := string(key)
 		if k == ParamsKey {
 			return nil // already decoded and validated
@@ -304,12 +398,12 @@ func (v *verifier) scanMeta() error {
 			if n, ok := parseDec([]byte(s)); ok && int(n) < w.Streams && bytes.Equal(seqKey(int(n)), key) {
 				if len(val) == 8 && binary.BigEndian.Uint64(val) == 0 {
 					// A zero seq is never written.
-					rep.add(Diff{Kind: DiffMismatch, DB: db, Table: TableMeta, Key: k, Expected: "absent or seq >= 1", Got: "seq 0"})
+					v.add(idx, Diff{Kind: DiffMismatch, DB: db, Table: TableMeta, Key: k, Expected: "absent or seq >= 1", Got: "seq 0"})
 				}
 				return nil // malformed values were reported when read
 			}
 		}
-		rep.add(Diff{Kind: DiffExtra, DB: db, Table: TableMeta, Key: printableKey(key), Expected: "absent", Got: describe(val)})
+		v.add(idx, Diff{Kind: DiffExtra, DB: db, Table: TableMeta, Key: printableKey(key), Expected: "absent", Got: describe(val)})
 		return nil
 	})
 }
@@ -323,7 +417,7 @@ func (v *verifier) missing() {
 				for f := range numFolders {
 					if st.fseen[dbi]&(1<<f) == 0 {
 						exp := folderDefValue(st.id, dbi, f)
-						v.rep.add(Diff{Kind: DiffMissing, DB: db, Table: TableFolders, Key: string(folderDefKey(st.id, f)), Expected: describe(exp), Got: "absent"})
+						v.add(v.next(), Diff{Kind: DiffMissing, DB: db, Table: TableFolders, Key: string(folderDefKey(st.id, f)), Expected: describe(exp), Got: "absent"})
 					}
 				}
 			}
@@ -338,18 +432,27 @@ func (v *verifier) missing() {
 			}
 			db := w.Databases[m.db]
 			if m.seen&seenMsg == 0 {
-				v.rep.addLazy(Diff{Kind: DiffMissing, DB: db, Table: TableMessages, Key: string(msgKey(st.id, msg)), Got: "absent"},
-					func() []byte { return v.g.appendRaw(nil, st.id, msg) })
+				v.addLazy(Diff{Kind: DiffMissing, DB: db, Table: TableMessages, Key: string(msgKey(st.id, msg)), Got: "absent"},
+					parsedKey{kind: keyMsg, stream: st.id, msg: msg})
 			}
 			for k := range int(m.nAtt) {
 				if m.seen&(seenAtt0<<k) == 0 {
-					v.rep.addLazy(Diff{Kind: DiffMissing, DB: db, Table: TableAttachments, Key: string(attKey(st.id, msg, k)), Got: "absent"},
-						func() []byte { return v.g.appendAttachment(nil, st.id, msg, k) })
+					v.addLazy(Diff{Kind: DiffMissing, DB: db, Table: TableAttachments, Key: string(attKey(st.id, msg, k)), Got: "absent"},
+						parsedKey{kind: keyAtt, stream: st.id, msg: msg, n: k})
 				}
 			}
 			if m.seen&seenEntry == 0 {
-				v.rep.add(Diff{Kind: DiffMissing, DB: db, Table: TableFolders, Key: string(folderEntryKey(st.id, int(m.folder), msg)), Expected: describe(v.g.entryValue(st.id, msg, m)), Got: "absent"})
+				v.add(v.next(), Diff{Kind: DiffMissing, DB: db, Table: TableFolders, Key: string(folderEntryKey(st.id, int(m.folder), msg)), Expected: describe(v.g.entryValue(st.id, msg, m)), Got: "absent"})
 			}
 		}
 	}
+}
+
+// addLazy adds a missing-content difference, generating the expected value
+// only if the difference is kept (workers must be stopped).
+func (v *verifier) addLazy(d Diff, p parsedKey) {
+	if v.keep() {
+		d.Expected = describe(v.content(nil, p))
+	}
+	v.add(v.next(), d)
 }

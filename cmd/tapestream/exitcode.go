@@ -8,6 +8,7 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/wal"
+	"github.com/tapestream/tapestream/sink"
 )
 
 // Exit codes (documented in README "Exit codes"). Every command's error is
@@ -49,16 +50,19 @@ func exitCode(ctx context.Context, err error) int {
 	var ce *corruptionError
 	var se *sinkError
 	var le *wal.LogError
+	var sinkErr *sink.Error
 	switch {
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted
 	case errors.As(err, &ue) || isCobraUsage(err):
 		return exitUsage
+	case errors.Is(err, wal.LogWriteFail):
+		return exitFailure // an I/O error writing the log (disk full), not damage
 	case errors.As(err, &ce) || page.IsCorruption(err) || errors.As(err, &le):
 		return exitCorruption
 	case errors.Is(err, engine.ErrBackupInProgress) || errors.Is(err, engine.ErrLocked):
 		return exitBusy
-	case errors.As(err, &se):
+	case errors.As(err, &se) || errors.As(err, &sinkErr):
 		return exitSink
 	}
 	return exitFailure

@@ -45,6 +45,9 @@ type parser struct {
 	start   int64
 	lastEnd int64
 	done    bool
+	// eogPad: the previous block ended with zero padding that only the
+	// end-of-generation chunk may follow.
+	eogPad bool
 }
 
 func newParser(file string, h Header, strict bool, fn RecordFunc, info *GenInfo) *parser {
@@ -84,8 +87,12 @@ func (p *parser) block(data []byte, boff int64, blen int) error {
 		length := int(binary.LittleEndian.Uint16(h[4:6]))
 		typ := h[6]
 		if crc == 0 && length == 0 && typ == 0 {
-			if rem < eogChunkSize {
-				return nil // padding before an end-of-generation chunk
+			if rem < eogChunkSize && !p.eogPad {
+				// Padding before an end-of-generation chunk, which must
+				// start the next block (else a lost short record at
+				// this block's tail would go unnoticed).
+				p.eogPad = true
+				return nil
 			}
 			return p.bad(off, false, "zero region before the end-of-generation marker")
 		}
@@ -101,6 +108,9 @@ func (p *parser) block(data []byte, boff int64, blen int) error {
 		payload := data[pos+ChunkHeaderSize : pos+ChunkHeaderSize+length]
 		if chunkCRC(typ, payload) != crc {
 			return p.bad(off, true, "chunk checksum mismatch")
+		}
+		if p.eogPad && typ != ChunkEOG {
+			return p.bad(off, true, "zero padding not followed by the end-of-generation marker")
 		}
 		pos += ChunkHeaderSize + length
 		end := boff + int64(pos)

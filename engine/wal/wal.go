@@ -50,6 +50,18 @@
 // count (uint32) and the end offset of the last record (uint32), then
 // fsyncs, renames E00.log to its closed name and starts the next generation.
 //
+// # Rollover and crashes
+//
+// Closing generation N: append the end-of-generation chunk and fdatasync
+// E00.log; write the header of N+1 to E00.tmp, preallocate, fdatasync;
+// rename E00.log → E00<N>.log, SyncDir; rename E00.tmp → E00.log,
+// SyncDir. Open/OpenAt repair every intermediate crash state: a leftover
+// E00.tmp is removed; a sealed E00.log (marker present) is renamed and the
+// next generation started; a missing E00.log after the closed generations
+// is re-created as the next generation. The current log is preallocated
+// and zero-filled, and OpenAt zeroes everything after the recovered end, so
+// a torn tail never resurfaces as records.
+//
 // # Positions
 //
 // A Pos {Gen, Off} is a file offset in a generation; it is the LSN of the

@@ -290,6 +290,31 @@ func TestBlockTailPadding(t *testing.T) {
 	}
 }
 
+// A short record lost at a block tail (where EOG padding would be) must not
+// let the tolerant reader skip to a surviving record in the next block.
+func TestLostShortRecordAtBlockTail(t *testing.T) {
+	for k := ChunkHeaderSize; k < eogChunkSize; k++ {
+		fsys := vfs.NewCrashFS()
+		o := testOpts(MinLogSize)
+		w := mustOpen(t, fsys, o)
+		_, e0, _ := w.Append(payload(0, BlockSize-ChunkHeaderSize-k))
+		s1, e1, _ := w.Append(payload(1, k-ChunkHeaderSize)) // fills the tail exactly
+		if int64(e1.Off) != HeaderSize+BlockSize || s1 != e0 {
+			t.Fatalf("k=%d: %v %v", k, s1, e1)
+		}
+		w.Append(payload(2, 100))
+		w.Close()
+		cur := filepath.Join(testDir, "E00.log")
+		b := readFileBytes(t, fsys, cur)
+		clear(b[s1.Off:e1.Off])
+		writeFileBytes(t, fsys, cur, b)
+		got, res, err := scanAll(t, fsys)
+		if err != nil || len(got) != 1 || res.End != e0 {
+			t.Fatalf("k=%d: %d records, end %v, %v", k, len(got), res.End, err)
+		}
+	}
+}
+
 func TestRecordTooLarge(t *testing.T) {
 	fsys := vfs.NewCrashFS()
 	o := testOpts(MinLogSize)

@@ -75,10 +75,10 @@ func (c Codec) String() string {
 
 // Sentinel errors.
 var (
-	ErrUnknownCodec = errors.New("tapeformat/codec: unknown codec")
-	ErrCorrupt      = errors.New("tapeformat/codec: corrupt unit")
-	ErrChecksum     = errors.New("tapeformat/codec: CRC32C mismatch")
-	ErrTooLarge     = errors.New("tapeformat/codec: unit exceeds size limit")
+	ErrUnknownCodec = errors.New("tapeformat: codec: unknown codec")
+	ErrCorrupt      = errors.New("tapeformat: codec: corrupt unit")
+	ErrChecksum     = errors.New("tapeformat: codec: CRC32C mismatch")
+	ErrTooLarge     = errors.New("tapeformat: codec: unit exceeds size limit")
 )
 
 // ParseCodec parses "zstd", "zstd:fastest|default|better|best", "zstd:N"

@@ -38,7 +38,7 @@ func (a *appendWriter) Write(p []byte) (int, error) { a.b = append(a.b, p...); r
 // NewEncoder returns an encoder for chunks of at most frameSize bytes.
 func NewEncoder(c Codec, frameSize int) (*Encoder, error) {
 	if frameSize <= 0 || frameSize > MaxFrameSize {
-		return nil, fmt.Errorf("tapeformat/codec: frame size %d out of range 1..%d", frameSize, MaxFrameSize)
+		return nil, fmt.Errorf("tapeformat: codec: frame size %d out of range 1..%d", frameSize, MaxFrameSize)
 	}
 	e := &Encoder{c: c, maxFrame: frameSize}
 	switch c.Kind {
@@ -116,7 +116,7 @@ func (e *Encoder) EncodeFrame(dst []byte, meta ChunkMeta, src []byte) []byte {
 // Encode is EncodeFrame that also returns the completed metadata.
 func (e *Encoder) Encode(dst []byte, meta ChunkMeta, src []byte) ([]byte, ChunkMeta) {
 	if len(src) > e.maxFrame {
-		panic("tapeformat/codec: chunk larger than frame size")
+		panic("tapeformat: codec: chunk larger than frame size")
 	}
 	meta.Length = uint32(len(src))
 	meta.CRC32C = Checksum(src)
@@ -195,7 +195,7 @@ func (e *Encoder) encodeLZ4(dst []byte, meta ChunkMeta, src []byte) []byte {
 	_, err1 := e.lzw.Write(src)
 	err2 := e.lzw.Close()
 	if err1 != nil || err2 != nil { // cannot happen: the sink never fails
-		panic(fmt.Sprint("tapeformat/codec: lz4: ", err1, err2))
+		panic(fmt.Sprint("tapeformat: codec: lz4: ", err1, err2))
 	}
 	dst = e.buf.b
 	e.buf.b = nil
