@@ -958,3 +958,28 @@ func (g *Group) Rollover() (uint32, error) { return g.log.Rollover() }
 
 // CurrentGen is the generation of the current log E0n.log.
 func (g *Group) CurrentGen() uint32 { return g.log.CurrentGen() }
+
+// PreviousSetID names the set this backup continues: for an incremental
+// the newest full or incremental, for a differential the full (the set ids
+// recorded in the headers by InstanceEnd). Empty for full and copy.
+func (s *Session) PreviousSetID() string {
+	if s.typ.CopiesDatabases() {
+		return ""
+	}
+	g := s.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, d := range g.dbs {
+		if !d.mounted {
+			continue
+		}
+		b := d.hdr.PreviousFull
+		if s.typ == Incremental && d.hdr.PreviousIncremental.IsSet() && b.IsSet() && !d.hdr.PreviousIncremental.Time.Before(b.Time) {
+			b = d.hdr.PreviousIncremental
+		}
+		if b.IsSet() {
+			return b.SetID
+		}
+	}
+	return ""
+}

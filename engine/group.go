@@ -29,6 +29,9 @@ type GroupConfig struct {
 	LogSize         int64      `json:"log_size"`
 	CircularLogging bool       `json:"circular_logging"`
 	Databases       []DBConfig `json:"databases"`
+	// AbsentIDs are databases of the original group that a restore did not
+	// bring back (a full backup of a subset): recovery skips their records.
+	AbsentIDs []int `json:"absent_ids,omitempty"`
 }
 
 // DBConfig describes one database of a storage group.
@@ -77,6 +80,7 @@ type Group struct {
 	log    *wal.Writer
 	cache  *cache
 	dbs    []*database
+	byID   map[int]*database
 	txid   uint64
 	fatal  error
 	closed bool
@@ -251,6 +255,9 @@ func CreateGroup(dir string, cfg GroupConfig, opts Options) error {
 	return writeGroupConfig(fs, dir, &cfg)
 }
 
+// ValidName checks a storage group or database name.
+func ValidName(name string) error { return validName(name) }
+
 func validName(name string) error {
 	if name == "" || len(name) > 64 || !filepath.IsLocal(name) || filepath.Base(name) != name {
 		return fmt.Errorf("invalid name %q: use 1-64 letters, digits, '-' or '_'", name)
@@ -325,10 +332,11 @@ func extOf(kind int) string {
 }
 
 func (g *Group) pagefile(n fileNo) *pagefile {
-	if n.dbid() >= len(g.dbs) || g.dbs[n.dbid()] == nil {
+	d := g.byID[n.dbid()]
+	if d == nil {
 		return nil
 	}
-	return g.dbs[n.dbid()].files[n.kind()]
+	return d.files[n.kind()]
 }
 
 func (g *Group) fileName(n fileNo) string {
@@ -473,6 +481,12 @@ func sortedKeys(m map[string]*[]byte) []string {
 }
 
 var errClosed = errors.New("engine: storage group closed")
+
+// WriteGroupConfig writes group.json atomically (restore builds groups).
+func WriteGroupConfig(dir string, c *GroupConfig) error { return writeGroupConfig(vfs.OS, dir, c) }
+
+// ReadGroupConfig reads a group directory's group.json.
+func ReadGroupConfig(dir string) (*GroupConfig, error) { return readGroupConfig(vfs.OS, dir) }
 
 // DatabaseSize is the size of the group's database and streaming files.
 func (g *Group) DatabaseSize() int64 {

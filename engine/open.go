@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/tapestream/tapestream/engine/wal"
@@ -60,7 +61,7 @@ func OpenGroup(dir string, opts Options) (*Group, error) {
 		start = chk.Pos
 		for i, t := range chk.DBTimes {
 			if i < len(g.dbs) && t > g.dbs[i].dbtime {
-				g.dbs[i].dbtime = t
+				g.dbs[i].dbtime = t // chk lists dbtimes in g.dbs order
 			}
 		}
 	case errors.Is(err, fs.ErrNotExist):
@@ -155,6 +156,10 @@ func (g *Group) recover(ro RecoverOptions) error {
 			}
 			info.Records++
 			info.LogBytes += int64(len(rec))
+			if len(rec) == 1 && rec[0] == recAbort {
+				batch = batch[:0]
+				return nil
+			}
 			if len(rec) > 0 && rec[0] == recCommit {
 				txid, nanos, err := decodeCommit(rec)
 				if err != nil {
@@ -182,7 +187,10 @@ func (g *Group) recover(ro RecoverOptions) error {
 			if err != nil {
 				return fmt.Errorf("log record at %v: %w", start, err)
 			}
-			if op.file.dbid() >= len(g.dbs) || g.pagefile(op.file) == nil {
+			if slices.Contains(g.cfg.AbsentIDs, op.file.dbid()) {
+				return nil // a database the restore did not bring back
+			}
+			if g.pagefile(op.file) == nil {
 				return fmt.Errorf("log record at %v names database file %d, which storage group %s does not have", start, op.file, g.name)
 			}
 			op.cell = append([]byte(nil), op.cell...)
@@ -212,6 +220,18 @@ func (g *Group) recover(ro RecoverOptions) error {
 		return fmt.Errorf("storage group %s: opening log: %w", g.name, err)
 	}
 	g.log = w
+	if len(batch) > 0 {
+		// The log ends with page ops of a transaction that never
+		// committed. Mark them void before anything else is logged: a
+		// later replay from before them must not apply them with the
+		// next transaction's commit.
+		if _, _, err := w.Append(appendAbort(nil)); err != nil {
+			return fmt.Errorf("storage group %s: %w", g.name, err)
+		}
+		if err := w.Sync(); err != nil {
+			return fmt.Errorf("storage group %s: %w", g.name, err)
+		}
+	}
 	// Make the replayed state durable and move the checkpoint past it.
 	if err := g.flush(true); err != nil {
 		return err
@@ -254,12 +274,14 @@ func (g *Group) Recovery() RecoveryInfo { return g.recovery }
 
 // attachAll opens every database file of the group.
 func (g *Group) attachAll() error {
+	g.byID = map[int]*database{}
 	for _, dc := range g.cfg.Databases {
-		if dc.ID != len(g.dbs) {
-			return fmt.Errorf("storage group %s: database %s has id %d, expected %d", g.name, dc.Name, dc.ID, len(g.dbs))
+		if g.byID[dc.ID] != nil || dc.ID < 0 || dc.ID > 255 {
+			return fmt.Errorf("storage group %s: database %s has a duplicate or invalid id %d", g.name, dc.Name, dc.ID)
 		}
 		d := &database{id: dc.ID, name: dc.Name, cfg: dc, tables: map[string]uint32{}, mounted: true}
 		g.dbs = append(g.dbs, d)
+		g.byID[dc.ID] = d
 		kinds := []int{fileEDB}
 		if dc.Streaming {
 			kinds = append(kinds, fileSTM)

@@ -14,6 +14,7 @@ import (
 //	  delete:         slot(2)
 //	  image:          headLen(2) head… tail…   (a page minus its free gap)
 //	commit:   type(1) txid(8) unixNanos(8)
+//	abort:    type(1)
 //
 // Redo is idempotent: a page op applies only when the page's dbtime is older
 // than dbtimeAfter; a physiological op additionally requires the page to be
@@ -26,6 +27,13 @@ const (
 	recReplace = 3
 	recImage   = 4
 	recCommit  = 5
+	// recAbort discards the page ops logged since the last commit: the
+	// tail of a transaction a crash (or a failed commit) interrupted.
+	// Recovery appends it when the log ends with such a tail, so that
+	// the records after it are never replayed together with that tail
+	// (a replay that starts before the tail: a restore replaying a backup
+	// set from the start of a generation, or an open without checkpoint).
+	recAbort = 6
 )
 
 const pageOpHdr = 1 + 2 + 4 + 8 + 8
@@ -100,6 +108,8 @@ func appendCommit(dst []byte, txid uint64, unixNanos int64) []byte {
 	dst = binary.LittleEndian.AppendUint64(dst, txid)
 	return binary.LittleEndian.AppendUint64(dst, uint64(unixNanos))
 }
+
+func appendAbort(dst []byte) []byte { return append(dst, recAbort) }
 
 func decodeCommit(b []byte) (txid uint64, unixNanos int64, err error) {
 	if len(b) != 17 || b[0] != recCommit {

@@ -148,7 +148,7 @@ type applier struct {
 	buf     []byte
 }
 
-func (a *applier) db(file fileNo) *database { return a.g.dbs[file.dbid()] }
+func (a *applier) db(file fileNo) *database { return a.g.byID[file.dbid()] }
 
 // log appends a page op for f and marks it dirty.
 func (a *applier) log(f *frame, op *pageOp) error {
@@ -686,6 +686,12 @@ func (a *applier) redo(op *pageOp, start, end wal.Pos) error {
 		// by an image; anything else unreadable is corruption.
 		return fmt.Errorf("redo of log record at %v: %w", start, verr)
 	}
+	// The database's dbtime must end above every dbtime on disk, also
+	// those of ops skipped here: pages flushed after the last checkpoint
+	// carry dbtimes the checkpoint does not know.
+	if d := a.db(op.file); d.dbtime < op.after {
+		d.dbtime = op.after
+	}
 	if op.after <= cur {
 		return nil // already on disk
 	}
@@ -710,9 +716,6 @@ func (a *applier) redo(op *pageOp, start, end wal.Pos) error {
 		}
 	}
 	page.SetDBTime(f.data, op.after)
-	if d := a.db(op.file); d.dbtime < op.after {
-		d.dbtime = op.after
-	}
 	g.cache.markDirty(f, start)
 	if f.lastLSN.Less(end) {
 		f.lastLSN = end

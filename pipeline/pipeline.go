@@ -30,6 +30,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -186,6 +187,9 @@ func Backup(ctx context.Context, sess source.Session, dst sink.Sink, opts Option
 	st := opts.Stats
 	st.Started = time.Now()
 	gi := sess.Group()
+	if opts.PreviousSetID == "" {
+		opts.PreviousSetID = sess.PreviousSetID()
+	}
 	tw, err := tapeformat.NewWriter(dst, tapeformat.WriterOptions{
 		RecordSize: opts.RecordSize, SegmentSize: opts.SegmentSize, FrameSize: opts.FrameSize, Codec: opts.Codec,
 	})
@@ -199,7 +203,7 @@ func Backup(ctx context.Context, sess source.Session, dst sink.Sink, opts Option
 		PreviousSetID: opts.PreviousSetID,
 		Extra: map[string]string{
 			"group_signature": gi.Signature, "log_prefix": gi.LogPrefix, "group_id": fmt.Sprint(gi.ID),
-			"circular_logging": fmt.Sprint(gi.CircularLogging),
+			"circular_logging": fmt.Sprint(gi.CircularLogging), "group_database_ids": databaseIDs(gi),
 		},
 	}
 	if label.RecordSize == 0 {
@@ -480,4 +484,14 @@ func writeStage(ctx context.Context, tw *tapeformat.Writer, opts Options, free, 
 		}
 	}
 	return nil
+}
+
+// databaseIDs lists the group's database ids ("0,1"): a restore of a
+// subset needs to know which databases it leaves out.
+func databaseIDs(gi engine.GroupInfo) string {
+	ids := make([]string, 0, len(gi.Databases))
+	for _, d := range gi.Databases {
+		ids = append(ids, fmt.Sprint(d.ID))
+	}
+	return strings.Join(ids, ",")
 }

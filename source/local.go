@@ -126,3 +126,5 @@ func (f *localFile) Read(p []byte) (int, error) {
 	}
 	return f.r.Read(p)
 }
+
+func (ls *localSession) PreviousSetID() string { return ls.s.PreviousSetID() }

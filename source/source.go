@@ -31,6 +31,9 @@ type Source interface {
 type Session interface {
 	Type() engine.BackupType
 	Group() engine.GroupInfo
+	// PreviousSetID names the set an incremental or differential
+	// continues (from the database headers).
+	PreviousSetID() string
 	// Databases names the databases backed up.
 	Databases() []string
 	// DatabaseFiles lists the database and streaming files to copy (none

@@ -97,6 +97,8 @@ type Reader struct {
 	memTable   int
 	memRecFile int
 	memTorn    bool
+	pendingHdr *tar.Header
+	pendingRec *memberRecord
 	memCOff    int64
 	memBuf     []byte
 	active     bool
@@ -143,9 +145,47 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	rd.vr, _ = r.(VolumeReader)
 	rd.dec = codec.NewDecoder(opts.MaxFrameSize)
 	if err := rd.readLabel(); err != nil {
-		return nil, err
+		if opts.Strict || !rd.recoverLabel(err) {
+			return nil, err
+		}
 	}
 	return rd, nil
+}
+
+// recoverLabel handles a damaged label of the first volume in salvage mode:
+// it scans for the next member and takes the set id and codec from its
+// member record.
+func (r *Reader) recoverLabel(cause error) bool {
+	limit := r.off + r.opts.MaxMemberSize
+	for r.off < limit {
+		blk, _ := r.br.Peek(BlockSize)
+		if len(blk) < BlockSize {
+			return false
+		}
+		if !validHeaderBlock(blk) {
+			r.skip(BlockSize)
+			continue
+		}
+		start := r.off
+		h, rec, err := r.readHeader()
+		if err != nil {
+			if r.off == start {
+				r.skip(BlockSize)
+			}
+			continue
+		}
+		c, err := codec.ParseCodec(rec.Codec)
+		if rec.Type != mtSegment || err != nil || checkMemberName(h.Name, rec, c) != nil {
+			r.skip(h.Size + int64(-h.Size&(BlockSize-1)))
+			continue
+		}
+		r.label = Label{FormatVersion: FormatVersion, SetID: rec.Set, Codec: rec.Codec, Volume: 1}
+		r.labeled, r.codec = true, c
+		r.pendingHdr, r.pendingRec = h, rec
+		r.damage(start, LabelName, fmt.Errorf("label unreadable (%v); set id and codec taken from the next member", cause))
+		return true
+	}
+	return false
 }
 
 // Label returns the label of the first volume.
@@ -322,7 +362,14 @@ func (r *Reader) damageOr(err error) error {
 // nextMember reads the next member header and, for segments, its data.
 func (r *Reader) nextMember() error {
 	start := r.off
-	h, rec, err := r.readHeader()
+	var h *tar.Header
+	var rec *memberRecord
+	var err error
+	if r.pendingHdr != nil {
+		h, rec, r.pendingHdr, r.pendingRec = r.pendingHdr, r.pendingRec, nil, nil
+	} else {
+		h, rec, err = r.readHeader()
+	}
 	if err == io.EOF {
 		// A zero block: the trailer and record padding run to the end of
 		// the volume. Anything else after zero blocks is a zeroed region.

@@ -345,7 +345,7 @@ func TestTruncated(t *testing.T) {
 func TestZeroedRegion(t *testing.T) {
 	for _, c := range []string{"zstd", "gzip", "lz4"} {
 		t.Run(c, func(t *testing.T) {
-			data := make([]byte, 6<<20)
+			data := make([]byte, 4<<20)
 			copy(data, mail(len(data), 21))
 			files := []testFile{{FileInfo{Name: "big.edb", Kind: KindDatabase, Size: int64(len(data))}, data}}
 			opts := WriterOptions{Codec: mustCodec(t, c), SegmentSize: 256 << 10, FrameSize: 64 << 10}
@@ -468,7 +468,7 @@ func TestBomb(t *testing.T) {
 	for _, declared := range []uint32{1000, 16 << 20} {
 		unit := bytes.Clone(big)
 		// rewrite the record's length and checksum
-		rec := unit[8 : 8+codec.RecordSize]
+		rec := unit[8 : 8+codec.ChunkRecordLen]
 		h, _ := codec.ParseHeader(unit)
 		h.Meta.Length = declared
 		putRec(rec, h)
@@ -504,5 +504,28 @@ func TestExtractAll(t *testing.T) {
 		if err != nil || !bytes.Equal(got, f.data) {
 			t.Fatalf("%s: %v", f.fi.Name, err)
 		}
+	}
+}
+
+func TestCorruptLabel(t *testing.T) {
+	for _, c := range codecs {
+		t.Run(c, func(t *testing.T) {
+			files := corruptionFiles()
+			set := writeSet(t, smallOpts(t, c), files)
+			i := bytes.Index(set, []byte(`"set_type"`))
+			set[i+2] ^= 4 // label data: JSON broken
+			set[3] ^= 1   // label pax header: checksum broken
+			res, err := readSet(t, bytes.NewReader(set), ReaderOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.losses) != 0 || res.label.SetID != testLabel().SetID || res.manifest == nil {
+				t.Fatalf("losses %v label %+v", res.losses, res.label)
+			}
+			checkCoverage(t, res, files)
+			if _, err := readSet(t, bytes.NewReader(set), ReaderOptions{Strict: true}); !isErr(err, ErrHeader) {
+				t.Fatalf("strict: %v", err)
+			}
+		})
 	}
 }

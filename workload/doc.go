@@ -35,7 +35,9 @@
 // stream by reading its committed seq and replaying the (content-free) model
 // decisions up to it.
 //
-//   - seq 1 creates the stream's folders (numFolders in every database).
+//   - seq 1 creates the stream's 8 folders in every database (Inbox, Sent
+//     Items, Deleted Items, Drafts, Archive, …; "Public Folders/…" in the
+//     other databases).
 //   - every later transaction performs 1 operation (7/8) or 2–4 (1/8),
 //     each: insert 55 %, flag change 20 %, move 10 %, delete 15 % (insert if
 //     the stream has no live message).

@@ -12,7 +12,8 @@ import (
 type Store interface {
 	// Update runs fn in one transaction and commits it. If fn returns an
 	// error the transaction is rolled back and the error returned. The
-	// commit is durable when Update returns nil.
+	// commit is durable when Update returns nil. fn may be called more than
+	// once (retry); the workload's functions are idempotent.
 	Update(fn func(tx Tx) error) error
 	// View runs fn in a read-only (snapshot-ish) transaction.
 	View(fn func(tx Tx) error) error
@@ -23,9 +24,10 @@ type Tx interface {
 	Get(db, table string, key []byte) (value []byte, ok bool, err error)
 	Put(db, table string, key, value []byte) error
 	Delete(db, table string, key []byte) error
-	// Scan calls fn for every key >= start of table in key order. fn must
-	// copy key and value if it retains them. An error returned by fn stops
-	// the scan and is returned by Scan.
+	// Scan calls fn for every key >= start of table in key order (bytewise;
+	// nil start = from the beginning; a missing table scans as empty). fn
+	// must copy key and value if it retains them. An error returned by fn
+	// stops the scan and is returned by Scan.
 	Scan(db, table string, start []byte, fn func(key, value []byte) error) error
 }
 

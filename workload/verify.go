@@ -135,7 +135,10 @@ func printableKey(k []byte) string {
 	return string(k)
 }
 
-// VerifyWith is Verify with options. All reads happen in one View.
+// VerifyWith is Verify with options. All reads happen in one View; the
+// scans run in the calling goroutine while message and attachment contents
+// are regenerated and compared on GOMAXPROCS workers. Report.Diffs holds the
+// first MaxDiffs differences in scan order (deterministic).
 func VerifyWith(ctx context.Context, store Store, opts VerifyOptions) (Report, error) {
 	start := time.Now()
 	var rep Report

@@ -307,8 +307,8 @@ func TestConcurrentAcks(t *testing.T) {
 	acked := map[int]uint64{}
 	started := map[int]uint64{}
 	opts := RunOptions{
-		Workload:       Workload{Seed: 9, Streams: 8},
-		StopAfterBytes: 8 << 20,
+		Workload:  Workload{Seed: 9, Streams: 8},
+		StopAtSeq: 100,
 		OnStart: func(stream int, seq uint64) {
 			mu.Lock()
 			started[stream] = seq
@@ -453,5 +453,52 @@ func TestMemStoreRollback(t *testing.T) {
 	}
 	if err := s.View(func(tx Tx) error { return tx.Put("d", "t", []byte("k"), nil) }); err != ErrReadOnly {
 		t.Fatalf("write in View: %v", err)
+	}
+}
+
+func TestManyDiffsDeterministic(t *testing.T) {
+	s := populated(t)
+	var n int
+	err := s.Update(func(tx Tx) error {
+		var keys [][]byte
+		if err := tx.Scan("Mailbox1", TableMessages, nil, func(k, v []byte) error {
+			keys = append(keys, bytes.Clone(k))
+			return nil
+		}); err != nil {
+			return err
+		}
+		n = len(keys)
+		for _, k := range keys {
+			if err := tx.Put("Mailbox1", TableMessages, k, []byte("corrupt")); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := Verify(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.NumDiffs != n || len(first.Diffs) != MaxDiffs {
+		t.Fatalf("NumDiffs %d (want %d), %d kept", first.NumDiffs, n, len(first.Diffs))
+	}
+	for i := 0; i < 5; i++ {
+		again, err := Verify(context.Background(), s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j := range again.Diffs {
+			if again.Diffs[j] != first.Diffs[j] {
+				t.Fatalf("diff %d differs between runs: %v vs %v", j, again.Diffs[j], first.Diffs[j])
+			}
+		}
+	}
+	for j := 1; j < len(first.Diffs); j++ {
+		if first.Diffs[j-1].Key >= first.Diffs[j].Key {
+			t.Fatalf("diffs not in scan order: %s then %s", first.Diffs[j-1].Key, first.Diffs[j].Key)
+		}
 	}
 }

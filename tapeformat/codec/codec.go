@@ -162,10 +162,10 @@ func Checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
 // Chunk record: WIRE CONSTANTS.
 const (
-	RecordSize  = 36         // size of the chunk record
-	RecordMagic = "TSCH"     // first 4 bytes of the chunk record
-	RecordVer   = 1          // chunk record version
-	SkipMagic   = 0x184D2A5A // zstd/lz4 skippable frame magic used (little endian)
+	ChunkRecordLen = 36         // size of the chunk record
+	RecordMagic    = "TSCH"     // first 4 bytes of the chunk record
+	RecordVer      = 1          // chunk record version
+	SkipMagic      = 0x184D2A5A // zstd/lz4 skippable frame magic used (little endian)
 	// FlagStored marks a unit whose codec frame holds the data uncompressed
 	// (zstd raw blocks, lz4 uncompressed blocks, deflate stored blocks).
 	FlagStored = 1
@@ -202,7 +202,7 @@ func putRecord(b []byte, k Kind, flags uint16, m ChunkMeta, payload uint32) {
 
 func parseRecord(b []byte) (Header, bool) {
 	var h Header
-	if len(b) < RecordSize || string(b[0:4]) != RecordMagic || b[4] != RecordVer {
+	if len(b) < ChunkRecordLen || string(b[0:4]) != RecordMagic || b[4] != RecordVer {
 		return h, false
 	}
 	if binary.LittleEndian.Uint32(b[32:]) != Checksum(b[:32]) {
@@ -231,24 +231,24 @@ func PrefixLen(k Kind) int {
 }
 
 // MinHeaderLen is the number of bytes ParseHeader needs.
-const MinHeaderLen = gzipPrefix + RecordSize
+const MinHeaderLen = gzipPrefix + ChunkRecordLen
 
 // ParseHeader parses the unit starting at b[0]; b must hold the prefix and
-// the record (at least PrefixLen+RecordSize bytes; MinHeaderLen always
+// the record (at least PrefixLen+ChunkRecordLen bytes; MinHeaderLen always
 // suffices). It validates the record checksum and the prefix.
 func ParseHeader(b []byte) (Header, error) {
-	if len(b) >= skipPrefix+RecordSize && binary.LittleEndian.Uint32(b) == SkipMagic &&
-		binary.LittleEndian.Uint32(b[4:]) == RecordSize {
+	if len(b) >= skipPrefix+ChunkRecordLen && binary.LittleEndian.Uint32(b) == SkipMagic &&
+		binary.LittleEndian.Uint32(b[4:]) == ChunkRecordLen {
 		if h, ok := parseRecord(b[skipPrefix:]); ok && (h.Kind == Zstd || h.Kind == LZ4) {
-			h.UnitLen = skipPrefix + RecordSize + int(h.PayloadLen)
+			h.UnitLen = skipPrefix + ChunkRecordLen + int(h.PayloadLen)
 			return h, nil
 		}
 	}
-	if len(b) >= gzipPrefix+RecordSize && b[0] == 0x1f && b[1] == 0x8b && b[2] == 8 && b[3] == 4 &&
-		binary.LittleEndian.Uint16(b[10:]) == 4+RecordSize && b[12] == gzipSI1 && b[13] == gzipSI2 &&
-		binary.LittleEndian.Uint16(b[14:]) == RecordSize {
+	if len(b) >= gzipPrefix+ChunkRecordLen && b[0] == 0x1f && b[1] == 0x8b && b[2] == 8 && b[3] == 4 &&
+		binary.LittleEndian.Uint16(b[10:]) == 4+ChunkRecordLen && b[12] == gzipSI1 && b[13] == gzipSI2 &&
+		binary.LittleEndian.Uint16(b[14:]) == ChunkRecordLen {
 		if h, ok := parseRecord(b[gzipPrefix:]); ok && h.Kind == Gzip {
-			h.UnitLen = gzipPrefix + RecordSize + int(h.PayloadLen) + 8
+			h.UnitLen = gzipPrefix + ChunkRecordLen + int(h.PayloadLen) + 8
 			return h, nil
 		}
 	}

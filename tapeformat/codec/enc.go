@@ -136,8 +136,8 @@ func (e *Encoder) Encode(dst []byte, meta ChunkMeta, src []byte) ([]byte, ChunkM
 func skippable(dst []byte) ([]byte, int) {
 	start := len(dst)
 	dst = binary.LittleEndian.AppendUint32(dst, SkipMagic)
-	dst = binary.LittleEndian.AppendUint32(dst, RecordSize)
-	dst = append(dst, make([]byte, RecordSize)...)
+	dst = binary.LittleEndian.AppendUint32(dst, ChunkRecordLen)
+	dst = append(dst, make([]byte, ChunkRecordLen)...)
 	return dst, start + skipPrefix
 }
 
@@ -213,13 +213,12 @@ func (e *Encoder) encodeLZ4(dst []byte, meta ChunkMeta, src []byte) []byte {
 // known: ID1 ID2 CM=8 FLG=FEXTRA MTIME=0 XFL=0 OS=255 XLEN=40, subfield
 // 'T”S' LEN=36 <record>, deflate data, CRC32 (IEEE), ISIZE.
 func (e *Encoder) encodeGzip(dst []byte, meta ChunkMeta, src []byte) []byte {
-	start := len(dst)
 	dst = append(dst, 0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 255)
-	dst = binary.LittleEndian.AppendUint16(dst, 4+RecordSize)
+	dst = binary.LittleEndian.AppendUint16(dst, 4+ChunkRecordLen)
 	dst = append(dst, gzipSI1, gzipSI2)
-	dst = binary.LittleEndian.AppendUint16(dst, RecordSize)
+	dst = binary.LittleEndian.AppendUint16(dst, ChunkRecordLen)
 	rec := len(dst)
-	dst = append(dst, make([]byte, RecordSize)...)
+	dst = append(dst, make([]byte, ChunkRecordLen)...)
 	fstart := len(dst)
 	e.buf.b = dst
 	e.fw.Reset(&e.buf)
@@ -242,7 +241,6 @@ func (e *Encoder) encodeGzip(dst []byte, meta ChunkMeta, src []byte) []byte {
 	dst = binary.LittleEndian.AppendUint32(dst, crc32.ChecksumIEEE(src))
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(src)))
 	putRecord(dst[rec:], Gzip, flags, meta, uint32(payload))
-	_ = start
 	return dst
 }
 
@@ -291,7 +289,7 @@ func (d *Decoder) DecodeFrame(dst, unit []byte) ([]byte, ChunkMeta, error) {
 	start := len(dst)
 	dst = grow(dst, int(h.Meta.Length))
 	out := dst[start : start+int(h.Meta.Length)]
-	payload := unit[PrefixLen(h.Kind)+RecordSize:]
+	payload := unit[PrefixLen(h.Kind)+ChunkRecordLen:]
 	switch h.Kind {
 	case Zstd:
 		err = d.zstd(out, payload)

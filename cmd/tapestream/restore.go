@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tapestream/tapestream/restore"
+	"github.com/tapestream/tapestream/sink"
+)
+
+func init() { extraCommands = append(extraCommands, newRestoreCmd) }
+
+type restoreOpts struct {
+	Sets          []string
+	To            string
+	Group         string
+	NoRecover     bool
+	Until         string
+	Force         bool
+	Salvage       bool
+	FileNumber    int
+	BlockSize     string
+	NextVolumeCmd string
+	JSON          bool
+	Out, Err      io.Writer
+}
+
+func newRestoreCmd() *cobra.Command {
+	var o restoreOpts
+	c := &cobra.Command{
+		Use:   "restore SET... --to DIR [--group NAME] [--no-recover] [--until GENERATION|TIME]",
+		Short: "Restore a full set plus its incrementals (or one differential) and recover",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Sets, o.Out, o.Err = args, cmd.OutOrStdout(), cmd.ErrOrStderr()
+			_, err := runRestore(cmd.Context(), o)
+			return err
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&o.To, "to", "", "store root directory to restore into")
+	f.StringVar(&o.Group, "group", "", "restore into this alternate storage group (a recovery storage group)")
+	f.BoolVar(&o.NoRecover, "no-recover", false, "lay down files and logs only; run `tapestream store recover` later")
+	f.StringVar(&o.Until, "until", "", "stop replay after this log generation (number or 0xHEX) or at this commit time (RFC 3339)")
+	f.BoolVar(&o.Force, "force", false, "replace an existing storage group directory (point-of-failure restore)")
+	f.BoolVar(&o.Salvage, "salvage", false, "restore what is intact from a damaged set and report what was lost")
+	f.IntVar(&o.FileNumber, "file", 0, "tape: the set's file number on the tape (0 = first)")
+	f.StringVar(&o.BlockSize, "block-size", "1MiB", "record (tape block) size the set was written with")
+	f.StringVar(&o.NextVolumeCmd, "next-volume-cmd", "", "command run to load the next tape volume")
+	f.BoolVar(&o.JSON, "json", false, "print a JSON summary")
+	return c
+}
+
+func parseUntil(s string) (uint32, time.Time, error) {
+	if s == "" {
+		return 0, time.Time{}, nil
+	}
+	if n, err := strconv.ParseUint(s, 0, 32); err == nil {
+		return uint32(n), time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return 0, time.Time{}, usagef(fmt.Sprintf("--until %q: neither a generation number nor an RFC 3339 time", s))
+	}
+	return 0, t, nil
+}
+
+func setSources(paths []string, fileNumber int) []restore.SetSource {
+	var out []restore.SetSource
+	for _, p := range paths {
+		out = append(out, restore.SetSource{Path: p, FileNumber: fileNumber})
+	}
+	return out
+}
+
+func readOptions(blockSize, nextCmd string, salvage bool) (restore.Options, error) {
+	so := sink.Options{NextVolumeCmd: nextCmd}
+	if blockSize != "" {
+		n, err := parseSize("block-size", blockSize)
+		if err != nil {
+			return restore.Options{}, err
+		}
+		so.RecordSize = int(n)
+	}
+	return restore.Options{Sink: so, Salvage: salvage}, nil
+}
+
+func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
+	if o.To == "" {
+		return nil, usagef("--to is required")
+	}
+	untilGen, untilTime, err := parseUntil(o.Until)
+	if err != nil {
+		return nil, err
+	}
+	ro, err := readOptions(o.BlockSize, o.NextVolumeCmd, o.Salvage)
+	if err != nil {
+		return nil, err
+	}
+	srcs := setSources(o.Sets, o.FileNumber)
+	// Sets of different storage groups restore in parallel, one chain each.
+	chains := [][]restore.SetSource{srcs}
+	if len(srcs) > 1 {
+		byGroup := map[string][]restore.SetSource{}
+		var order []string
+		for _, s := range srcs {
+			l, err := restore.ReadLabel(s, ro)
+			if err != nil {
+				return nil, err
+			}
+			if _, ok := byGroup[l.StorageGroup]; !ok {
+				order = append(order, l.StorageGroup)
+			}
+			byGroup[l.StorageGroup] = append(byGroup[l.StorageGroup], s)
+		}
+		if len(order) > 1 && o.Group != "" {
+			return nil, usagef("--group names one target group; the sets belong to several groups (" + strings.Join(order, ", ") + ")")
+		}
+		chains = nil
+		for _, g := range order {
+			chains = append(chains, byGroup[g])
+		}
+	}
+	results := make([]*restore.Result, len(chains))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, chain := range chains {
+		g.Go(func() error {
+			r, err := restore.RestoreGroup(gctx, chain, restore.GroupOptions{
+				Options: ro, To: o.To, Group: o.Group, NoRecover: o.NoRecover,
+				UntilGen: untilGen, UntilTime: untilTime, Force: o.Force, Log: o.Err,
+			})
+			results[i] = r
+			return err
+		})
+	}
+	err = g.Wait()
+	for _, r := range results {
+		if r == nil {
+			continue
+		}
+		if o.JSON {
+			enc := json.NewEncoder(o.Out)
+			enc.SetIndent("", "  ")
+			enc.Encode(r)
+			continue
+		}
+		fmt.Fprintf(o.Out, "restored storage group %s into %s from %d set(s): logs %d-%d, %s in %s\n",
+			r.Group, r.Dir, len(r.Sets), r.LowGen, r.HighGen, humanize.IBytes(uint64(r.Bytes)), r.Duration.Round(time.Millisecond))
+		if r.Recovery != nil {
+			fmt.Fprintf(o.Out, "  recovery replayed generations %d-%d: %d commits, %s of log in %s\n", r.Recovery.FromGen, r.Recovery.ToGen,
+				r.Recovery.Commits, humanize.IBytes(uint64(r.Recovery.LogBytes)), r.Recovery.Duration.Round(time.Millisecond))
+		} else {
+			fmt.Fprintf(o.Out, "  not recovered: run `tapestream store recover --dir %s --group %s`\n", o.To, r.Group)
+		}
+		for _, p := range r.Problems {
+			fmt.Fprintf(o.Out, "  LOST %s\n", p)
+		}
+	}
+	if err != nil && o.Salvage {
+		return results, &corruptionError{err.Error()}
+	}
+	return results, err
+}

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tapestream/tapestream/restore"
+)
+
+func init() { extraCommands = append(extraCommands, newVerifyCmd) }
+
+type verifyOpts struct {
+	Sets          []string
+	FileNumber    int
+	BlockSize     string
+	NextVolumeCmd string
+	JSON          bool
+	Out           io.Writer
+}
+
+func newVerifyCmd() *cobra.Command {
+	var o verifyOpts
+	c := &cobra.Command{
+		Use:   "verify SET...",
+		Short: "Read sets completely and verify frames, checksums, pages, hashes, logs and the chain",
+		Args:  cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Sets, o.Out = args, cmd.OutOrStdout()
+			return runVerify(cmd.Context(), o)
+		},
+	}
+	c.Flags().IntVar(&o.FileNumber, "file", 0, "tape: the set's file number (0 = first)")
+	c.Flags().StringVar(&o.BlockSize, "block-size", "1MiB", "record (tape block) size the set was written with")
+	c.Flags().StringVar(&o.NextVolumeCmd, "next-volume-cmd", "", "command run to load the next tape volume")
+	c.Flags().BoolVar(&o.JSON, "json", false, "print a JSON report")
+	return c
+}
+
+type verifyReport struct {
+	Sets  []verifySet `json:"sets"`
+	Chain []string    `json:"chain_problems,omitempty"`
+	OK    bool        `json:"ok"`
+}
+
+type verifySet struct {
+	Path     string            `json:"path"`
+	SetID    string            `json:"set_id"`
+	Type     string            `json:"type"`
+	Group    string            `json:"group"`
+	Files    int               `json:"files"`
+	Bytes    int64             `json:"bytes"`
+	LogFirst uint32            `json:"log_first_generation"`
+	LogLast  uint32            `json:"log_last_generation"`
+	Problems []restore.Problem `json:"problems,omitempty"`
+}
+
+func runVerify(ctx context.Context, o verifyOpts) error {
+	ro, err := readOptions(o.BlockSize, o.NextVolumeCmd, true)
+	if err != nil {
+		return err
+	}
+	infos, chain, err := restore.Verify(ctx, setSources(o.Sets, o.FileNumber), ro)
+	if err != nil {
+		return err
+	}
+	rep := verifyReport{Chain: chain, OK: len(chain) == 0}
+	for _, in := range infos {
+		lo, hi := in.LogRange()
+		vs := verifySet{Path: in.Source.Path, SetID: in.Label.SetID, Type: in.Label.SetType, Group: in.Label.StorageGroup,
+			Files: len(in.Files), LogFirst: lo, LogLast: hi, Problems: in.Problems}
+		if in.Manifest != nil {
+			vs.Bytes = in.Manifest.Totals.Bytes
+		}
+		if len(in.Problems) > 0 {
+			rep.OK = false
+		}
+		rep.Sets = append(rep.Sets, vs)
+	}
+	if o.JSON {
+		enc := json.NewEncoder(o.Out)
+		enc.SetIndent("", "  ")
+		enc.Encode(rep)
+	} else {
+		for _, s := range rep.Sets {
+			state := "OK"
+			if len(s.Problems) > 0 {
+				state = fmt.Sprintf("DAMAGED (%d problems)", len(s.Problems))
+			}
+			fmt.Fprintf(o.Out, "%s: %s %s set %s of %s, %d files, %d bytes, logs %d-%d: %s\n", s.Path, "tapestream", s.Type, s.SetID, s.Group, s.Files, s.Bytes, s.LogFirst, s.LogLast, state)
+			for _, p := range s.Problems {
+				fmt.Fprintf(o.Out, "  %s\n", p)
+			}
+		}
+		for _, c := range rep.Chain {
+			fmt.Fprintf(o.Out, "chain: %s\n", c)
+		}
+	}
+	if !rep.OK {
+		return &corruptionError{"verification failed"}
+	}
+	return nil
+}

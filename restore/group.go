@@ -1,0 +1,466 @@
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/engine/vfs"
+	"github.com/tapestream/tapestream/engine/wal"
+	"github.com/tapestream/tapestream/tapeformat"
+)
+
+// GroupOptions configure RestoreGroup.
+type GroupOptions struct {
+	Options
+	// To is the store root the group is restored into.
+	To string
+	// Group restores into an alternate storage group of this name (a
+	// recovery storage group); the original group is not touched.
+	Group string
+	// NoRecover lays down files and logs for a later `store recover`.
+	NoRecover bool
+	// UntilGen / UntilTime stop replay early (point in time).
+	UntilGen  uint32
+	UntilTime time.Time
+	// Force replaces an existing group directory (a point-of-failure
+	// restore into the live group: its later logs are replayed too).
+	Force bool
+	// Log receives progress lines.
+	Log io.Writer
+}
+
+// Result describes a finished restore.
+type Result struct {
+	Group     string               `json:"group"`
+	Dir       string               `json:"dir"`
+	Sets      []string             `json:"sets"`
+	LowGen    uint32               `json:"log_first_generation"`
+	HighGen   uint32               `json:"log_last_generation"`
+	Recovery  *engine.RecoveryInfo `json:"recovery,omitempty"`
+	Problems  []Problem            `json:"problems,omitempty"`
+	Bytes     int64                `json:"bytes"`
+	Duration  time.Duration        `json:"duration_ns"`
+	Recovered bool                 `json:"recovered"`
+}
+
+// stagingSink writes a set's files into the staging directory through an
+// os.Root: databases only from the first (full) set, logs into logDir.
+type stagingSink struct {
+	root     *os.Root
+	onLabel  func(l tapeformat.Label, first bool) error
+	sets     int
+	logDir   string // relative to root
+	prefix   string
+	allowDBs bool
+	open     map[int]*os.File
+	dbFiles  []string
+	logs     []string
+	bytes    int64
+	sizes    map[string]int64
+}
+
+func (s *stagingSink) begin(l tapeformat.Label) error {
+	s.sets++
+	return s.onLabel(l, s.sets == 1)
+}
+
+func (s *stagingSink) create(fh *tapeformat.FileHeader, kind string) (io.WriterAt, error) {
+	name := fh.Name
+	if err := tapeformat.ValidateName(name); err != nil || strings.ContainsAny(name, `/\`) || name != filepath.Base(name) {
+		return nil, fmt.Errorf("set holds a file named %q, which a restore does not write", name)
+	}
+	var rel string
+	switch kind {
+	case tapeformat.KindDatabase, tapeformat.KindStreaming:
+		ext := filepath.Ext(name)
+		if !s.allowDBs || (ext != ".edb" && ext != ".stm") {
+			return nil, fmt.Errorf("database file %q where only logs belong (an incremental or differential set holds logs)", name)
+		}
+		rel = name
+		s.dbFiles = append(s.dbFiles, name)
+	case tapeformat.KindLog:
+		if _, ok := wal.ParseGenName(s.prefix, name); !ok {
+			return nil, fmt.Errorf("log file %q is not a %s log generation", name, s.prefix)
+		}
+		rel = filepath.Join(s.logDir, name)
+		s.logs = append(s.logs, name)
+	default:
+		return nil, fmt.Errorf("file %q of kind %q is not part of a storage group backup", name, kind)
+	}
+	f, err := s.root.OpenFile(rel, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if s.open == nil {
+		s.open = map[int]*os.File{}
+		s.sizes = map[string]int64{}
+	}
+	s.open[fh.Index] = f
+	s.sizes[name] = fh.Size
+	return countingWriterAt{f, &s.bytes}, nil
+}
+
+type countingWriterAt struct {
+	f *os.File
+	n *int64
+}
+
+func (c countingWriterAt) WriteAt(p []byte, off int64) (int, error) {
+	*c.n += int64(len(p))
+	return c.f.WriteAt(p, off)
+}
+
+func (s *stagingSink) finish(fh *tapeformat.FileHeader) error {
+	f := s.open[fh.Index]
+	if f == nil {
+		return nil
+	}
+	delete(s.open, fh.Index)
+	if fh.Size >= 0 {
+		if err := f.Truncate(fh.Size); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func (s *stagingSink) closeAll() {
+	for _, f := range s.open {
+		f.Close()
+	}
+}
+
+// RestoreGroup restores a full set plus its incrementals (in order) or
+// plus one differential into a storage group under o.To.
+func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (res *Result, err error) {
+	t0 := time.Now()
+	logf := func(format string, args ...any) {
+		if o.Log != nil {
+			fmt.Fprintf(o.Log, format+"\n", args...)
+		}
+	}
+	if len(srcs) == 0 {
+		return nil, errors.New("no backup set given")
+	}
+	for _, s := range srcs {
+		if s.Path == "-" && len(srcs) > 1 {
+			return nil, errors.New("standard input holds one set; give the others as files or tapes")
+		}
+	}
+	// Validate the chain from the labels before anything is written.
+	var labels []tapeformat.Label
+	if srcs[0].Path != "-" {
+		for _, s := range srcs {
+			l, err := ReadLabel(s, o.Options)
+			if err != nil {
+				return nil, err
+			}
+			labels = append(labels, l)
+		}
+		if err := ValidateChain(labels); err != nil {
+			return nil, fmt.Errorf("refusing to restore: %w", err)
+		}
+	}
+	if err := os.MkdirAll(o.To, 0o755); err != nil {
+		return nil, err
+	}
+	release, err := engine.LockStore(o.To)
+	if err != nil {
+		return nil, fmt.Errorf("refusing to restore into a store in use (restore through its server, or stop it): %w", err)
+	}
+	defer release()
+
+	// Staging beside the target, named independently of the group: from
+	// standard input the group is known only once the label is read.
+	stage := filepath.Join(o.To, fmt.Sprintf(".restore-%d", os.Getpid()))
+	os.RemoveAll(stage)
+	if err := os.MkdirAll(filepath.Join(stage, "restore-logs"), 0o755); err != nil {
+		return nil, err
+	}
+	stagingRoot, err := os.OpenRoot(stage)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if stagingRoot != nil {
+			stagingRoot.Close()
+		}
+		if err != nil && stage != "" {
+			os.RemoveAll(stage)
+		}
+	}()
+	var name, target string
+	sinkSt := &stagingSink{root: stagingRoot, logDir: "restore-logs"}
+	sinkSt.onLabel = func(l tapeformat.Label, first bool) error {
+		if !first {
+			sinkSt.allowDBs = false
+			return nil
+		}
+		if len(labels) == 0 {
+			if err := ValidateChain([]tapeformat.Label{l}); err != nil {
+				return fmt.Errorf("refusing to restore: %w", err)
+			}
+		}
+		name = l.StorageGroup
+		if o.Group != "" {
+			name = o.Group
+		}
+		if err := engine.ValidName(name); err != nil {
+			return fmt.Errorf("storage group name: %w", err)
+		}
+		target = filepath.Join(o.To, name)
+		if _, err := os.Stat(target); err == nil && !o.Force {
+			return fmt.Errorf("storage group directory %s exists; restore with --force to replace it (its later logs are replayed), or into another group with --group", target)
+		}
+		if !wal.ValidPrefix(l.Extra["log_prefix"]) {
+			return fmt.Errorf("set %s: invalid log prefix %q in its label", l.SetID, l.Extra["log_prefix"])
+		}
+		sinkSt.prefix, sinkSt.allowDBs = l.Extra["log_prefix"], true
+		return nil
+	}
+	var infos []*SetInfo
+	for _, src := range srcs {
+		logf("reading set %s", src.Path)
+		info, rerr := readSet(ctx, src, o.Options, sinkSt)
+		sinkSt.closeAll()
+		if rerr != nil {
+			return nil, rerr
+		}
+		infos = append(infos, info)
+	}
+	if err := ValidateLogRanges(infos); err != nil {
+		return nil, fmt.Errorf("refusing to restore: %w", err)
+	}
+	res = &Result{Group: name, Dir: target, Bytes: sinkSt.bytes}
+	for _, in := range infos {
+		res.Sets = append(res.Sets, in.Label.SetID)
+		res.Problems = append(res.Problems, in.Problems...)
+	}
+	res.LowGen, _ = infos[0].LogRange()
+	_, res.HighGen = infos[len(infos)-1].LogRange()
+
+	cfg, err := groupConfigFor(name, infos[0], sinkSt)
+	if err != nil {
+		return nil, err
+	}
+	if err := engine.WriteGroupConfig(stage, cfg); err != nil {
+		return nil, err
+	}
+	full := infos[0].Label
+	for _, f := range sinkSt.dbFiles {
+		if err := engine.MarkRestored(nil, filepath.Join(stage, f), res.LowGen, res.HighGen, full.SetID, full.Created); err != nil {
+			return nil, err
+		}
+	}
+	// Point of failure: the target group's own later logs continue the
+	// sequence; replay goes on through them.
+	if o.Group == "" || o.Group == full.StorageGroup {
+		n, err := copyContinuingLogs(target, filepath.Join(stage, "restore-logs"), cfg, res.HighGen)
+		if err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			logf("replaying %d later log files found in %s", n, target)
+		}
+	}
+	if len(res.Problems) > 0 && !o.Salvage {
+		return nil, fmt.Errorf("set damaged: %s", res.Problems[0])
+	}
+	if o.NoRecover {
+		if err := moveLogs(filepath.Join(stage, "restore-logs"), stage); err != nil {
+			return nil, err
+		}
+	} else {
+		g, err := engine.OpenGroup(stage, engine.Options{RestoreLogDirs: []string{filepath.Join(stage, "restore-logs")}, UntilGen: o.UntilGen, UntilTime: o.UntilTime})
+		if err != nil {
+			return nil, fmt.Errorf("recovery of the restored group failed (target %s untouched): %w", target, err)
+		}
+		ri := g.Recovery()
+		report, cerr := g.Check()
+		if err := g.Close(); err != nil {
+			return nil, err
+		}
+		if cerr != nil {
+			return nil, cerr
+		}
+		if !report.OK() {
+			return nil, fmt.Errorf("restored group fails its check (target %s untouched): %s", target, strings.Join(report.Problems, "; "))
+		}
+		res.Recovery, res.Recovered = &ri, true
+		if err := os.RemoveAll(filepath.Join(stage, "restore-logs")); err != nil {
+			return nil, err
+		}
+	}
+	stagingRoot.Close()
+	stagingRoot = nil
+	if err := switchIntoPlace(stage, target); err != nil {
+		return nil, err
+	}
+	stage = ""
+	res.Duration = time.Since(t0)
+	if len(res.Problems) > 0 {
+		return res, fmt.Errorf("salvaged with %d problems: the restore is incomplete", len(res.Problems))
+	}
+	return res, nil
+}
+
+// groupConfigFor builds the restored group's configuration from the full
+// set: identity from its label, databases and their ids from the header
+// snapshots in its manifest.
+func groupConfigFor(name string, full *SetInfo, st *stagingSink) (*engine.GroupConfig, error) {
+	l := full.Label
+	id, _ := strconv.Atoi(l.Extra["group_id"])
+	cfg := &engine.GroupConfig{Name: name, ID: id, Signature: l.Extra["group_signature"]}
+	if full.Manifest == nil {
+		return nil, fmt.Errorf("set %s has no manifest", l.SetID)
+	}
+	present := map[int]bool{}
+	stm := map[string]bool{}
+	for _, f := range full.Manifest.Files {
+		if f.Kind == tapeformat.KindStreaming {
+			stm[strings.TrimSuffix(f.Name, ".stm")] = true
+		}
+		if f.Kind == tapeformat.KindLog && cfg.LogSize == 0 {
+			cfg.LogSize = f.Size
+		}
+	}
+	for _, f := range full.Manifest.Files {
+		if f.Kind != tapeformat.KindDatabase {
+			continue
+		}
+		h, err := engine.ParseHeaderPages(f.Name, f.DBHeader)
+		if err != nil {
+			return nil, fmt.Errorf("set %s: header snapshot of %s: %w", l.SetID, f.Name, err)
+		}
+		cfg.Databases = append(cfg.Databases, engine.DBConfig{Name: h.Name, ID: h.DBID, GUID: h.GUID, Streaming: stm[h.Name]})
+		present[h.DBID] = true
+	}
+	for _, s := range strings.Split(l.Extra["group_database_ids"], ",") {
+		if n, err := strconv.Atoi(s); err == nil && !present[n] {
+			cfg.AbsentIDs = append(cfg.AbsentIDs, n)
+		}
+	}
+	if cfg.LogSize == 0 {
+		return nil, fmt.Errorf("set %s holds no log file", l.SetID)
+	}
+	return cfg, nil
+}
+
+// copyContinuingLogs copies the target's closed generations from high+1
+// on, and its current log, into dst when they belong to the same log
+// stream and continue without a gap.
+func copyContinuingLogs(target, dst string, cfg *engine.GroupConfig, high uint32) (int, error) {
+	tc, err := engine.ReadGroupConfig(target)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil || tc.Signature != cfg.Signature {
+		return 0, nil
+	}
+	prefix := cfg.Prefix()
+	gens, hasCur, err := wal.ListGenerations(vfs.OS, target, prefix)
+	if err != nil {
+		return 0, err
+	}
+	sort.Slice(gens, func(i, j int) bool { return gens[i] < gens[j] })
+	next := high + 1
+	n := 0
+	for _, g := range gens {
+		if g < next {
+			continue
+		}
+		if g != next {
+			break
+		}
+		if err := copyFile(filepath.Join(target, wal.GenName(prefix, g)), filepath.Join(dst, wal.GenName(prefix, g))); err != nil {
+			return n, err
+		}
+		next++
+		n++
+	}
+	if hasCur {
+		cur := filepath.Join(target, wal.CurrentName(prefix))
+		if h, err := wal.ReadHeader(vfs.OS, cur); err == nil && h.Gen == next {
+			if err := copyFile(cur, filepath.Join(dst, wal.CurrentName(prefix))); err != nil {
+				return n, err
+			}
+			n++
+		}
+	}
+	return n, nil
+}
+
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(to)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+func moveLogs(from, to string) error {
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.Rename(filepath.Join(from, e.Name()), filepath.Join(to, e.Name())); err != nil {
+			return err
+		}
+	}
+	return os.Remove(from)
+}
+
+// switchIntoPlace replaces target with stage: two renames in one
+// directory, then the old group is removed.
+func switchIntoPlace(stage, target string) error {
+	old := ""
+	if _, err := os.Stat(target); err == nil {
+		old = filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".old")
+		os.RemoveAll(old)
+		if err := os.Rename(target, old); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(stage, target); err != nil {
+		if old != "" {
+			os.Rename(old, target)
+		}
+		return err
+	}
+	if d, err := os.Open(filepath.Dir(target)); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	if old != "" {
+		return os.RemoveAll(old)
+	}
+	return nil
+}

@@ -1,0 +1,371 @@
+// Package restore reads backup sets back: it validates a chain of sets,
+// verifies everything in them, and restores a storage group.
+//
+// A restore never touches its target until it has succeeded:
+//
+//	SET… ─► reader (file, stdin, split volumes, tape) ─► tapeformat ─► staging dir beside the target
+//	          databases → staging/NAME.edb       logs → staging/restore-logs/E00XXXXXXXX.log
+//	      ─► hard recovery in the staging dir (replay from the full's first generation
+//	          through the last restored one, then on through the target's later logs)
+//	      ─► switch: target → target.old, staging → target, remove target.old
+//
+// A set is untrusted input: every file is created through an os.Root on
+// the staging directory, under a name that must be one of the names the
+// format allows (validated member names, base names only, known kinds).
+package restore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/engine/page"
+	"github.com/tapestream/tapestream/engine/wal"
+	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/tapeformat"
+)
+
+// SetSource names a backup set to read.
+type SetSource struct {
+	Path       string // file, NAME.001, -, tape:PATH, /dev/nstN
+	FileNumber int    // set number on a tape
+}
+
+// Problem is one thing wrong with a set, for verify's report.
+type Problem struct {
+	Set    string `json:"set"`
+	Member string `json:"member,omitempty"`
+	File   string `json:"file,omitempty"`
+	Offset int64  `json:"offset"`
+	Length int64  `json:"length"`
+	Page   int64  `json:"page"`
+	Gen    uint32 `json:"generation,omitempty"`
+	What   string `json:"what"`
+}
+
+func (p Problem) String() string {
+	var b strings.Builder
+	b.WriteString(p.Set + ": ")
+	if p.File != "" {
+		b.WriteString(p.File + ": ")
+	}
+	if p.Member != "" {
+		b.WriteString("member " + p.Member + ": ")
+	}
+	if p.Length != 0 {
+		fmt.Fprintf(&b, "bytes [%d,+%d): ", p.Offset, p.Length)
+	}
+	if p.Page >= 0 && p.Page != 0 {
+		fmt.Fprintf(&b, "page %d: ", p.Page)
+	}
+	if p.Gen != 0 {
+		fmt.Fprintf(&b, "generation %d: ", p.Gen)
+	}
+	b.WriteString(p.What)
+	return b.String()
+}
+
+// SetInfo is what reading a set found.
+type SetInfo struct {
+	Source   SetSource
+	Label    tapeformat.Label
+	Manifest *tapeformat.Manifest
+	Problems []Problem
+	Files    []tapeformat.FileHeader
+	Volumes  int
+}
+
+// LogRange is the set's log generation range (from the manifest).
+func (s *SetInfo) LogRange() (uint32, uint32) {
+	if s.Manifest == nil {
+		return 0, 0
+	}
+	return uint32(s.Manifest.Info.LogFirst), uint32(s.Manifest.Info.LogLast)
+}
+
+// Options configure reading sets.
+type Options struct {
+	Sink    sink.Options
+	Salvage bool
+}
+
+func openSet(src SetSource, o Options) (sink.Reader, *tapeformat.Reader, error) {
+	so := o.Sink
+	so.FileNumber = src.FileNumber
+	rd, err := sink.OpenReader(src.Path, so)
+	if err != nil {
+		return nil, nil, err
+	}
+	tr, err := tapeformat.NewReader(rd, tapeformat.ReaderOptions{RecordSize: so.RecordSize, Strict: !o.Salvage})
+	if err != nil {
+		rd.Close()
+		return nil, nil, fmt.Errorf("%s: %w", src.Path, err)
+	}
+	return rd, tr, nil
+}
+
+// ReadLabel reads only the label of a set.
+func ReadLabel(src SetSource, o Options) (tapeformat.Label, error) {
+	rd, tr, err := openSet(src, o)
+	if err != nil {
+		return tapeformat.Label{}, err
+	}
+	defer rd.Close()
+	defer tr.Close()
+	return tr.Label(), nil
+}
+
+// ValidateChain checks that labels form a restorable chain: a full (or
+// copy) first, then incrementals each continuing the one before, or one
+// differential continuing the full. Log ranges are checked by
+// ValidateLogRanges once the manifests are read.
+func ValidateChain(labels []tapeformat.Label) error {
+	if len(labels) == 0 {
+		return errors.New("no backup set given")
+	}
+	first := labels[0]
+	if first.SetType != tapeformat.SetFull && first.SetType != tapeformat.SetCopy {
+		return fmt.Errorf("set %s is a %s backup; a restore starts with a full (or copy) set", first.SetID, first.SetType)
+	}
+	seen := map[string]bool{first.SetID: true}
+	for i, l := range labels[1:] {
+		prev := labels[i]
+		if l.StorageGroup != first.StorageGroup || l.Extra["group_signature"] != first.Extra["group_signature"] {
+			return fmt.Errorf("set %s belongs to storage group %s (%s), the full set %s to %s (%s)", l.SetID, l.StorageGroup, l.Extra["group_signature"], first.SetID, first.StorageGroup, first.Extra["group_signature"])
+		}
+		if seen[l.SetID] {
+			return fmt.Errorf("set %s is given twice", l.SetID)
+		}
+		seen[l.SetID] = true
+		switch l.SetType {
+		case tapeformat.SetIncremental:
+			if prev.SetType == tapeformat.SetDifferential {
+				return fmt.Errorf("incremental set %s follows differential set %s: a chain is full+incrementals or full+one differential", l.SetID, prev.SetID)
+			}
+			if l.PreviousSetID != "" && l.PreviousSetID != prev.SetID {
+				return fmt.Errorf("incremental set %s continues set %s, not %s: a set is missing or the order is wrong", l.SetID, l.PreviousSetID, prev.SetID)
+			}
+		case tapeformat.SetDifferential:
+			if i != 0 || len(labels) != 2 {
+				return fmt.Errorf("differential set %s must directly follow its full set, alone", l.SetID)
+			}
+			if l.PreviousSetID != "" && l.PreviousSetID != first.SetID {
+				return fmt.Errorf("differential set %s belongs to full set %s, not %s", l.SetID, l.PreviousSetID, first.SetID)
+			}
+		default:
+			return fmt.Errorf("set %s (%s) cannot follow set %s in a chain", l.SetID, l.SetType, prev.SetID)
+		}
+	}
+	return nil
+}
+
+// ValidateLogRanges checks that each set's logs continue the previous
+// set's without a gap.
+func ValidateLogRanges(sets []*SetInfo) error {
+	for i := 1; i < len(sets); i++ {
+		_, prevHigh := sets[i-1].LogRange()
+		lo, hi := sets[i].LogRange()
+		if sets[i].Label.SetType == tapeformat.SetDifferential {
+			_, prevHigh = sets[0].LogRange()
+		}
+		if lo > prevHigh+1 {
+			return fmt.Errorf("set %s starts at log generation %d but set %s ends at %d: generations %d-%d are missing", sets[i].Label.SetID, lo, sets[i-1].Label.SetID, prevHigh, prevHigh+1, lo-1)
+		}
+		if hi < prevHigh {
+			return fmt.Errorf("set %s ends at log generation %d, before set %s (%d): wrong order", sets[i].Label.SetID, hi, sets[i-1].Label.SetID, prevHigh)
+		}
+	}
+	return nil
+}
+
+// fileSink receives the files of a set being read.
+type fileSink interface {
+	// begin sees the set's label before any file.
+	begin(l tapeformat.Label) error
+	// create returns where file fh's bytes go (nil: discard).
+	create(fh *tapeformat.FileHeader, kind string) (io.WriterAt, error)
+	finish(fh *tapeformat.FileHeader) error
+}
+
+// readSet reads a whole set: every chunk verified by the format reader,
+// every database page verified, every log verified record by record and
+// against the previous generation's header. Problems are collected; in
+// strict mode the first one is returned as an error.
+func readSet(ctx context.Context, src SetSource, o Options, out fileSink) (*SetInfo, error) {
+	rd, tr, err := openSet(src, o)
+	if err != nil {
+		return nil, err
+	}
+	defer rd.Close()
+	defer tr.Close()
+	info := &SetInfo{Source: src, Label: tr.Label()}
+	setName := src.Path
+	if out != nil {
+		if err := out.begin(info.Label); err != nil {
+			return nil, err
+		}
+	}
+	problem := func(p Problem) error {
+		p.Set = setName
+		info.Problems = append(info.Problems, p)
+		if !o.Salvage {
+			return errors.New(p.String())
+		}
+		return nil
+	}
+	var prevCreated int64
+	var prevGen uint32
+	for {
+		if err := ctx.Err(); err != nil {
+			return info, err
+		}
+		fh, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return info, fmt.Errorf("%s: %w", setName, err)
+		}
+		info.Files = append(info.Files, *fh)
+		var w io.WriterAt
+		if out != nil {
+			if w, err = out.create(fh, fh.Kind); err != nil {
+				return info, err
+			}
+		}
+		var logv *wal.StreamVerifier
+		if fh.Kind == tapeformat.KindLog {
+			logv = wal.NewStreamVerifier([16]byte{})
+			logv.SetName(fh.Name)
+		}
+		logOK := true
+		var want int64
+		for {
+			c, err := tr.NextChunk()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				return info, fmt.Errorf("%s: %s: %w", setName, fh.Name, err)
+			}
+			if c.Meta.Offset != want {
+				logOK = false // salvage: a lost range
+			}
+			want = c.Meta.End()
+			if fh.Kind == tapeformat.KindDatabase || fh.Kind == tapeformat.KindStreaming {
+				if c.Meta.Offset%page.Size == 0 {
+					if verr := page.VerifyChunk(fh.Name, c.Data, uint32(c.Meta.Offset/page.Size)); verr != nil {
+						var pe *page.PageError
+						pg := int64(-1)
+						if errors.As(verr, &pe) {
+							pg = int64(pe.Page)
+						}
+						if err := problem(Problem{File: fh.Name, Offset: c.Meta.Offset, Length: int64(c.Meta.Length), Page: pg, What: verr.Error()}); err != nil {
+							return info, err
+						}
+					}
+				}
+			}
+			if logv != nil && logOK {
+				if _, err := logv.Write(c.Data); err != nil {
+					logOK = false
+					if err := problem(Problem{File: fh.Name, What: err.Error()}); err != nil {
+						return info, err
+					}
+				}
+			}
+			if w != nil {
+				if _, err := w.WriteAt(c.Data, c.Meta.Offset); err != nil {
+					return info, err
+				}
+			}
+		}
+		if logv != nil && logOK {
+			gi, err := logv.Finish()
+			switch {
+			case err != nil:
+				if err := problem(Problem{File: fh.Name, What: err.Error()}); err != nil {
+					return info, err
+				}
+			default:
+				if prevGen != 0 && gi.Header.Gen == prevGen+1 && gi.Header.PrevCreated != 0 && gi.Header.PrevCreated != prevCreated {
+					if err := problem(Problem{File: fh.Name, Gen: gi.Header.Gen, What: fmt.Sprintf("does not follow generation %d (previous creation time differs)", prevGen)}); err != nil {
+						return info, err
+					}
+				}
+				if prevGen != 0 && gi.Header.Gen != prevGen+1 {
+					if err := problem(Problem{File: fh.Name, Gen: gi.Header.Gen, What: fmt.Sprintf("generation gap: previous log in the set is %d", prevGen)}); err != nil {
+						return info, err
+					}
+				}
+				prevGen, prevCreated = gi.Header.Gen, gi.Header.Created
+			}
+		}
+		if out != nil {
+			if err := out.finish(fh); err != nil {
+				return info, err
+			}
+		}
+	}
+	info.Volumes = tr.Volume()
+	m, err := tr.Manifest()
+	if err != nil {
+		if perr := problem(Problem{What: "manifest: " + err.Error()}); perr != nil {
+			return info, perr
+		}
+	}
+	info.Manifest = m
+	for _, l := range tr.Damage() {
+		if err := problem(Problem{File: l.File, Offset: l.Offset, Length: l.Length, Page: -1, What: "lost: " + l.Reason}); err != nil {
+			return info, err
+		}
+	}
+	return info, nil
+}
+
+// Verify reads sets completely and reports every problem; with several
+// sets it also checks that they form a valid chain.
+func Verify(ctx context.Context, srcs []SetSource, o Options) ([]*SetInfo, []string, error) {
+	o.Salvage = true // collect everything rather than stop at the first
+	var infos []*SetInfo
+	var chainProblems []string
+	for _, s := range srcs {
+		info, err := readSet(ctx, s, o, nil)
+		if err != nil {
+			if info == nil {
+				return infos, nil, err
+			}
+			info.Problems = append(info.Problems, Problem{Set: s.Path, What: err.Error()})
+		}
+		infos = append(infos, info)
+	}
+	if len(infos) > 1 {
+		var labels []tapeformat.Label
+		for _, i := range infos {
+			labels = append(labels, i.Label)
+		}
+		if err := ValidateChain(labels); err != nil {
+			chainProblems = append(chainProblems, err.Error())
+		} else if err := ValidateLogRanges(infos); err != nil {
+			chainProblems = append(chainProblems, err.Error())
+		}
+	}
+	return infos, chainProblems, nil
+}
+
+func atoiDefault(s string, d int) int {
+	if n, err := strconv.Atoi(s); err == nil {
+		return n
+	}
+	return d
+}
+
+var _ = engine.StateRestored
+var _ = filepath.Base
+var _ = os.Getpid
