@@ -310,6 +310,9 @@ func TestOnlineBackupConsistency(t *testing.T) {
 			full := takeBackup(t, g, Full, nil, filepath.Join(base, "full"), w)
 			inc1 := takeBackup(t, g, Incremental, nil, filepath.Join(base, "inc1"), w)
 			inc2 := takeBackup(t, g, Incremental, nil, filepath.Join(base, "inc2"), w)
+			// Incrementals truncated logs a differential of this full would
+			// need; a differential belongs to a chain of its own.
+			full2 := takeBackup(t, g, Full, nil, filepath.Join(base, "full2"), w)
 			diff := takeBackup(t, g, Differential, nil, filepath.Join(base, "diff"), w)
 			w.halt(t)
 			if full.acked == full.started && full.acked == 0 {
@@ -323,7 +326,7 @@ func TestOnlineBackupConsistency(t *testing.T) {
 			g2.Close()
 			// The differential holds every log since the full, so it
 			// restores on its own on top of the full.
-			g3 := restoreSets(t, dir, filepath.Join(base, "r-diff"), full, diff)
+			g3 := restoreSets(t, dir, filepath.Join(base, "r-diff"), full2, diff)
 			assertState(t, g3, seed, diff)
 			g3.Close()
 		})

@@ -37,6 +37,11 @@ func (g *Group) flush(force bool) error {
 	}
 	var batch []flushEnt
 	var need wal.Pos
+	// Every change made after this point is logged at or after copyPos: a
+	// page changed again while its copy is written keeps only those
+	// changes to redo, so its recLSN moves up to copyPos. Without this a
+	// page changed in every flush window would pin the checkpoint forever.
+	copyPos := g.log.Current()
 	for _, f := range g.cache.frames {
 		if !f.valid || !f.dirty || f.inflight {
 			continue
@@ -64,9 +69,14 @@ func (g *Group) flush(force bool) error {
 		}
 		g.mu.Lock()
 		for _, e := range batch {
-			if e.f.valid && e.f.key == e.key && e.f.dirty && e.f.modSeq == e.modSeq {
+			if !e.f.valid || e.f.key != e.key || !e.f.dirty {
+				continue
+			}
+			if e.f.modSeq == e.modSeq {
 				e.f.dirty = false
 				g.cache.dirty--
+			} else if e.f.recLSN.Less(copyPos) {
+				e.f.recLSN = copyPos
 			}
 		}
 		g.stats.PagesWriten += uint64(len(batch))
