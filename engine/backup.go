@@ -645,14 +645,15 @@ func (s *Session) lastChainHigh() uint32 {
 // HighGen is the last generation of the set (after GetLogAndPatchFiles).
 func (s *Session) HighGen() uint32 { return s.high }
 
-// truncFloor computes the generation below which logs may be deleted:
-// min(checkpoint generation, for every database of the group the floor of
-// its most recent full or incremental backup). A full's floor is its low
-// generation (logs below it roll nothing forward from it); an incremental
-// copied every generation up to its high, so its floor is one past that.
-// This session counts as each backed-up database's most recent. A database
-// never backed up, or dismounted (its header can't be trusted), means
-// nothing is truncated (0).
+// truncFloor computes the generation below which logs may be deleted,
+// exactly as ESE states it: min(checkpoint generation, for every database
+// of the group the low generation of its most recent full or incremental
+// backup). This session counts as each backed-up database's most recent.
+// An incremental's low generation is the oldest log on disk when it ran,
+// so incrementals never delete the logs since the last full: a later
+// differential of that full (and a point-of-failure restore of it) still
+// finds them. A database never backed up, or dismounted (its header can't
+// be read), means nothing is truncated (0).
 func (s *Session) truncFloor() uint32 {
 	g := s.g
 	g.mu.Lock()
@@ -668,15 +669,13 @@ func (s *Session) truncFloor() uint32 {
 		}
 		var f uint32
 		switch {
-		case s.typ == Full && inSession[d]:
+		case s.typ == Full && inSession[d], s.typ == Incremental:
 			f = s.low
-		case s.typ == Incremental:
-			f = s.high + 1
 		default:
 			full, inc := d.hdr.PreviousFull, d.hdr.PreviousIncremental
 			switch {
 			case inc.IsSet() && full.IsSet() && !inc.Time.Before(full.Time):
-				f = inc.HighGen + 1
+				f = inc.LowGen
 			case full.IsSet():
 				f = full.LowGen
 			default:

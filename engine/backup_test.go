@@ -310,9 +310,8 @@ func TestOnlineBackupConsistency(t *testing.T) {
 			full := takeBackup(t, g, Full, nil, filepath.Join(base, "full"), w)
 			inc1 := takeBackup(t, g, Incremental, nil, filepath.Join(base, "inc1"), w)
 			inc2 := takeBackup(t, g, Incremental, nil, filepath.Join(base, "inc2"), w)
-			// Incrementals truncated logs a differential of this full would
-			// need; a differential belongs to a chain of its own.
-			full2 := takeBackup(t, g, Full, nil, filepath.Join(base, "full2"), w)
+			// Incrementals keep the logs since the full, so a later
+			// differential restores on top of the same full.
 			diff := takeBackup(t, g, Differential, nil, filepath.Join(base, "diff"), w)
 			w.halt(t)
 			if full.acked == full.started && full.acked == 0 {
@@ -326,7 +325,7 @@ func TestOnlineBackupConsistency(t *testing.T) {
 			g2.Close()
 			// The differential holds every log since the full, so it
 			// restores on its own on top of the full.
-			g3 := restoreSets(t, dir, filepath.Join(base, "r-diff"), full2, diff)
+			g3 := restoreSets(t, dir, filepath.Join(base, "r-diff"), full, diff)
 			assertState(t, g3, seed, diff)
 			g3.Close()
 		})
@@ -421,8 +420,15 @@ func TestBackupErrorCodes(t *testing.T) {
 	asESE(t, err, CodeLogReadVerifyFailure)
 	os.WriteFile(victim, saved, 0o644)
 	takeBackup(t, g, Incremental, nil, next("inc2"), nil)
-	// A differential needs every log since the full; the incrementals
-	// truncated some, so it is refused naming the gap.
+	// A differential needs every log since the full: one removed by hand
+	// is refused naming the gap.
+	full2 := takeBackup(t, g, Full, nil, next("full2"), nil)
+	writeN(t, g, 300, "d")
+	gens, _, _ = wal.ListGenerations(vfs.OS, dir, "E00")
+	if gens[len(gens)-2] <= full2.high {
+		t.Fatalf("workload too small: generations %v, full ended at %d", gens, full2.high)
+	}
+	os.Remove(filepath.Join(dir, wal.GenName("E00", gens[len(gens)-2])))
 	s, err = g.BackupSetup(Differential, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -565,18 +571,18 @@ func TestTruncationSeed002(t *testing.T) {
 	if lowest() != before {
 		t.Fatal("differential or copy truncated logs")
 	}
-	// An incremental truncates what it copied, never beyond its range.
+	// An incremental truncates below min(checkpoint, the full's low, its
+	// own low): never a log since the full, which a differential needs.
 	writeN(t, g, 400, "tue2")
 	inc := takeBackup(t, g, Incremental, nil, t.TempDir(), nil)
-	if len(inc.truncked) == 0 {
-		t.Fatal("incremental truncated nothing")
-	}
 	for _, n := range inc.truncked {
 		gen, _ := wal.ParseGenName("E00", n)
-		if gen > inc.high {
-			t.Fatalf("incremental truncated %s beyond its range", n)
+		if gen >= fri.low {
+			t.Fatalf("incremental truncated %s, at or after the last full's first generation %d", n, fri.low)
 		}
 	}
+	writeN(t, g, 400, "wed2")
+	takeBackup(t, g, Differential, nil, t.TempDir(), nil)
 }
 
 func TestAbortMidCopy(t *testing.T) {

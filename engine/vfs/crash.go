@@ -467,8 +467,24 @@ func (f *memFile) Sync() error {
 	if err := f.check("sync", false); err != nil {
 		return err
 	}
-	f.ino.synced = append(f.ino.synced[:0:0], f.ino.data...)
-	f.ino.pending = nil
+	ino := f.ino
+	inPlace := len(ino.synced) == len(ino.data)
+	for _, op := range ino.pending {
+		if op.resize {
+			inPlace = false
+			break
+		}
+	}
+	if inPlace {
+		// No size change: every pending write lies inside the synced
+		// contents; replaying them is cheaper than copying the file.
+		for _, op := range ino.pending {
+			copy(ino.synced[op.off:], op.data)
+		}
+	} else {
+		ino.synced = append(ino.synced[:0:0], ino.data...)
+	}
+	ino.pending = nil
 	return nil
 }
 
