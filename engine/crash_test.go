@@ -234,15 +234,15 @@ func TestCrashKill(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	root := t.TempDir()
 	var (
-		dir        string
-		wlSeed     uint64
-		acked      map[int]uint64 // lower bounds of the committed seqs
-		started    map[int]uint64 // upper bounds
-		stores     int
-		grown      uint64
-		prevSeqs   map[int]uint64
-		replays    int
-		t0         = time.Now()
+		dir      string
+		wlSeed   uint64
+		acked    map[int]uint64 // lower bounds of the committed seqs
+		started  map[int]uint64 // upper bounds
+		stores   int
+		grown    uint64
+		prevSeqs map[int]uint64
+		replays  int
+		t0       = time.Now()
 	)
 	for it := 0; it < *crashIterations; it++ {
 		if dir == "" || it%10 == 0 {

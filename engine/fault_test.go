@@ -11,9 +11,11 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -94,9 +96,9 @@ func faultCommit(g *Group, i int) error {
 
 // scriptResult is what a run of the fault script observed.
 type scriptResult struct {
-	created  bool  // CreateGroup returned nil
-	acked    int   // commits 1..acked were acknowledged
-	inflight bool  // commit acked+1 failed (it may or may not be durable)
+	created  bool // CreateGroup returned nil
+	acked    int  // commits 1..acked were acknowledged
+	inflight bool // commit acked+1 failed (it may or may not be durable)
 	errs     []string
 	firstErr error
 }
@@ -205,10 +207,28 @@ func checkFaultState(t *testing.T, fs vfs.FS, r scriptResult, what string) {
 	}
 }
 
+// raceEnabled reports whether the test binary was built with -race.
+func raceEnabled() bool {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return false
+	}
+	for _, s := range bi.Settings {
+		if s.Key == "-race" {
+			return s.Value == "true"
+		}
+	}
+	return false
+}
+
+var faultStride = flag.Int64("fault.stride", 0, "test every n-th injection point of TestFaultInjection (0: every point, every 3rd/7th with -race)")
+
 // TestFaultInjection fails every counted operation of the script in turn,
 // once as a dead disk (that operation and every later one fail) and once
 // as a single transient failure, then crashes (unsynced data is lost) and
-// recovers on the clean file system.
+// recovers on the clean file system. Under the race detector (about 20x
+// slower here) it tests every 3rd point as a dead disk and every 7th as a
+// transient failure, unless -fault.stride is given.
 func TestFaultInjection(t *testing.T) {
 	base := vfs.NewFaultFS(vfs.NewCrashFS())
 	clean := runFaultScript(base)
@@ -222,8 +242,16 @@ func TestFaultInjection(t *testing.T) {
 	}
 	t.Logf("script: %d counted operations %v", ops, kinds)
 	for _, sticky := range []bool{true, false} {
-		silent := 0
-		for n := int64(1); n <= ops; n++ {
+		stride := *faultStride
+		if stride <= 0 {
+			stride = 1
+			if raceEnabled() {
+				stride = map[bool]int64{true: 3, false: 7}[sticky]
+			}
+		}
+		silent, runs := 0, 0
+		for n := int64(1); n <= ops; n += stride {
+			runs++
 			cfs := vfs.NewCrashFS()
 			ffs := vfs.NewFaultFS(cfs)
 			ffs.FailAt(n, sticky)
@@ -252,7 +280,7 @@ func TestFaultInjection(t *testing.T) {
 				return
 			}
 		}
-		t.Logf("sticky=%v: %d injection points, %d unreported", sticky, ops, silent)
+		t.Logf("sticky=%v: %d of %d injection points tested, %d unreported", sticky, runs, ops, silent)
 	}
 }
 

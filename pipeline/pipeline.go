@@ -3,17 +3,20 @@
 //	               ┌─────────┐ jobs  ┌──────────────┐
 //	source ──read──► reader  ├──────►  N workers   │ verify pages, CRC32C, compress
 //	 (64 KiB       │ (rate   │       └──────┬───────┘
-//	  chunks)      │ limit)  │  slots       │ ready (per job)
-//	               └────┬────┘  in order ┌──▼─────┐
-//	                    └───────────────►  writer ├──► tapeformat ──► sink
-//	                                     │ SHA-256│
-//	                                     └────────┘
+//	  chunks)      │ limit)  │              │ ready (per job)
+//	               └────┬────┘ ┌───────┐ ┌──▼─────┐
+//	                    └─────►│ hasher├─►  writer ├──► tapeformat ──► sink
+//	              in order     │SHA-256│ │        │
+//	                           └───────┘ └────────┘
 //
 // The reader fills frame-sized jobs from a fixed set (memory is bounded by
 // configuration and flat in database size: no allocation per chunk), hands
 // each to the workers and, in the same order, to the writer, so the order
 // of the set is kept by reserving the writer's slot before the work starts
-// (as klauspost/pgzip does). Every stage runs under one errgroup: the first
+// (as klauspost/pgzip does). The SHA-256 of each file, inherently serial,
+// is computed by its own stage on the way to the writer, in parallel with
+// the workers and the writer (it used to be the writer's: at ~0.6 GB/s per
+// core it then bounded codec none and lz4). Every stage runs under one errgroup: the first
 // error cancels the others, the session is aborted (no header update, no
 // truncation) and the sink is aborted (no set that looks complete).
 //
@@ -111,6 +114,9 @@ type StageStats struct {
 // Stats are the live counters of a backup.
 type Stats struct {
 	Read, Compress, Write StageStats
+	// Hash is the SHA-256 stage between the reader and the writer (Blocked
+	// counts waiting for the reader and for the writer).
+	Hash StageStats
 	// TotalEstimate is the expected number of bytes to read (database
 	// sizes; logs are added once listed).
 	TotalEstimate atomic.Int64
@@ -153,6 +159,7 @@ type job struct {
 	off   int64
 	data  []byte // uncompressed, up to FrameSize
 	unit  []byte // encoded unit
+	sum   []byte // SHA-256 of the whole file, on the file's last job
 	meta  codec.ChunkMeta
 	err   error
 	ready chan struct{} // cap 1: the worker's result is in
@@ -221,6 +228,7 @@ func Backup(ctx context.Context, sess source.Session, dst sink.Sink, opts Option
 	njobs := 2*opts.Workers + 2
 	free := make(chan *job, njobs)
 	work := make(chan *job, njobs)
+	hashq := make(chan *job, njobs)
 	ordered := make(chan *job, njobs)
 	for i := 0; i < njobs; i++ {
 		free <- &job{data: make([]byte, 0, opts.FrameSize), unit: make([]byte, 0, opts.FrameSize+opts.FrameSize/16+1024), ready: make(chan struct{}, 1)}
@@ -228,8 +236,12 @@ func Backup(ctx context.Context, sess source.Session, dst sink.Sink, opts Option
 
 	g.Go(func() error {
 		defer close(work)
+		defer close(hashq)
+		return readStage(gctx, sess, opts, free, work, hashq, res)
+	})
+	g.Go(func() error {
 		defer close(ordered)
-		return readStage(gctx, sess, opts, free, work, ordered, res)
+		return hashStage(gctx, opts, hashq, ordered)
 	})
 	for w := 0; w < opts.Workers; w++ {
 		g.Go(func() error { return compressStage(gctx, opts, work) })
@@ -312,7 +324,6 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 			logv = wal.NewStreamVerifier([16]byte{})
 			logv.SetName(bf.Name)
 		}
-		chunk := make([]byte, engine.ChunkSize)
 		var off int64
 		for first := true; first || off < fj.size; first = false {
 			t0 := time.Now()
@@ -325,7 +336,14 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 			st.Read.Blocked.Add(int64(time.Since(t0)))
 			t0 = time.Now()
 			j.off, j.data, j.err = off, j.data[:0], nil
+			// Read straight into the job's buffer (cap FrameSize, a
+			// multiple of ChunkSize): no copy from a read buffer.
 			for len(j.data) < opts.FrameSize && off+int64(len(j.data)) < fj.size {
+				n0 := len(j.data)
+				if cap(j.data)-n0 < engine.ChunkSize {
+					break // a short read earlier in this frame; end it here
+				}
+				chunk := j.data[n0 : n0+engine.ChunkSize]
 				n, err := f.Read(chunk)
 				if err == io.EOF {
 					return fmt.Errorf("%s: ended at %d bytes, the session said %d", bf.Name, off+int64(len(j.data)), fj.size)
@@ -343,7 +361,7 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 						return err
 					}
 				}
-				j.data = append(j.data, chunk[:n]...)
+				j.data = j.data[:n0+n]
 			}
 			off += int64(len(j.data))
 			jf := *fj
@@ -394,6 +412,46 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 	return nil
 }
 
+// hashStage computes each file's SHA-256 over its jobs in set order and
+// passes them on to the writer; the file's last job carries the sum.
+func hashStage(ctx context.Context, opts Options, in, out chan *job) error {
+	st := opts.Stats
+	var h hash.Hash = sha256.New()
+	for {
+		t0 := time.Now()
+		var j *job
+		var ok bool
+		select {
+		case j, ok = <-in:
+			if !ok {
+				return nil
+			}
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		t1 := time.Now()
+		st.Hash.Blocked.Add(int64(t1.Sub(t0)))
+		if j.file.first {
+			h.Reset()
+		}
+		h.Write(j.data)
+		j.sum = j.sum[:0]
+		if j.file.end {
+			j.sum = h.Sum(j.sum)
+		}
+		t2 := time.Now()
+		st.Hash.Busy.Add(int64(t2.Sub(t1)))
+		st.Hash.BytesIn.Add(int64(len(j.data)))
+		st.Hash.BytesOut.Add(int64(len(j.data)))
+		select {
+		case out <- j:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		st.Hash.Blocked.Add(int64(time.Since(t2)))
+	}
+}
+
 // compressStage verifies and encodes jobs; results go back through each
 // job's ready channel.
 func compressStage(ctx context.Context, opts Options, work chan *job) error {
@@ -432,11 +490,10 @@ func compressStage(ctx context.Context, opts Options, work chan *job) error {
 	}
 }
 
-// writeStage takes jobs in set order, waits for each, hashes the file
-// content and writes the units.
+// writeStage takes jobs in set order (hashed), waits for each to be
+// encoded and writes the units.
 func writeStage(ctx context.Context, tw *tapeformat.Writer, opts Options, free, ordered chan *job, res *Result) error {
 	st := opts.Stats
-	var h hash.Hash = sha256.New()
 	for j := range ordered {
 		t0 := time.Now()
 		select {
@@ -451,7 +508,6 @@ func writeStage(ctx context.Context, tw *tapeformat.Writer, opts Options, free, 
 		}
 		fj := j.file
 		if fj.first {
-			h.Reset()
 			kind := tapeformat.KindLog
 			switch fj.info.Kind {
 			case engine.KindDatabase:
@@ -463,14 +519,13 @@ func writeStage(ctx context.Context, tw *tapeformat.Writer, opts Options, free, 
 				return err
 			}
 		}
-		h.Write(j.data)
 		if len(j.data) > 0 || opts.Codec.Kind != codec.None {
 			if err := tw.WriteFrame(j.unit, j.meta); err != nil {
 				return err
 			}
 		}
 		if fj.end {
-			sum := h.Sum(nil)
+			sum := append([]byte(nil), j.sum...)
 			if err := tw.EndFile(tapeformat.FileSummary{SHA256: sum}); err != nil {
 				return err
 			}

@@ -44,10 +44,13 @@ type backupOpts struct {
 	Overwrite     bool
 	NoVerify      bool
 	PreviousSet   string
+	Remote        remoteFlags // --server: back up through a store server
 
 	Out, Err io.Writer
 	// source overrides Store (tests, the demo, the scheduler).
 	source source.Source
+	// stdout replaces the process's stdout for `-o -` (tests).
+	stdout io.Writer
 }
 
 func newBackupCmd() *cobra.Command {
@@ -83,6 +86,7 @@ func newBackupCmd() *cobra.Command {
 	f.BoolVar(&o.Overwrite, "overwrite", false, "tape: overwrite a tape that holds data")
 	f.BoolVar(&o.NoVerify, "no-verify", false, "skip the pipeline's page verification (the engine still verifies)")
 	f.StringVar(&o.PreviousSet, "previous-set", "", "set id this incremental/differential continues (recorded in the label)")
+	addRemoteFlags(c, &o.Remote)
 	return c
 }
 
@@ -104,7 +108,7 @@ func runBackup(ctx context.Context, o backupOpts) ([]*pipeline.Result, error) {
 	if len(o.Groups) > 1 && !strings.Contains(o.Output, "{group}") {
 		return nil, usagef("with several --group, -o must contain {group} so that each set gets its own destination")
 	}
-	sopts := sink.Options{Force: o.Force, Append: o.Append, Overwrite: o.Overwrite, NextVolumeCmd: o.NextVolumeCmd, Stderr: o.Err}
+	sopts := sink.Options{Force: o.Force, Append: o.Append, Overwrite: o.Overwrite, NextVolumeCmd: o.NextVolumeCmd, Stderr: o.Err, Stdout: o.stdout}
 	if o.BlockSize != "" {
 		n, err := parseSize("block-size", o.BlockSize)
 		if err != nil {
@@ -131,6 +135,17 @@ func runBackup(ctx context.Context, o backupOpts) ([]*pipeline.Result, error) {
 		}
 	}
 	src := o.source
+	if src == nil && o.Remote.Server != "" {
+		if o.Store != "" {
+			return nil, usagef("give --store or --server, not both")
+		}
+		r, err := o.Remote.open()
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		src = r
+	}
 	if src == nil {
 		if o.Store == "" {
 			return nil, usagef("--store is required")

@@ -8,6 +8,7 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/wal"
+	"github.com/tapestream/tapestream/scheduler"
 	"github.com/tapestream/tapestream/sink"
 )
 
@@ -21,6 +22,7 @@ const (
 	exitSink        = 4 // the destination failed or is full
 	exitBusy        = 5 // backup in progress on the group (-505) or store locked by another process
 	exitInterrupted = 6 // SIGINT/SIGTERM
+	exitLocked      = 7 // run/daemon: the job's storage group is being backed up by another run
 )
 
 // usageError marks bad command-line input.
@@ -56,6 +58,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitInterrupted
 	case errors.As(err, &ue) || isCobraUsage(err):
 		return exitUsage
+	case errors.Is(err, scheduler.ErrJobRunning):
+		return exitLocked
 	case errors.Is(err, wal.LogWriteFail):
 		return exitFailure // an I/O error writing the log (disk full), not damage
 	case errors.As(err, &ce) || page.IsCorruption(err) || errors.As(err, &le):

@@ -31,15 +31,24 @@ type restoreOpts struct {
 	BlockSize     string
 	NextVolumeCmd string
 	JSON          bool
+	Catalog       string // catalog_cmd.go: restore the chain the catalog picks
+	At            string
+	FromGroup     string
 	Out, Err      io.Writer
+	stdin         io.Reader // replaces the process's stdin for `-` (tests)
 }
 
 func newRestoreCmd() *cobra.Command {
 	var o restoreOpts
 	c := &cobra.Command{
-		Use:   "restore SET... --to DIR [--group NAME] [--no-recover] [--until GENERATION|TIME]",
+		Use:   "restore SET...|--catalog FILE --group G [--at TIME] --to DIR [--group NAME] [--no-recover] [--until GENERATION|TIME]",
 		Short: "Restore a full set plus its incrementals (or one differential) and recover",
-		Args:  cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 && o.Catalog == "" {
+				return cobra.MinimumNArgs(1)(cmd, args)
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Sets, o.Out, o.Err = args, cmd.OutOrStdout(), cmd.ErrOrStderr()
 			_, err := runRestore(cmd.Context(), o)
@@ -57,6 +66,9 @@ func newRestoreCmd() *cobra.Command {
 	f.StringVar(&o.BlockSize, "block-size", "1MiB", "record (tape block) size the set was written with")
 	f.StringVar(&o.NextVolumeCmd, "next-volume-cmd", "", "command run to load the next tape volume")
 	f.BoolVar(&o.JSON, "json", false, "print a JSON summary")
+	f.StringVar(&o.Catalog, "catalog", "", "pick the sets from this catalog: the chain of --from-group (else --group) as of --at")
+	f.StringVar(&o.At, "at", "", "with --catalog: restore the newest chain state at or before this RFC 3339 time (default: newest)")
+	f.StringVar(&o.FromGroup, "from-group", "", "with --catalog: the cataloged storage group to restore (into --group)")
 	return c
 }
 
@@ -106,7 +118,13 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	ro.Sink.Stdin = o.stdin
 	srcs := setSources(o.Sets, o.FileNumber)
+	if o.Catalog != "" {
+		if srcs, err = restoreFromCatalog(o); err != nil {
+			return nil, err
+		}
+	}
 	// Sets of different storage groups restore in parallel, one chain each.
 	chains := [][]restore.SetSource{srcs}
 	if len(srcs) > 1 {

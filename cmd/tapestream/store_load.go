@@ -22,6 +22,7 @@ type storeLoadOpts struct {
 	Duration time.Duration
 	Seed     uint64
 	Streams  int
+	Remote   remoteFlags // --server: run the workload through a store server
 	Out      io.Writer
 }
 
@@ -42,6 +43,7 @@ func newStoreLoadCmd() *cobra.Command {
 	c.Flags().DurationVar(&o.Duration, "duration", 0, "stop after this long")
 	c.Flags().Uint64Var(&o.Seed, "seed", 1, "workload seed (content and transaction mix)")
 	c.Flags().IntVar(&o.Streams, "streams", 8, "concurrent workload streams")
+	addRemoteFlags(c, &o.Remote)
 	return c
 }
 
@@ -55,6 +57,9 @@ func runStoreLoad(ctx context.Context, o storeLoadOpts) error {
 		if target, err = parseSize("size", o.Size); err != nil {
 			return err
 		}
+	}
+	if o.Remote.Server != "" {
+		return runStoreLoadRemote(ctx, o, target)
 	}
 	g, closeFn, err := openGroup(o.Dir, o.Group, engine.Options{})
 	if err != nil {

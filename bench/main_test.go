@@ -1,0 +1,83 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func fakeRow(name, peer string, isPeer bool, in, out int64, secs ...float64) *row {
+	r := &row{Name: name, Peer: peer, IsPeer: isPeer, Section: "backup"}
+	for _, s := range secs {
+		r.Runs = append(r.Runs, sample{Wall: time.Duration(s * float64(time.Second)), CPU: time.Second, RSSKB: 80 << 10, In: in, Out: out})
+	}
+	return r
+}
+
+func TestTable(t *testing.T) {
+	rows := []*row{
+		fakeRow(peerZstd, "", true, 1e9, 3e8, 5, 4, 6),
+		fakeRow("backup zstd:fastest w2 > file", peerZstd, false, 1e9, 3.1e8, 4, 5, 4.5),
+		{Name: "broken", Err: os.ErrNotExist},
+	}
+	got := formatTable(rows)
+	for _, want := range []string{
+		`| *tar \| zstd -1 -T2 > file* (peer) | 200.0 | 166.7–250.0 | 3.33 | 1.00 | 1000 | 80 |  |`,
+		`| backup zstd:fastest w2 > file | 222.2 | 200.0–250.0 | 3.23 | 1.00 | 1000 | 80 | 1.11x tar \| zstd -1 -T2 > file |`,
+		`| broken | failed: file does not exist |`,
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q:\n%s", want, got)
+		}
+	}
+	rep := &report{Config: &config{Workers: 2, SizeText: "1GiB", Runs: 3}, Main: rows, Started: time.Now(), Finished: time.Now()}
+	md := rep.markdown()
+	if !strings.Contains(md, "| zstd:fastest throughput vs tar \\| zstd -1 -T2 | >= 1.0x | 1.11x (222.2 / 200.0 MB/s) | yes |") {
+		t.Errorf("targets:\n%s", md)
+	}
+	svg, err := chart(rows, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(svg, []byte("<svg")) {
+		t.Errorf("chart is not SVG: %.100s", svg)
+	}
+}
+
+func TestMedian(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want float64
+	}{{nil, 0}, {[]float64{3}, 3}, {[]float64{5, 1, 3}, 3}, {[]float64{4, 1, 3, 2}, 2.5}} {
+		if got := median(c.in); got != c.want {
+			t.Errorf("median(%v) = %v, want %v", c.in, got, c.want)
+		}
+	}
+}
+
+func TestReplaceSection(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "README.md")
+	os.WriteFile(p, []byte("# x\n"+beginMark+"\nold\n"+endMark+"\ntail\n"), 0o644)
+	if err := replaceSection(p, "new\n"); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(p)
+	if want := "# x\n" + beginMark + "\nnew\n" + endMark + "\ntail\n"; string(b) != want {
+		t.Errorf("got %q, want %q", b, want)
+	}
+}
+
+func TestFilterRows(t *testing.T) {
+	rows := []*row{{Name: peerLZ4, IsPeer: true}, {Name: "backup lz4 w2 > file", Peer: peerLZ4}, {Name: "backup none w2 > file", Peer: peerTar}, {Name: peerTar, IsPeer: true}}
+	got := filterRows(rows, "lz4")
+	if len(got) != 2 || got[0].Name != peerLZ4 || got[1].Name != "backup lz4 w2 > file" {
+		var names []string
+		for _, r := range got {
+			names = append(names, r.Name)
+		}
+		t.Errorf("filterRows = %q", names)
+	}
+}

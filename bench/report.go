@@ -1,0 +1,366 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"image/color"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+)
+
+type report struct {
+	Machine           machine
+	Config            *config
+	Started, Finished time.Time
+	Main              []*row
+	Scaling           []*row
+	Online            *onlineResult
+	Notes             []string
+}
+
+// formatTable is the main table: one line per row, in the given order.
+func formatTable(rows []*row) string {
+	byName := map[string]*row{}
+	for _, r := range rows {
+		byName[r.Name] = r
+	}
+	var b strings.Builder
+	b.WriteString("| configuration | MB/s (median) | min–max | ratio | CPU s | MB/CPU-s | peak RSS MiB | vs peer |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|---|\n")
+	for _, r := range rows {
+		name := r.Name
+		if r.IsPeer {
+			name = "*" + name + "* (peer)"
+		}
+		name = strings.ReplaceAll(name, "|", `\|`)
+		if r.Err != nil && len(r.Runs) == 0 {
+			fmt.Fprintf(&b, "| %s | failed: %s | | | | | | |\n", name, strings.ReplaceAll(oneLine(r.Err.Error(), 80), "|", `\|`))
+			continue
+		}
+		st := r.stats()
+		ratio, cpu, perCPU, rss := "–", "–", "–", "–"
+		if st.HasRatio {
+			ratio = fmt.Sprintf("%.2f", st.Ratio)
+		}
+		if st.HasUsage {
+			cpu = fmt.Sprintf("%.2f", st.CPU)
+			perCPU = fmt.Sprintf("%.0f", st.MBpsPerCPU)
+		}
+		if st.RSSMiB > 0 {
+			rss = fmt.Sprintf("%.0f", st.RSSMiB)
+		}
+		vs := ""
+		if p := byName[r.Peer]; p != nil && len(p.Runs) > 0 {
+			vs = fmt.Sprintf("%.2fx %s", st.Med/p.stats().Med, strings.ReplaceAll(p.Name, "|", `\|`))
+		}
+		if r.Note != "" {
+			vs = strings.TrimSpace(vs + " (" + r.Note + ")")
+		}
+		fmt.Fprintf(&b, "| %s | %.1f | %.1f–%.1f | %s | %s | %s | %s | %s |\n", name, st.Med, st.Min, st.Max, ratio, cpu, perCPU, rss, vs)
+	}
+	return b.String()
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n] + "…"
+	}
+	return s
+}
+
+func formatScaling(rows []*row) string {
+	var b strings.Builder
+	b.WriteString("| store (database size) | bytes read | median s | s per GiB | MB/s (median) | min–max | peak RSS MiB |\n")
+	b.WriteString("|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, r := range rows {
+		if len(r.Runs) == 0 {
+			fmt.Fprintf(&b, "| %s | failed: %v | | | | | |\n", r.Name, r.Err)
+			continue
+		}
+		st := r.stats()
+		in := r.Runs[0].In
+		fmt.Fprintf(&b, "| %s | %s | %.2f | %.2f | %.1f | %.1f–%.1f | %.0f |\n", strings.ReplaceAll(r.Name, "|", `\|`),
+			humanize.IBytes(uint64(in)), st.Wall, st.Wall/(float64(in)/(1<<30)), st.Med, st.Min, st.Max, st.RSSMiB)
+	}
+	return b.String()
+}
+
+func formatOnline(o *onlineResult) string {
+	if o == nil || len(o.Alone) == 0 {
+		return ""
+	}
+	a, d := median(o.Alone), median(o.During)
+	var b strings.Builder
+	b.WriteString("| workload commits/s alone | during a full backup | during / alone | backup MB/s under load | backup s |\n")
+	b.WriteString("|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&b, "| %.0f | %.0f | %.2f | %.1f | %.1f |\n", a, d, d/a, median(o.BackupMBps), median(o.BackupSecs))
+	return b.String()
+}
+
+// target is one goal of the backup issue, evaluated on this run.
+type target struct {
+	What, Goal, Measured string
+	Met                  bool
+	Known                bool
+}
+
+func (rep *report) targets() []target {
+	w := rep.Config.Workers
+	find := func(name string) *stats {
+		for _, r := range append(rep.Main, rep.Scaling...) {
+			if r.Name == name && len(r.Runs) > 0 {
+				s := r.stats()
+				return &s
+			}
+		}
+		return nil
+	}
+	var ts []target
+	ratio := func(what, goal string, min float64, a, b string, maxMode bool) {
+		t := target{What: what, Goal: goal}
+		sa, sb := find(a), find(b)
+		if sa != nil && sb != nil {
+			v := sa.Med / sb.Med
+			t.Known = true
+			if maxMode {
+				d := 1 - v
+				if d < 0 {
+					d = -d
+				}
+				t.Measured = fmt.Sprintf("%.1f%% (%.1f vs %.1f MB/s)", 100*d, sa.Med, sb.Med)
+				t.Met = d <= min
+			} else {
+				t.Measured = fmt.Sprintf("%.2fx (%.1f / %.1f MB/s)", v, sa.Med, sb.Med)
+				t.Met = v >= min
+			}
+		}
+		ts = append(ts, t)
+	}
+	zf := fmt.Sprintf("backup %s w%d > file", codecZFast, w)
+	ratio("zstd:fastest throughput vs tar | zstd -1 -T2", ">= 1.0x", 1.0, zf, peerZstd, false)
+	{
+		t := target{What: "zstd:fastest compression ratio vs zstd -1", Goal: ">= 0.98x"}
+		sa, sb := find(zf), find(peerZstd)
+		if sa != nil && sb != nil && sa.HasRatio && sb.HasRatio {
+			v := sa.Ratio / sb.Ratio
+			t.Known, t.Met = true, v >= 0.98
+			t.Measured = fmt.Sprintf("%.3fx (%.3f / %.3f)", v, sa.Ratio, sb.Ratio)
+		}
+		ts = append(ts, t)
+	}
+	ratio("lz4 vs tar | lz4 -1", ">= 1.7x", 1.7, fmt.Sprintf("backup lz4 w%d > file", w), peerLZ4, false)
+	ratio("none vs tar > file", ">= 1.0x", 1.0, fmt.Sprintf("backup none w%d > file", w), peerTar, false)
+	ratio("pipeline overhead: zstd:fastest end to end (/dev/null) vs in-memory codec", ">= 0.9x", 0.9,
+		fmt.Sprintf("backup %s w%d > /dev/null", codecZFast, w), fmt.Sprintf("ceiling %s w%d (in memory)", codecZFast, w), false)
+	ratio("pipeline overhead: zstd:fastest end to end (file) vs in-memory codec", ">= 0.9x", 0.9,
+		zf, fmt.Sprintf("ceiling %s w%d (in memory)", codecZFast, w), false)
+	ratio("page verification on vs off (zstd:fastest, /dev/null)", "<= 5%", 0.05,
+		fmt.Sprintf("backup %s w%d > /dev/null", codecZFast, w), fmt.Sprintf("backup %s w%d --no-verify > /dev/null", codecZFast, w), true)
+	ratio("page verification on vs off (none, /dev/null)", "<= 5%", 0.05,
+		fmt.Sprintf("backup none w%d > /dev/null", w), fmt.Sprintf("backup none w%d --no-verify > /dev/null", w), true)
+	{
+		t := target{What: "peak RSS of every backup row", Goal: "<= 150 MiB"}
+		var m float64
+		for _, r := range append(rep.Main, rep.Scaling...) {
+			if (r.Section == "backup" || r.Section == "scaling") && !r.IsPeer && len(r.Runs) > 0 {
+				m = max(m, r.stats().RSSMiB)
+			}
+		}
+		if m > 0 {
+			t.Known, t.Met, t.Measured = true, m <= 150, fmt.Sprintf("%.0f MiB", m)
+		}
+		ts = append(ts, t)
+	}
+	if len(rep.Scaling) >= 2 {
+		t := target{What: "peak RSS flat in store size (scaling rows)", Goal: "same for 1 GiB and 4 GiB"}
+		var parts []string
+		lo, hi := 1e18, 0.0
+		for _, r := range rep.Scaling {
+			if len(r.Runs) > 0 {
+				s := r.stats()
+				lo, hi = min(lo, s.RSSMiB), max(hi, s.RSSMiB)
+				parts = append(parts, fmt.Sprintf("%.0f", s.RSSMiB))
+			}
+		}
+		if len(parts) >= 2 {
+			t.Known, t.Met = true, hi <= lo*1.1+5
+			t.Measured = strings.Join(parts, " / ") + " MiB"
+		}
+		ts = append(ts, t)
+	}
+	ratio("restore (no recovery) vs tar -xOf SET | zstd -d > /dev/null", ">= 1.0x", 1.0,
+		"restore zstd:fastest set (no recovery)", peerXZstd, false)
+	return ts
+}
+
+func formatTargets(ts []target) string {
+	var b strings.Builder
+	b.WriteString("| target | goal | measured | met |\n|---|---|---|---|\n")
+	for _, t := range ts {
+		met := "n/a"
+		if t.Known {
+			met = map[bool]string{true: "yes", false: "**no**"}[t.Met]
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", strings.ReplaceAll(t.What, "|", `\|`), t.Goal, strings.ReplaceAll(t.Measured, "|", `\|`), met)
+	}
+	return b.String()
+}
+
+func (rep *report) markdown() string {
+	c, m := rep.Config, rep.Machine
+	var b strings.Builder
+	fmt.Fprintf(&b, "## tapestream bench, %s\n\n", m.Date)
+	fmt.Fprintf(&b, "- machine: %s, %d CPUs, %s RAM, %s, host %s\n", m.CPU, m.NCPU, m.MemTotal, m.Kernel, m.Host)
+	fmt.Fprintf(&b, "- %s; peers: %s\n", m.Go, strings.Join(m.Tools, "; "))
+	fmt.Fprintf(&b, "- `go run ./bench --size %s --runs %d --workers %d`: store of %s (databases), from the page cache; %d runs per row, interleaved; took %s\n",
+		c.SizeText, c.Runs, c.Workers, humanize.IBytes(uint64(c.Size)), c.Runs, rep.Finished.Sub(rep.Started).Round(time.Second))
+	b.WriteString("- MB/s = uncompressed input bytes (10^6) per wall second; ratio = input / output bytes; CPU = user+sys of the child processes (of this process for the in-memory ceiling); peak RSS = largest process; `wN` = N compression workers; `> file` = file sink (fsync at commit, unlike the tar peers).\n")
+	for _, n := range rep.Notes {
+		fmt.Fprintf(&b, "- note: %s\n", n)
+	}
+	b.WriteString("\n### Throughput\n\n")
+	b.WriteString(formatTable(rep.Main))
+	if len(rep.Scaling) > 0 {
+		b.WriteString("\n### Scaling (time linear, memory flat)\n\n")
+		b.WriteString(formatScaling(rep.Scaling))
+	}
+	if s := formatOnline(rep.Online); s != "" {
+		fmt.Fprintf(&b, "\n### Online impact (mail workload in process; %s window alone; backup zstd:fastest w%d to a file)\n\n", rep.Online.Window, rep.Online.Workers)
+		b.WriteString(s)
+	}
+	b.WriteString("\n### Targets\n\n")
+	b.WriteString(formatTargets(rep.targets()))
+	return b.String()
+}
+
+// save writes bench/results/<date>-<host>.{md,svg}, latest.{md,svg}, and
+// replaces the README's latest-results section.
+func (rep *report) save(text string) error {
+	dir := rep.Config.Results
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	host := regexp.MustCompile(`[^A-Za-z0-9_.-]+`).ReplaceAllString(rep.Machine.Host, "_")
+	stem := rep.Started.UTC().Format("2006-01-02T1504Z") + "-" + host
+	svg, err := chart(rep.Main, "tapestream bench "+rep.Machine.Date+" ("+rep.Config.SizeText+" store, "+rep.Machine.CPU+")")
+	if err != nil {
+		return err
+	}
+	withChart := func(name string) string { return text + "\n![throughput](" + name + ")\n" }
+	files := map[string][]byte{
+		stem + ".md": []byte(withChart(stem + ".svg")), stem + ".svg": svg,
+		"latest.md": []byte(withChart("latest.svg")), "latest.svg": svg,
+	}
+	for n, data := range files {
+		if err := os.WriteFile(filepath.Join(dir, n), data, 0o644); err != nil {
+			return err
+		}
+	}
+	logf("wrote %s", filepath.Join(dir, stem+".{md,svg}"))
+	if rep.Config.Readme == "" {
+		return nil
+	}
+	rel, err := filepath.Rel(filepath.Dir(rep.Config.Readme), filepath.Join(dir, "latest.svg"))
+	if err != nil {
+		rel = filepath.Join(dir, "latest.svg")
+	}
+	return replaceSection(rep.Config.Readme, text+"\n![throughput]("+filepath.ToSlash(rel)+")\n")
+}
+
+const (
+	beginMark = "<!-- bench:latest:begin -->"
+	endMark   = "<!-- bench:latest:end -->"
+)
+
+// replaceSection replaces the text between the markers of the README.
+func replaceSection(path, text string) error {
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	s := string(old)
+	i, j := strings.Index(s, beginMark), strings.Index(s, endMark)
+	if i < 0 || j < i {
+		return fmt.Errorf("%s has no %s ... %s section", path, beginMark, endMark)
+	}
+	s = s[:i+len(beginMark)] + "\n" + text + s[j:]
+	return os.WriteFile(path, []byte(s), 0o644)
+}
+
+// chart draws the median MB/s of every row as a horizontal bar with its
+// min-max range; peers in grey.
+func chart(rows []*row, title string) ([]byte, error) {
+	var ok []*row
+	for _, r := range rows {
+		if len(r.Runs) > 0 {
+			ok = append(ok, r)
+		}
+	}
+	n := len(ok)
+	p := plot.New()
+	p.Title.Text = title
+	p.X.Label.Text = "MB/s (median of runs; bars: min–max)"
+	p.X.Min = 0
+	ts, peers := make(plotter.Values, n), make(plotter.Values, n)
+	names := make([]string, n)
+	var errs xErr
+	for i, r := range ok {
+		y := n - 1 - i // first row on top
+		st := r.stats()
+		if r.IsPeer {
+			peers[y] = st.Med
+		} else {
+			ts[y] = st.Med
+		}
+		names[y] = r.Name
+		errs = append(errs, xErrPoint{x: st.Med, y: float64(y), lo: st.Med - st.Min, hi: st.Max - st.Med})
+	}
+	for _, v := range []struct {
+		vals plotter.Values
+		col  color.Color
+		leg  string
+	}{{ts, color.RGBA{R: 0x1f, G: 0x77, B: 0xb4, A: 0xff}, "tapestream"}, {peers, color.RGBA{R: 0x99, G: 0x99, B: 0x99, A: 0xff}, "peer (tar, zstd, lz4)"}} {
+		bc, err := plotter.NewBarChart(v.vals, vg.Points(9))
+		if err != nil {
+			return nil, err
+		}
+		bc.Horizontal = true
+		bc.Color = v.col
+		bc.LineStyle.Width = 0
+		p.Add(bc)
+		p.Legend.Add(v.leg, bc)
+	}
+	eb, err := plotter.NewXErrorBars(errs)
+	if err != nil {
+		return nil, err
+	}
+	p.Add(eb)
+	p.NominalY(names...)
+	p.Legend.Top = true
+	p.Add(plotter.NewGrid())
+	wt, err := p.WriterTo(10*vg.Inch, vg.Length(1.2+0.19*float64(n))*vg.Inch, "svg")
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	if _, err := wt.WriteTo(&buf); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+type xErrPoint struct{ x, y, lo, hi float64 }
+type xErr []xErrPoint
+
+func (e xErr) Len() int                        { return len(e) }
+func (e xErr) XY(i int) (float64, float64)     { return e[i].x, e[i].y }
+func (e xErr) XError(i int) (float64, float64) { return e[i].lo, e[i].hi }

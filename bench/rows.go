@@ -1,0 +1,174 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/dustin/go-humanize"
+)
+
+// Peer row names (the tapestream rows refer to them).
+const (
+	peerTar     = "tar > file"
+	peerZstd    = "tar | zstd -1 -T2 > file"
+	peerLZ4     = "tar | lz4 -1 > file"
+	peerXZstd   = "tar -xOf SET | zstd -d > /dev/null"
+	peerUnTar   = "zstd -dc PEER.tar.zst | tar -x"
+	codecZFast  = "zstd:fastest"
+	codecZDef   = "zstd:default"
+	setZstdName = "set-zstd.tset"
+)
+
+func peerOf(codec string) string {
+	switch {
+	case codec == "none":
+		return peerTar
+	case codec == "lz4":
+		return peerLZ4
+	case strings.HasPrefix(codec, "zstd"):
+		return peerZstd
+	}
+	return ""
+}
+
+func q(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// backupArgs are the arguments of a tapestream backup of st.
+func backupArgs(c *config, st *storeInfo, codec string, workers int, out string, extra ...string) []string {
+	a := []string{"backup", "--store", st.Dir, "--group", "SG1", "--type", "full", "-o", out,
+		"--compress", codec, "--workers", fmt.Sprint(workers), "--progress", "never", "--force"}
+	return append(a, extra...)
+}
+
+// mainRows are the peers, the backups, the codec ceiling and the restores.
+func mainRows(c *config, st *storeInfo) ([]*row, error) {
+	outDir := filepath.Join(c.Work, "out")
+	setDir := filepath.Join(c.Work, "sets")
+	for _, d := range []string{outDir, setDir} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return nil, err
+		}
+	}
+	dir := filepath.Dir(st.Dir)
+	base := filepath.Base(st.Dir)
+	tarSrc := "tar -C " + q(dir) + " -cf - " + q(base)
+	// Bytes a backup reads (databases + logs), from an untimed run that
+	// also makes the set the restore rows read.
+	set := filepath.Join(setDir, setZstdName)
+	logf("making the restore sets (untimed)")
+	cmd := exec.Command(c.Bin, append(backupArgs(c, st, codecZFast, c.Workers, set), "--json")...)
+	cmd.Stderr = os.Stderr
+	js, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("backup for the restore rows: %w", err)
+	}
+	var s0 sample
+	backupJSON(js, &s0)
+	tsIn := s0.In
+	peerSet := filepath.Join(setDir, "peer.tar.zst")
+	if err := exec.Command("sh", "-c", tarSrc+" | zstd -1 -T2 -q -f -o "+q(peerSet)).Run(); err != nil {
+		return nil, fmt.Errorf("peer set: %w", err)
+	}
+	logf("store %s: %s of files (tar), a backup reads %s", st.Dir, humanize.IBytes(uint64(st.DataBytes)), humanize.IBytes(uint64(tsIn)))
+
+	var rows []*row
+	peer := func(name, script, out string) {
+		rows = append(rows, &row{Name: name, Section: "backup", IsPeer: true, In: st.DataBytes,
+			cmd: shell(script), post: fileSize(out, false)})
+	}
+	o := func(n string) string { return filepath.Join(outDir, n) }
+	peer(peerTar, tarSrc+" > "+q(o("peer.tar")), o("peer.tar"))
+	peer(peerZstd, tarSrc+" | zstd -1 -T2 -q > "+q(o("peer.tar.zst")), o("peer.tar.zst"))
+	peer(peerLZ4, tarSrc+" | lz4 -1 -q > "+q(o("peer.tar.lz4")), o("peer.tar.lz4"))
+
+	w := c.Workers
+	ts := func(codec string, workers int, sinkKind string, extra ...string) {
+		name := fmt.Sprintf("backup %s w%d", codec, workers)
+		for _, e := range extra {
+			name += " " + e
+		}
+		r := &row{Section: "backup", Peer: peerOf(codec), In: tsIn}
+		slug := strings.NewReplacer(" ", "_", ":", "-", "/", "-", ">", "", "|", "").Replace(name)
+		switch sinkKind {
+		case "file":
+			r.Name = name + " > file"
+			out := o(slug + ".tset")
+			args := append(backupArgs(c, st, codec, workers, out, "--json"), extra...)
+			r.cmd = func() *exec.Cmd { return exec.Command(c.Bin, args...) }
+			r.parse, r.post = backupJSON, fileSize(out, false)
+		case "stdout":
+			r.Name = name + " -o - | cat > file"
+			out := o(slug + ".tset")
+			args := append(backupArgs(c, st, codec, workers, "-"), extra...)
+			for i := range args {
+				args[i] = q(args[i])
+			}
+			r.cmd = shell(q(c.Bin) + " " + strings.Join(args, " ") + " | cat > " + q(out))
+			r.post = fileSize(out, false)
+		case "discard":
+			r.Name = name + " > /dev/null"
+			args := append(backupArgs(c, st, codec, workers, "/dev/null", "--json"), extra...)
+			r.cmd = func() *exec.Cmd { return exec.Command(c.Bin, args...) }
+			r.parse = backupJSON
+		}
+		rows = append(rows, r)
+	}
+	for _, codec := range []string{"none", "lz4", codecZFast, codecZDef, "gzip"} {
+		ts(codec, 1, "file")
+		if w != 1 {
+			ts(codec, w, "file")
+		}
+	}
+	ts(codecZFast, w, "stdout")
+	ts("none", w, "stdout")
+	for _, codec := range []string{"none", "lz4", codecZFast} {
+		ts(codec, w, "discard")
+	}
+	ts("none", w, "discard", "--no-verify")
+	ts(codecZFast, w, "discard", "--no-verify")
+	ts(codecZFast, w, "file", "--no-verify")
+
+	rows = append(rows, ceilingRows(c, st)...)
+
+	// Restores of the zstd set (no recovery: it has nothing to replay; see
+	// the recovery rows of the online set).
+	rdir := filepath.Join(c.Work, "restore")
+	rows = append(rows,
+		&row{Name: peerXZstd, Section: "restore", IsPeer: true, In: tsIn,
+			cmd: shell("tar -xOf " + q(set) + " --wildcards '*.zst.part*' | zstd -d -q > /dev/null")},
+		&row{Name: peerUnTar, Section: "restore", IsPeer: true, In: st.DataBytes,
+			pre:  func() error { os.RemoveAll(rdir); return os.MkdirAll(rdir, 0o755) },
+			cmd:  shell("zstd -dc -q " + q(peerSet) + " | tar -xf - -C " + q(rdir)),
+			post: func(*sample) error { return os.RemoveAll(rdir) }},
+		&row{Name: "restore zstd:fastest set (no recovery)", Section: "restore", Peer: peerXZstd, In: tsIn,
+			pre: func() error { return os.RemoveAll(rdir) },
+			cmd: func() *exec.Cmd {
+				return exec.Command(c.Bin, "restore", set, "--to", rdir, "--no-recover")
+			},
+			post: func(*sample) error { return os.RemoveAll(rdir) }},
+	)
+	return rows, nil
+}
+
+// scalingRows back up stores of each --scaling size with zstd:fastest and
+// all workers to /dev/null: time should grow linearly, peak RSS not at all.
+func scalingRows(c *config) ([]*row, error) {
+	var rows []*row
+	for _, size := range c.Scaling {
+		st, err := ensureStore(c, size)
+		if err != nil {
+			return nil, err
+		}
+		args := backupArgs(c, st, codecZFast, c.Workers, "/dev/null", "--json")
+		rows = append(rows, &row{
+			Name:    fmt.Sprintf("scaling %s: backup zstd:fastest w%d > /dev/null", humanize.IBytes(uint64(size)), c.Workers),
+			Section: "scaling", In: st.DataBytes,
+			cmd:   func() *exec.Cmd { return exec.Command(c.Bin, args...) },
+			parse: backupJSON,
+		})
+	}
+	return rows, nil
+}

@@ -1,0 +1,355 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/dustin/go-humanize"
+	"github.com/spf13/cobra"
+
+	"github.com/tapestream/tapestream/catalog"
+	"github.com/tapestream/tapestream/restore"
+	"github.com/tapestream/tapestream/scheduler"
+)
+
+func init() { extraCommands = append(extraCommands, newCatalogCmd) }
+
+type catalogOpts struct {
+	Config        string
+	Catalog       string
+	Job           string
+	Group         string
+	Status        string
+	JSON          bool
+	BlockSize     string
+	NextVolumeCmd string
+	Out, Err      io.Writer
+}
+
+func (o *catalogOpts) flags(c *cobra.Command) {
+	c.Flags().StringVar(&o.Config, "config", "", "job configuration file (names the catalog)")
+	c.Flags().StringVar(&o.Catalog, "catalog", "", "catalog file (instead of --config)")
+}
+
+func newCatalogCmd() *cobra.Command {
+	c := &cobra.Command{Use: "catalog", Short: "List, show and rebuild the catalog of backup sets"}
+	var lo catalogOpts
+	list := &cobra.Command{
+		Use: "list [--group G] [--job J] [--status S] [--json]", Short: "List the cataloged sets, oldest first", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			lo.Out, lo.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return runCatalogList(cmd.Context(), lo)
+		},
+	}
+	lo.flags(list)
+	list.Flags().StringVar(&lo.Group, "group", "", "only this storage group")
+	list.Flags().StringVar(&lo.Job, "job", "", "only this job")
+	list.Flags().StringVar(&lo.Status, "status", "", "only complete, failed or expired sets")
+	list.Flags().BoolVar(&lo.JSON, "json", false, "print JSON")
+	var so catalogOpts
+	show := &cobra.Command{
+		Use: "show SET-ID", Short: "Show one set (an id prefix of 6+ characters will do)", Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			so.Out, so.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return runCatalogShow(cmd.Context(), so, args[0])
+		},
+	}
+	so.flags(show)
+	show.Flags().BoolVar(&so.JSON, "json", false, "print JSON")
+	var ro catalogOpts
+	rebuild := &cobra.Command{
+		Use:   "rebuild [DIR|FILE|/dev/nstN|tape:PATH]...",
+		Short: "Scan set files or a tape (like bscan) and write what they hold into the catalog",
+		Long:  "Without arguments the destinations of every job in --config are scanned. Every set found is read completely and verified.",
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ro.Out, ro.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return runCatalogRebuild(cmd.Context(), ro, args)
+		},
+	}
+	ro.flags(rebuild)
+	rebuild.Flags().StringVar(&ro.BlockSize, "block-size", "1MiB", "record (tape block) size the sets were written with")
+	rebuild.Flags().StringVar(&ro.NextVolumeCmd, "next-volume-cmd", "", "command run to load the next tape volume")
+	var vo catalogOpts
+	vols := &cobra.Command{
+		Use: "volumes", Short: "List the labelled tape volumes", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			vo.Out, vo.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return runCatalogVolumes(cmd.Context(), vo)
+		},
+	}
+	vo.flags(vols)
+	vols.Flags().BoolVar(&vo.JSON, "json", false, "print JSON")
+	c.AddCommand(list, show, rebuild, vols)
+	return c
+}
+
+// catalogPath finds the catalog file from --catalog or --config.
+func catalogPath(o catalogOpts) (string, *scheduler.Config, error) {
+	if o.Catalog != "" {
+		var cfg *scheduler.Config
+		if o.Config != "" {
+			c, err := loadSchedConfig(o.Config)
+			if err != nil {
+				return "", nil, err
+			}
+			cfg = c
+		}
+		return o.Catalog, cfg, nil
+	}
+	if o.Config == "" {
+		return "", nil, usagef("give --config FILE or --catalog FILE")
+	}
+	cfg, err := loadSchedConfig(o.Config)
+	if err != nil {
+		return "", nil, err
+	}
+	return cfg.Catalog, cfg, nil
+}
+
+func openCatalog(o catalogOpts) (*catalog.Catalog, *scheduler.Config, error) {
+	p, cfg, err := catalogPath(o)
+	if err != nil {
+		return nil, nil, err
+	}
+	cat, err := catalog.Open(p)
+	return cat, cfg, err
+}
+
+func setWhere(s *catalog.Set) string {
+	switch s.Location.Kind {
+	case "tape":
+		if len(s.Location.Tape) > 0 {
+			tv := s.Location.Tape[0]
+			lbl := tv.Label
+			if lbl == "" {
+				lbl = "(unlabelled)"
+			}
+			return fmt.Sprintf("%s %s file %d", s.Location.Target, lbl, tv.FileNumber)
+		}
+	case "file":
+		return s.Location.Target
+	}
+	return "-"
+}
+
+func runCatalogList(_ context.Context, o catalogOpts) error {
+	cat, _, err := openCatalog(o)
+	if err != nil {
+		return err
+	}
+	sets, err := cat.List(catalog.Filter{Job: o.Job, Group: o.Group, Status: o.Status})
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		enc := json.NewEncoder(o.Out)
+		enc.SetIndent("", "  ")
+		if sets == nil {
+			sets = []*catalog.Set{}
+		}
+		return enc.Encode(sets)
+	}
+	fmt.Fprintf(o.Out, "%-12s  %-20s  %-8s  %-12s  %-8s  %-12s  %-11s  %9s  %s\n", "SET", "CREATED", "GROUP", "TYPE", "STATUS", "PARENT", "LOGS", "SIZE", "LOCATION")
+	for _, s := range sets {
+		fmt.Fprintf(o.Out, "%-12s  %-20s  %-8s  %-12s  %-8s  %-12s  %-11s  %9s  %s\n", short12(s.ID), s.Created.UTC().Format("2006-01-02T15:04:05Z"), s.Group, s.Type, s.Status,
+			short12(s.ParentID), fmt.Sprintf("%d-%d", s.LowGen, s.HighGen), humanize.IBytes(uint64(s.BytesOut)), setWhere(s))
+	}
+	return nil
+}
+
+func short12(id string) string {
+	if id == "" {
+		return "-"
+	}
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+func runCatalogShow(_ context.Context, o catalogOpts, id string) error {
+	cat, _, err := openCatalog(o)
+	if err != nil {
+		return err
+	}
+	s, err := cat.GetSet(id)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		enc := json.NewEncoder(o.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(s)
+	}
+	fmt.Fprintf(o.Out, "set %s\n  job %s, storage group %s (%s), databases %s\n  %s, %s, created %s\n", s.ID, s.Job, s.Group, s.GroupSignature,
+		strings.Join(s.Databases, ", "), s.Type, s.Status, s.Created.Format(time.RFC3339))
+	if s.Promoted != "" {
+		fmt.Fprintf(o.Out, "  promoted to full: %s\n", s.Promoted)
+	}
+	if s.Error != "" {
+		fmt.Fprintf(o.Out, "  error: %s\n", s.Error)
+	}
+	fmt.Fprintf(o.Out, "  logs %d-%d, parent %s, chain of full %s\n  %s read, %s stored (%s)\n  location: %s\n", s.LowGen, s.HighGen, short12(s.ParentID), short12(s.FullID),
+		humanize.IBytes(uint64(s.BytesIn)), humanize.IBytes(uint64(s.BytesOut)), s.Codec, setWhere(s))
+	for _, p := range s.Location.Paths {
+		fmt.Fprintf(o.Out, "    %s\n", p)
+	}
+	for _, tv := range s.Location.Tape {
+		fmt.Fprintf(o.Out, "    volume %d: label %q, %s, file %d\n", tv.Number, tv.Label, tv.Name, tv.FileNumber)
+	}
+	for _, f := range s.Files {
+		fmt.Fprintf(o.Out, "  %-9s %-24s %10s  sha256 %s\n", f.Kind, f.Name, humanize.IBytes(uint64(f.Size)), f.SHA256)
+	}
+	return nil
+}
+
+func runCatalogRebuild(ctx context.Context, o catalogOpts, targets []string) error {
+	cat, cfg, err := openCatalog(o)
+	if err != nil {
+		return err
+	}
+	if len(targets) == 0 {
+		if cfg == nil {
+			return usagef("name the set files, directories or tapes to scan, or give --config to scan every job's destination")
+		}
+		seen := map[string]bool{}
+		for _, j := range cfg.Jobs {
+			t := j.Destination.Dir
+			if j.IsTape() {
+				t = j.Destination.Tape
+			}
+			if seen[t] {
+				continue
+			}
+			seen[t] = true
+			if !j.IsTape() {
+				if _, err := os.Stat(t); err != nil {
+					fmt.Fprintf(o.Err, "job %s: skipping %s: %v\n", j.Name, t, err)
+					continue
+				}
+			}
+			targets = append(targets, t)
+		}
+	}
+	so := catalog.ScanOptions{NextVolumeCmd: o.NextVolumeCmd, Log: o.Err}
+	if o.BlockSize != "" {
+		n, err := parseSize("block-size", o.BlockSize)
+		if err != nil {
+			return err
+		}
+		so.RecordSize = int(n)
+	}
+	if cfg != nil {
+		so.JobFor = cfg.JobFor
+	}
+	var files []string
+	total := 0
+	for _, t := range targets {
+		if !catalog.IsTape(t) {
+			files = append(files, t)
+			continue
+		}
+		sets, vol, err := catalog.ScanTape(ctx, t, so)
+		if err != nil {
+			return err
+		}
+		added, updated, err := cat.Merge(sets, vol)
+		if err != nil {
+			return err
+		}
+		total += len(sets)
+		fmt.Fprintf(o.Out, "%s: %d set(s): %d added, %d updated\n", t, len(sets), added, updated)
+	}
+	if len(files) > 0 {
+		sets, err := catalog.ScanFiles(ctx, files, so)
+		if err != nil {
+			return err
+		}
+		added, updated, err := cat.Merge(sets, nil)
+		if err != nil {
+			return err
+		}
+		total += len(sets)
+		fmt.Fprintf(o.Out, "%s: %d set(s): %d added, %d updated\n", strings.Join(files, ", "), len(sets), added, updated)
+	}
+	fmt.Fprintf(o.Out, "catalog %s rebuilt from %d set(s)\n", cat.Path, total)
+	return nil
+}
+
+func runCatalogVolumes(_ context.Context, o catalogOpts) error {
+	cat, _, err := openCatalog(o)
+	if err != nil {
+		return err
+	}
+	vols, err := cat.Volumes()
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		enc := json.NewEncoder(o.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(vols)
+	}
+	fmt.Fprintf(o.Out, "%-12s  %-10s  %-20s  %s\n", "LABEL", "STATUS", "LABELLED", "TAPE")
+	for _, v := range vols {
+		fmt.Fprintf(o.Out, "%-12s  %-10s  %-20s  %s (cartridge %d)\n", v.Label, v.Status, v.Created.UTC().Format("2006-01-02T15:04:05Z"), v.Target, v.Number)
+	}
+	return nil
+}
+
+// restoreFromCatalog works out the chain to restore for `restore
+// --catalog`: the storage group (--from-group, else --group) as of --at
+// (default: the newest).
+func restoreFromCatalog(o restoreOpts) ([]restore.SetSource, error) {
+	group := o.FromGroup
+	if group == "" {
+		group = o.Group
+	}
+	if group == "" {
+		return nil, usagef("with --catalog, name the storage group: --group (or --from-group to restore it into another group)")
+	}
+	if len(o.Sets) > 0 {
+		return nil, usagef("give set paths or --catalog, not both")
+	}
+	var at time.Time
+	if o.At != "" && o.At != "now" {
+		t, err := time.Parse(time.RFC3339Nano, o.At)
+		if err != nil {
+			return nil, usagef(fmt.Sprintf("--at %q: want an RFC 3339 time", o.At))
+		}
+		at = t
+	}
+	cat, err := catalog.Open(o.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	sets, err := cat.List(catalog.Filter{Group: group})
+	if err != nil {
+		return nil, err
+	}
+	chain, err := catalog.RestoreChain(sets, group, at)
+	if err != nil {
+		return nil, err
+	}
+	var srcs []restore.SetSource
+	for _, s := range chain {
+		src := restore.SetSource{Path: s.Location.Target}
+		if s.Location.Kind == "tape" && len(s.Location.Tape) > 0 {
+			tv := s.Location.Tape[0]
+			src.Path, src.FileNumber = catalog.WithVolume(s.Location.Target, tv.Loaded), int(tv.FileNumber)
+			if o.Err != nil && tv.Label != "" {
+				fmt.Fprintf(o.Err, "set %s is on volume %s, file %d\n", short12(s.ID), tv.Label, tv.FileNumber)
+			}
+		}
+		if o.Err != nil {
+			fmt.Fprintf(o.Err, "chain: %s set %s of %s (%s)\n", s.Type, short12(s.ID), s.Created.UTC().Format(time.RFC3339), setWhere(s))
+		}
+		srcs = append(srcs, src)
+	}
+	return srcs, nil
+}

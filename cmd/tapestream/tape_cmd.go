@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/tapestream/tapestream/catalog"
+	"github.com/tapestream/tapestream/scheduler"
+)
+
+func init() { extraCommands = append(extraCommands, newTapeCmd) }
+
+type tapeOpts struct {
+	catalogOpts
+	Tape      string
+	Label     string
+	Pool      string
+	Overwrite bool
+	now       func() time.Time
+}
+
+func newTapeCmd() *cobra.Command {
+	c := &cobra.Command{Use: "tape", Short: "Label tape volumes and show what is loaded"}
+	var lo tapeOpts
+	label := &cobra.Command{
+		Use:   "label --tape /dev/nstN|tape:PATH [LABEL] [--pool P] [--overwrite]",
+		Short: "Write a volume label on the loaded tape (file 0) and record it in the catalog",
+		Long:  "Without LABEL the next free label of the pool prefix is used (PREFIX0001, ...; --prefix, default TS).",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			lo.Out, lo.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			if len(args) == 1 {
+				lo.Label = args[0]
+			}
+			return runTapeLabel(cmd.Context(), lo)
+		},
+	}
+	lo.flags(label)
+	label.Flags().StringVar(&lo.Tape, "tape", "", "tape device or emulated tape")
+	label.Flags().StringVar(&lo.Pool, "pool", "", "pool name recorded in the label")
+	label.Flags().StringVar(&lo.Job, "prefix", "TS", "label prefix when no LABEL is given")
+	label.Flags().BoolVar(&lo.Overwrite, "overwrite", false, "relabel a tape that holds data (its sets are lost and marked expired)")
+	label.Flags().StringVar(&lo.BlockSize, "block-size", "1MiB", "record size")
+	var so tapeOpts
+	status := &cobra.Command{
+		Use: "status --tape /dev/nstN|tape:PATH", Short: "Show the label of the loaded tape and what the catalog knows of it", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			so.Out, so.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return runTapeStatus(cmd.Context(), so)
+		},
+	}
+	so.flags(status)
+	status.Flags().StringVar(&so.Tape, "tape", "", "tape device or emulated tape")
+	status.Flags().StringVar(&so.BlockSize, "block-size", "1MiB", "record size")
+	c.AddCommand(label, status)
+	return c
+}
+
+func (o tapeOpts) recordSize() (int, error) {
+	if o.BlockSize == "" {
+		return 0, nil
+	}
+	n, err := parseSize("block-size", o.BlockSize)
+	return int(n), err
+}
+
+func runTapeLabel(_ context.Context, o tapeOpts) error {
+	if o.Tape == "" {
+		return usagef("--tape is required")
+	}
+	cat, _, err := openCatalog(o.catalogOpts)
+	if err != nil {
+		return err
+	}
+	rs, err := o.recordSize()
+	if err != nil {
+		return err
+	}
+	if o.Label == "" {
+		if o.Label, err = scheduler.NextLabel(cat, o.Job); err != nil {
+			return err
+		}
+	}
+	now := time.Now
+	if o.now != nil {
+		now = o.now
+	}
+	if err := scheduler.LabelTape(cat, o.Tape, o.Label, o.Pool, rs, o.Overwrite, now()); err != nil {
+		return &sinkError{err}
+	}
+	fmt.Fprintf(o.Out, "labelled %s as %s\n", o.Tape, o.Label)
+	return nil
+}
+
+func runTapeStatus(_ context.Context, o tapeOpts) error {
+	if o.Tape == "" {
+		return usagef("--tape is required")
+	}
+	rs, err := o.recordSize()
+	if err != nil {
+		return err
+	}
+	state, vl, err := catalog.ReadVolumeLabel(o.Tape, rs)
+	if err != nil {
+		return &sinkError{err}
+	}
+	out := o.Out
+	if out == nil {
+		out = io.Discard
+	}
+	switch state {
+	case catalog.TapeBlank:
+		fmt.Fprintf(out, "%s: blank\n", o.Tape)
+		return nil
+	case catalog.TapeSetData:
+		fmt.Fprintf(out, "%s: unlabelled; starts with a backup set (a continuation volume)\n", o.Tape)
+		return nil
+	case catalog.TapeForeign:
+		fmt.Fprintf(out, "%s: holds data that is not tapestream's\n", o.Tape)
+		return nil
+	}
+	fmt.Fprintf(out, "%s: volume %s (pool %q, labelled %s)\n", o.Tape, vl.Label, vl.Pool, vl.Created.Format(time.RFC3339))
+	if o.Config == "" && o.Catalog == "" {
+		return nil
+	}
+	cat, _, err := openCatalog(o.catalogOpts)
+	if err != nil {
+		return err
+	}
+	if v, err := cat.GetVolume(vl.Label); err == nil {
+		fmt.Fprintf(out, "  catalog: %s\n", v.Status)
+	}
+	sets, err := cat.List(catalog.Filter{})
+	if err != nil {
+		return err
+	}
+	for _, s := range sets {
+		for _, tv := range s.Location.Tape {
+			if tv.Label == vl.Label {
+				fmt.Fprintf(out, "  file %d: %s set %s of %s, %s, %s\n", tv.FileNumber, s.Type, short12(s.ID), s.Group, s.Created.UTC().Format(time.RFC3339), s.Status)
+			}
+		}
+	}
+	return nil
+}

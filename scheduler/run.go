@@ -1,0 +1,719 @@
+package scheduler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tapestream/tapestream/catalog"
+	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/pipeline"
+	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/source"
+	"github.com/tapestream/tapestream/tapeformat"
+)
+
+// Runner runs configured jobs.
+type Runner struct {
+	Config *Config
+	// Now is the clock (the scripted-week test injects one).
+	Now func() time.Time
+	Log *slog.Logger
+	// Stderr receives operator prompts of tape drives.
+	Stderr io.Writer
+	// NotifyCmd overrides the configuration's notify_cmd.
+	NotifyCmd string
+	// Level forces the level of every job run ("" = the schedule's).
+	Level string
+	// DryRun plans (levels, promotions, destinations) without backing up.
+	DryRun bool
+	// MaxRate overrides every job's max_rate (bytes per second, 0 = the job's).
+	MaxRate int64
+	// OpenSource opens a job's source; nil means the store (in process)
+	// or the store server of the job.
+	OpenSource func(ctx context.Context, j *Job) (source.Source, error)
+}
+
+// GroupResult is the outcome of one storage group of a job.
+type GroupResult struct {
+	Group      string   `json:"group"`
+	Requested  string   `json:"requested_level"`
+	Level      string   `json:"level"`
+	Promoted   string   `json:"promoted,omitempty"`
+	SetID      string   `json:"set_id,omitempty"`
+	Parent     string   `json:"parent_set_id,omitempty"`
+	Location   string   `json:"location,omitempty"`
+	Status     string   `json:"status"` // success, failure, planned
+	Error      string   `json:"error,omitempty"`
+	BytesIn    int64    `json:"bytes_in"`
+	BytesOut   int64    `json:"bytes_out"`
+	Ratio      float64  `json:"ratio"`
+	LowGen     uint32   `json:"log_first_generation,omitempty"`
+	HighGen    uint32   `json:"log_last_generation,omitempty"`
+	Truncated  int      `json:"truncated_logs"`
+	Expired    []string `json:"expired_sets,omitempty"`
+	DurationMS int64    `json:"duration_ms"`
+	err        error
+}
+
+// JobResult is the outcome of one job.
+type JobResult struct {
+	Job        string        `json:"job"`
+	Status     string        `json:"status"` // success, failure, locked, not-due, planned
+	Level      string        `json:"level,omitempty"`
+	Slot       time.Time     `json:"slot,omitzero"`
+	Started    time.Time     `json:"started"`
+	DurationMS int64         `json:"duration_ms"`
+	Error      string        `json:"error,omitempty"`
+	Groups     []GroupResult `json:"groups,omitempty"`
+	BytesIn    int64         `json:"bytes_in"`
+	BytesOut   int64         `json:"bytes_out"`
+	err        error
+}
+
+// Summary is the outcome of a run.
+type Summary struct {
+	Started time.Time   `json:"started"`
+	DryRun  bool        `json:"dry_run,omitempty"`
+	Jobs    []JobResult `json:"jobs"`
+	OK      bool        `json:"ok"`
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Runner) log() *slog.Logger {
+	if r.Log != nil {
+		return r.Log
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+// Due reports whether job is due at now: the newest slot of its schedule
+// is within the due window and was not run yet.
+func (r *Runner) Due(cat *catalog.Catalog, j *Job, now time.Time) (engine.BackupType, time.Time, bool, error) {
+	lvl, slot, ok := j.Schedule.LevelAt(now)
+	if !ok {
+		return 0, time.Time{}, false, nil
+	}
+	st, err := cat.Job(j.Name)
+	if err != nil {
+		return 0, time.Time{}, false, err
+	}
+	due := slot.After(now.Add(-r.Config.dueWindow)) && slot.After(st.LastSlot)
+	return lvl, slot, due, nil
+}
+
+// Run runs the jobs due now, or the named job whatever its schedule. The
+// error is the first failing job's (a *LockedError when a group was
+// locked by another run).
+func (r *Runner) Run(ctx context.Context, jobName string) (*Summary, error) {
+	now := r.now()
+	sum := &Summary{Started: now, DryRun: r.DryRun, OK: true}
+	cat, err := catalog.Open(r.Config.Catalog)
+	if err != nil {
+		return sum, err
+	}
+	jobs := r.Config.Jobs
+	if jobName != "" {
+		j, err := r.Config.Job(jobName)
+		if err != nil {
+			return sum, err
+		}
+		jobs = []*Job{j}
+	}
+	var firstErr error
+	for _, j := range jobs {
+		if err := ctx.Err(); err != nil {
+			return sum, err
+		}
+		lvl, slot, due, err := r.Due(cat, j, r.now())
+		if err != nil {
+			return sum, err
+		}
+		if jobName == "" && !due {
+			r.log().Debug("job not due", "job", j.Name)
+			sum.Jobs = append(sum.Jobs, JobResult{Job: j.Name, Status: "not-due", Started: r.now()})
+			continue
+		}
+		if slot.IsZero() {
+			lvl = engine.Full
+		}
+		if r.Level != "" {
+			if lvl, err = ParseLevel(r.Level); err != nil {
+				return sum, err
+			}
+		}
+		jr := r.RunJob(ctx, cat, j, lvl, slot)
+		sum.Jobs = append(sum.Jobs, jr)
+		if jr.err != nil {
+			sum.OK = false
+			if firstErr == nil {
+				firstErr = jr.err
+			}
+		}
+	}
+	if !r.DryRun {
+		if err := r.writeTextfile(cat); err != nil {
+			r.log().Error("writing the textfile failed", "file", r.Config.Textfile, "err", err)
+			if firstErr == nil {
+				firstErr = err
+			}
+		}
+	}
+	return sum, firstErr
+}
+
+// sourceID identifies a job's source for the group locks.
+func (j *Job) sourceID() string {
+	if j.Store != "" {
+		return "store:" + j.Store
+	}
+	return "server:" + j.Server
+}
+
+func (r *Runner) openSource(ctx context.Context, j *Job) (source.Source, error) {
+	if r.OpenSource != nil {
+		return r.OpenSource(ctx, j)
+	}
+	if j.Store != "" {
+		return source.OpenLocal(j.Store, engine.Options{})
+	}
+	tok, err := readToken(j.TokenFile)
+	if err != nil {
+		return nil, fmt.Errorf("token_file: %w", err)
+	}
+	ro := source.RemoteOptions{Token: tok}
+	if j.CAFile != "" {
+		if ro.TLS, err = source.LoadTLS(j.CAFile, "", ""); err != nil {
+			return nil, err
+		}
+	}
+	return source.OpenRemote(j.Server, ro)
+}
+
+// RunJob runs one job at level (slot is the schedule slot it serves, zero
+// for a forced run): every group is locked, backed up (concurrently,
+// through one source), recorded and retention applied; the job's state,
+// the textfile and the notification follow.
+func (r *Runner) RunJob(ctx context.Context, cat *catalog.Catalog, j *Job, lvl engine.BackupType, slot time.Time) (jr JobResult) {
+	start := r.now()
+	t0 := time.Now()
+	jr = JobResult{Job: j.Name, Level: lvl.String(), Slot: slot, Started: start}
+	log := r.log().With("job", j.Name)
+	defer func() { jr.DurationMS = time.Since(t0).Milliseconds() }()
+	if r.DryRun {
+		jr.Status = "planned"
+		for _, g := range j.Groups {
+			sets, err := cat.List(catalog.Filter{Group: g})
+			if err != nil {
+				jr.err = err
+				break
+			}
+			typ, reason := planLevel(sets, lvl)
+			gr := GroupResult{Group: g, Requested: lvl.String(), Level: typ.String(), Promoted: reason, Status: "planned"}
+			if j.IsTape() {
+				gr.Location = j.Destination.Tape
+			} else {
+				gr.Location = j.FileName(g, typ, start, "SETID")
+			}
+			log.Info("planned", "group", g, "level", typ.String(), "requested", lvl.String(), "promoted", reason, "destination", gr.Location)
+			jr.Groups = append(jr.Groups, gr)
+		}
+		return jr
+	}
+	var locks []*groupLock
+	defer func() {
+		for _, l := range locks {
+			l.Release()
+		}
+	}()
+	lockNames := j.Groups
+	if j.IsTape() {
+		// One writer per drive: two jobs appending to the same tape would interleave.
+		lockNames = append(append([]string(nil), lockNames...), "tape")
+	}
+	for _, g := range lockNames {
+		id := j.sourceID()
+		if g == "tape" {
+			id = "tape:" + catalog.BaseTarget(j.Destination.Tape)
+		}
+		l, err := LockGroup(r.Config.LockDir, j.Name, id, g)
+		if err != nil {
+			jr.Status, jr.Error, jr.err = "locked", err.Error(), err
+			log.Error("job refused", "err", err)
+			r.notify(ctx, j, &jr)
+			return jr
+		}
+		locks = append(locks, l)
+	}
+	log.Info("job started", "level", lvl.String(), "slot", slot, "groups", strings.Join(j.Groups, ","))
+	src, err := r.openSource(ctx, j)
+	if err == nil {
+		defer src.Close()
+		jr.Groups = make([]GroupResult, len(j.Groups))
+		// Groups are backed up concurrently (each its own session) to
+		// files; one after the other to a tape (one drive, one writer).
+		var wg sync.WaitGroup
+		for i, g := range j.Groups {
+			wg.Add(1)
+			run := func() {
+				defer wg.Done()
+				jr.Groups[i] = r.backupGroup(ctx, cat, src, j, g, lvl, log.With("group", g))
+			}
+			if j.IsTape() {
+				run()
+			} else {
+				go run()
+			}
+		}
+		wg.Wait()
+		for _, g := range jr.Groups {
+			jr.BytesIn += g.BytesIn
+			jr.BytesOut += g.BytesOut
+			if g.err != nil && err == nil {
+				err = fmt.Errorf("job %s: storage group %s: %w", j.Name, g.Group, g.err)
+			}
+		}
+	} else {
+		err = fmt.Errorf("job %s: opening the source: %w", j.Name, err)
+	}
+	jr.Status = "success"
+	if err != nil {
+		jr.Status, jr.Error, jr.err = "failure", err.Error(), err
+		log.Error("job failed", "err", err, "duration", time.Since(t0))
+	} else {
+		log.Info("job finished", "bytes_in", jr.BytesIn, "bytes_out", jr.BytesOut, "duration", time.Since(t0))
+	}
+	dur := time.Since(t0).Seconds()
+	if uerr := cat.UpdateJob(j.Name, func(st *catalog.JobState) {
+		if !slot.IsZero() {
+			st.LastSlot = slot
+		}
+		st.LastRun = start
+		st.LastStatus = jr.Status
+		st.LastError = jr.Error
+		st.DurationSeconds = dur
+		st.Runs++
+		if jr.err != nil {
+			st.Failures++
+			return
+		}
+		st.LastSuccess = start.Add(time.Since(t0))
+		st.BytesIn, st.BytesOut = jr.BytesIn, jr.BytesOut
+		st.Ratio = 0
+		if jr.BytesOut > 0 {
+			st.Ratio = float64(jr.BytesIn) / float64(jr.BytesOut)
+		}
+	}); uerr != nil {
+		log.Error("recording the job state failed", "err", uerr)
+	}
+	r.notify(ctx, j, &jr)
+	return jr
+}
+
+// planLevel decides the level from the catalog alone: an incremental or
+// differential is promoted to full when the group has no full in the
+// catalog or the newest full's chain is broken, and a differential is
+// promoted when the catalog proves that logs since the full were
+// truncated (ESE would refuse it with -528).
+func planLevel(sets []*catalog.Set, want engine.BackupType) (engine.BackupType, string) {
+	if want == engine.Full || want == engine.Copy {
+		return want, ""
+	}
+	chains := catalog.Chains(sets)
+	var newest *catalog.Chain
+	for i := len(chains) - 1; i >= 0; i-- {
+		if chains[i].Full != nil && chains[i].Full.Status != catalog.StatusFailed {
+			newest = chains[i]
+			break
+		}
+	}
+	if newest == nil {
+		return engine.Full, "no full backup of the group in the catalog"
+	}
+	if err := catalog.Usable(newest.Full); err != nil {
+		return engine.Full, "the newest full's chain is broken: " + err.Error()
+	}
+	if want == engine.Differential {
+		// A differential needs every log since the full. Once a later set
+		// of the chain started above the full's last generation + 1, an
+		// incremental's truncation has deleted some of them for good.
+		// Otherwise the differential is attempted, and the engine's -528
+		// (an incremental truncated them after all) promotes it then.
+		for _, m := range newest.Members {
+			if m.Status == catalog.StatusComplete && m.LowGen > newest.Full.HighGen+1 {
+				return engine.Full, fmt.Sprintf("logs %d-%d since full set %s were truncated (set %s starts at %d); a differential needs them (ESE -528)",
+					newest.Full.HighGen+1, m.LowGen-1, short(newest.Full.ID), short(m.ID), m.LowGen)
+			}
+		}
+	}
+	return want, ""
+}
+
+func short(id string) string {
+	if len(id) > 12 {
+		return id[:12]
+	}
+	return id
+}
+
+// errChain marks a promotion decided after the session began.
+type errChain struct{ reason string }
+
+func (e *errChain) Error() string { return e.reason }
+
+func (r *Runner) backupGroup(ctx context.Context, cat *catalog.Catalog, src source.Source, j *Job, group string, want engine.BackupType, log *slog.Logger) (gr GroupResult) {
+	t0 := time.Now()
+	gr = GroupResult{Group: group, Requested: want.String(), Level: want.String()}
+	defer func() {
+		gr.DurationMS = time.Since(t0).Milliseconds()
+		if gr.err != nil {
+			gr.Status, gr.Error = "failure", gr.err.Error()
+		} else {
+			gr.Status = "success"
+		}
+	}()
+	infos, err := src.Prepare(ctx)
+	if err != nil {
+		gr.err = err
+		return gr
+	}
+	sig := ""
+	found := false
+	for _, gi := range infos {
+		if gi.Name == group {
+			sig, found = gi.Signature, true
+		}
+	}
+	if !found {
+		gr.err = fmt.Errorf("the source has no storage group %s", group)
+		return gr
+	}
+	all, err := cat.List(catalog.Filter{Group: group})
+	if err != nil {
+		gr.err = err
+		return gr
+	}
+	sets := catalog.SameGroup(all, group, sig)
+	r.markMissing(cat, sets, log)
+	typ, reason := planLevel(sets, want)
+	for attempt := 0; ; attempt++ {
+		if reason != "" {
+			log.Warn("level promoted to full", "requested", want.String(), "reason", reason)
+		}
+		gr.Level, gr.Promoted = typ.String(), reason
+		set, res, err := r.backupOnce(ctx, cat, src, j, group, sig, typ, reason, sets)
+		if err != nil && typ != engine.Full && attempt == 0 {
+			var ec *errChain
+			switch {
+			case errors.As(err, &ec):
+				typ, reason = engine.Full, ec.reason
+				continue
+			case errors.Is(err, engine.ErrMissingLogFile):
+				typ, reason = engine.Full, "the engine refused the "+typ.String()+" for missing logs (-528): "+err.Error()
+				continue
+			case errors.Is(err, engine.ErrNoBackup):
+				typ, reason = engine.Full, "the engine has no full backup of the group (-520)"
+				continue
+			}
+		}
+		if set != nil {
+			gr.SetID, gr.Parent = set.ID, set.ParentID
+			gr.Location = set.Location.Target
+			if tv := set.Location.Tape; len(tv) > 0 {
+				gr.Location += fmt.Sprintf(" (volume %q file %d)", tv[0].Label, tv[0].FileNumber)
+			}
+		}
+		if res != nil {
+			gr.BytesIn, gr.BytesOut, gr.Ratio, gr.LowGen, gr.HighGen = res.BytesIn, res.BytesOut, res.Ratio, res.LowGen, res.HighGen
+			gr.Truncated = len(res.Truncated)
+		}
+		if err != nil {
+			gr.err = err
+			if set == nil || set.Status != catalog.StatusComplete {
+				fail := &catalog.Set{ID: tapeformat.NewSetID(), Job: j.Name, Group: group, GroupSignature: sig, Type: typ.String(),
+					Status: catalog.StatusFailed, Created: r.now().UTC(), Error: err.Error(), Promoted: reason}
+				if set != nil {
+					fail = set
+					fail.Status, fail.Error = catalog.StatusFailed, err.Error()
+				}
+				if perr := cat.PutSet(fail); perr != nil {
+					log.Error("recording the failed set failed", "err", perr)
+				}
+			}
+			log.Error("backup failed", "level", typ.String(), "err", err)
+			return gr
+		}
+		log.Info("set written", "set", set.ID, "level", typ.String(), "parent", set.ParentID, "location", set.Location.Target,
+			"logs", fmt.Sprintf("%d-%d", set.LowGen, set.HighGen), "bytes_in", set.BytesIn, "bytes_out", set.BytesOut, "ratio", fmt.Sprintf("%.2f", res.Ratio), "truncated_logs", len(res.Truncated))
+		break
+	}
+	expired, err := r.applyRetention(cat, j, group, sig)
+	gr.Expired = expired
+	if err != nil {
+		gr.err = fmt.Errorf("retention: %w", err)
+	}
+	for _, id := range expired {
+		log.Info("set expired", "set", id)
+	}
+	return gr
+}
+
+// backupOnce takes one backup of group at typ and records it.
+func (r *Runner) backupOnce(ctx context.Context, cat *catalog.Catalog, src source.Source, j *Job, group, sig string, typ engine.BackupType, reason string, sets []*catalog.Set) (*catalog.Set, *pipeline.Result, error) {
+	sess, err := src.Begin(ctx, group, typ, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	ix := catalog.NewIndex(sets)
+	fullID := ""
+	if typ == engine.Incremental || typ == engine.Differential {
+		parent := sess.PreviousSetID()
+		path, perr := ix.Path(parent)
+		if perr != nil {
+			sess.Abort(perr)
+			return nil, nil, &errChain{fmt.Sprintf("the set the %s would continue (%s, from the database headers) is not usable: %v", typ, short(parent), perr)}
+		}
+		fullID = path[0].ID
+	}
+	start := r.now()
+	setID := tapeformat.NewSetID()
+	if typ == engine.Full {
+		fullID = setID
+	}
+	sopts := sink.Options{RecordSize: j.recordSize, VolumeSize: j.splitSize, NextVolumeCmd: j.Destination.NextVolumeCmd, Stderr: r.Stderr}
+	loc := catalog.Location{Kind: "file"}
+	var target, volLabel string
+	loaded := 0
+	if j.IsTape() {
+		target = j.Destination.Tape
+		sopts.Append = true
+		if volLabel, err = r.prepareTape(cat, j, start); err != nil {
+			sess.Abort(err)
+			return nil, nil, err
+		}
+		loaded = catalog.LoadedVolume(target)
+		loc = catalog.Location{Kind: "tape", Target: catalog.BaseTarget(target)}
+	} else {
+		if err := os.MkdirAll(j.Destination.Dir, 0o755); err != nil {
+			sess.Abort(err)
+			return nil, nil, err
+		}
+		target = j.FileName(group, typ, start, setID)
+		loc.Target = target
+	}
+	dst, err := sink.Open(target, sopts)
+	if err != nil {
+		sess.Abort(err)
+		return nil, nil, err
+	}
+	var rec *catalog.Set
+	maxRate := j.maxRate
+	if r.MaxRate > 0 {
+		maxRate = r.MaxRate
+	}
+	popts := pipeline.Options{
+		Codec: j.codec, Workers: j.Workers, RecordSize: j.recordSize, SegmentSize: j.segmentSize, MaxRate: maxRate, SetID: setID,
+		Now: func() time.Time { return start },
+		BeforeTruncate: func(res *pipeline.Result) error {
+			rec = &catalog.Set{
+				ID: res.SetID, Job: j.Name, Group: group, GroupSignature: sig, Databases: res.Databases, Type: res.Type,
+				Status: catalog.StatusComplete, Created: start.UTC(), LowGen: res.LowGen, HighGen: res.HighGen,
+				ParentID: res.PreviousSetID, FullID: fullID, Codec: res.Codec, RecordSize: j.recordSize,
+				BytesIn: res.BytesIn, BytesOut: res.BytesOut, Promoted: reason, Location: loc,
+			}
+			for _, f := range res.Files {
+				rec.Files = append(rec.Files, catalog.File{Name: f.Name, Kind: f.Kind, Size: f.Size, SHA256: f.SHA256})
+			}
+			for i, v := range res.Volumes {
+				if j.IsTape() {
+					tv := catalog.TapeVolume{Number: v.Number, Name: v.Name, FileNumber: v.FileNumber, Bytes: v.Bytes}
+					if i == 0 {
+						tv.Label = volLabel
+					}
+					if loaded > 0 {
+						tv.Loaded = loaded + i
+					}
+					rec.Location.Tape = append(rec.Location.Tape, tv)
+				} else {
+					rec.Location.Paths = append(rec.Location.Paths, v.Name)
+				}
+			}
+			return cat.PutSet(rec)
+		},
+	}
+	res, err := pipeline.Backup(ctx, sess, dst, popts)
+	if res != nil && j.IsTape() {
+		r.noteTapeVolumes(cat, res.Volumes, volLabel, start)
+	}
+	if rec == nil && err == nil {
+		err = errors.New("the backup finished without recording its set")
+	}
+	return rec, res, err
+}
+
+// prepareTape makes sure the loaded tape volume is labelled (labelling a
+// blank one when auto_label is on) and returns its label ("" for an
+// unlabelled continuation volume of an earlier set).
+func (r *Runner) prepareTape(cat *catalog.Catalog, j *Job, now time.Time) (string, error) {
+	d := j.Destination
+	state, vl, err := catalog.ReadVolumeLabel(d.Tape, j.recordSize)
+	if err != nil {
+		return "", err
+	}
+	switch state {
+	case catalog.TapeLabelled:
+		if _, err := cat.GetVolume(vl.Label); errors.Is(err, catalog.ErrNotFound) {
+			return vl.Label, cat.PutVolume(&catalog.Volume{Label: vl.Label, Target: catalog.BaseTarget(d.Tape), Number: catalog.LoadedVolume(d.Tape),
+				Created: vl.Created, Pool: vl.Pool, Status: "append"})
+		}
+		return vl.Label, nil
+	case catalog.TapeBlank:
+		if d.AutoLabel != nil && !*d.AutoLabel {
+			return "", fmt.Errorf("tape %s is blank: label it first (tapestream tape label)", d.Tape)
+		}
+		label, err := NextLabel(cat, d.LabelPrefix)
+		if err != nil {
+			return "", err
+		}
+		if err := LabelTape(cat, d.Tape, label, d.Pool, j.recordSize, false, now); err != nil {
+			return "", err
+		}
+		r.log().Info("labelled blank tape", "job", j.Name, "label", label, "tape", d.Tape)
+		return label, nil
+	case catalog.TapeSetData:
+		r.log().Warn("the loaded tape volume has no tapestream label (a continuation volume); appending", "job", j.Name, "tape", d.Tape)
+		return "", nil
+	}
+	return "", fmt.Errorf("tape %s holds data that is not tapestream's; label it with `tapestream tape label --overwrite` to reuse it", d.Tape)
+}
+
+// NextLabel returns the next free label PREFIX0001, PREFIX0002, ...
+func NextLabel(cat *catalog.Catalog, prefix string) (string, error) {
+	if prefix == "" {
+		prefix = "TS"
+	}
+	vols, err := cat.Volumes()
+	if err != nil {
+		return "", err
+	}
+	have := map[string]bool{}
+	for _, v := range vols {
+		have[v.Label] = true
+	}
+	for n := 1; ; n++ {
+		l := fmt.Sprintf("%s%04d", prefix, n)
+		if !have[l] {
+			return l, nil
+		}
+	}
+}
+
+// LabelTape writes a volume label on the loaded volume of target and
+// records the volume.
+func LabelTape(cat *catalog.Catalog, target, label, pool string, recordSize int, overwrite bool, now time.Time) error {
+	if label == "" || strings.ContainsAny(label, " /\\") {
+		return fmt.Errorf("volume label %q: want a non-empty name without spaces or slashes", label)
+	}
+	if v, err := cat.GetVolume(label); err == nil && !overwrite {
+		return fmt.Errorf("volume label %s is already used (labelled %s in %s)", label, v.Created.Format(time.RFC3339), v.Target)
+	}
+	if err := catalog.WriteVolumeLabel(target, catalog.VolumeLabel{Label: label, Pool: pool, Created: now.UTC()}, recordSize, overwrite); err != nil {
+		return err
+	}
+	if overwrite {
+		// Everything that was on the volume is gone.
+		_ = cat.UpdateSets(func(s *catalog.Set) bool {
+			if s.Location.Kind != "tape" || s.Status == catalog.StatusExpired || len(s.Location.Tape) == 0 || s.Location.Tape[0].Label != label {
+				return false
+			}
+			s.Status, s.ExpiredAt = catalog.StatusExpired, now.UTC()
+			return true
+		})
+	}
+	return cat.PutVolume(&catalog.Volume{Label: label, Target: catalog.BaseTarget(target), Number: catalog.LoadedVolume(target), Created: now.UTC(), Pool: pool, Status: "append"})
+}
+
+// noteTapeVolumes marks volumes that reached their end as full.
+func (r *Runner) noteTapeVolumes(cat *catalog.Catalog, vols []sink.VolumeInfo, label string, now time.Time) {
+	if label == "" {
+		return
+	}
+	v, err := cat.GetVolume(label)
+	if err != nil {
+		return
+	}
+	v.LastUsed = now.UTC()
+	if len(vols) > 1 || len(vols) == 1 && vols[0].EarlyWarning {
+		v.Full, v.Status = true, "full"
+		r.log().Info("tape volume full; the next volume was requested", "label", label)
+	}
+	_ = cat.PutVolume(v)
+}
+
+// JobFor maps a scanned set to the job whose destination holds it.
+func (c *Config) JobFor(s *catalog.Set) string {
+	for _, j := range c.Jobs {
+		if j.IsTape() {
+			if s.Location.Kind == "tape" && catalog.BaseTarget(j.Destination.Tape) == s.Location.Target {
+				return j.Name
+			}
+			continue
+		}
+		if s.Location.Kind == "file" && filepath.Dir(s.Location.Target) == j.Destination.Dir && containsGroup(j.Groups, s.Group) {
+			return j.Name
+		}
+	}
+	return ""
+}
+
+func containsGroup(gs []string, g string) bool {
+	for _, x := range gs {
+		if x == g {
+			return true
+		}
+	}
+	return false
+}
+
+// markMissing records complete file sets whose files are gone as missing.
+func (r *Runner) markMissing(cat *catalog.Catalog, sets []*catalog.Set, log *slog.Logger) {
+	gone := map[string]bool{}
+	for _, s := range sets {
+		if s.Status == catalog.StatusComplete && !catalog.Present(s) {
+			gone[s.ID] = true
+			log.Warn("set files are missing", "set", s.ID, "type", s.Type, "paths", s.Location.Paths)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	err := cat.UpdateSets(func(s *catalog.Set) bool {
+		if !gone[s.ID] {
+			return false
+		}
+		s.Status, s.Error = catalog.StatusMissing, "files missing: "+strings.Join(s.Location.Paths, ", ")
+		return true
+	})
+	if err != nil {
+		log.Error("recording missing sets failed", "err", err)
+		return
+	}
+	for _, s := range sets {
+		if gone[s.ID] {
+			s.Status = catalog.StatusMissing
+		}
+	}
+}

@@ -1,0 +1,120 @@
+package scheduler
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tapestream/tapestream/catalog"
+	"github.com/tapestream/tapestream/engine"
+)
+
+func TestLevelAtShorthand(t *testing.T) {
+	s := Schedule{At: "02:00", Full: []string{"sun"}, Differential: []string{"wed"}}
+	if err := s.compile(); err != nil {
+		t.Fatal(err)
+	}
+	sun := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
+	for i, want := range []engine.BackupType{engine.Full, engine.Incremental, engine.Incremental, engine.Differential, engine.Incremental, engine.Incremental, engine.Incremental} {
+		now := sun.Add(time.Duration(i)*24*time.Hour + 10*time.Minute)
+		lvl, slot, ok := s.LevelAt(now)
+		if !ok || lvl != want || !slot.Equal(sun.Add(time.Duration(i)*24*time.Hour)) {
+			t.Errorf("day %d: %s at %s, want %s", i, lvl, slot, want)
+		}
+	}
+	// A timer firing a minute early still finds its slot.
+	lvl, slot, _ := s.LevelAt(sun.Add(-time.Minute))
+	if lvl != engine.Full || !slot.Equal(sun) {
+		t.Errorf("early timer: %s at %s", lvl, slot)
+	}
+	// Before the day's slot, the level is yesterday's.
+	lvl, slot, _ = s.LevelAt(sun.Add(-3 * time.Hour))
+	if lvl != engine.Incremental || !slot.Equal(sun.Add(-24*time.Hour)) {
+		t.Errorf("before the slot: %s at %s", lvl, slot)
+	}
+}
+
+func TestLevelAtCronTies(t *testing.T) {
+	// On the first of the month both fire: full wins.
+	s := Schedule{Cron: []string{"0 3 * * * incremental", "0 3 1 * * full"}}
+	if err := s.compile(); err != nil {
+		t.Fatal(err)
+	}
+	lvl, _, _ := s.LevelAt(time.Date(2026, 12, 1, 3, 30, 0, 0, time.UTC))
+	if lvl != engine.Full {
+		t.Fatalf("first of month: %s", lvl)
+	}
+	lvl, _, _ = s.LevelAt(time.Date(2026, 12, 2, 3, 30, 0, 0, time.UTC))
+	if lvl != engine.Incremental {
+		t.Fatalf("second of month: %s", lvl)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, c := range []struct{ text, want string }{
+		{`[[job]]`, "catalog"},
+		{"catalog='c'\n[[job]]\nname='a'\n[job.destination]\ndir='d'", "store"},
+		{"catalog='c'\n[[job]]\nname='a'\nstore='s'\n[job.destination]\ndir='d'\nname='x.tar'", "{group}"},
+		{"catalog='c'\n[[job]]\nname='a'\nstore='s'\n[job.schedule]\nfull=['sun']\ndifferential=['sun']\n[job.destination]\ndir='d'", "both"},
+		{"catalog='c'\n[[job]]\nname='a'\nstore='s'\n[job.schedule]\ncron=['0 2 * * * weekly']\n[job.destination]\ndir='d'", "unknown backup type"},
+		{"catalog='c'\n[[job]]\nname='a'\nstore='s'\ncodec='rar'\n[job.destination]\ndir='d'", "rar"},
+	} {
+		_, err := ParseConfig(c.text, t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: %v, want an error about %q", c.text, err, c.want)
+		}
+	}
+	c, err := ParseConfig("catalog='c'\n[[job]]\nname='a'\nserver='http://h:1'\ngroups=['SG1','SG2']\n[job.destination]\ntape='tape:vt'\n", "/etc/ts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j := c.Jobs[0]; j.Destination.Tape != "tape:/etc/ts/vt" || c.Catalog != "/etc/ts/c" || c.LockDir != "/etc/ts/locks" || !j.IsTape() {
+		t.Fatalf("paths: %+v %+v", c, j.Destination)
+	}
+}
+
+func set(id, typ, parent string, day int, status string) *catalog.Set {
+	return &catalog.Set{ID: id, Type: typ, ParentID: parent, Group: "SG1", Status: status,
+		Created: time.Date(2026, 11, 1+day, 2, 0, 0, 0, time.UTC), Location: catalog.Location{Kind: "tape"}}
+}
+
+func TestPlanLevel(t *testing.T) {
+	ok := catalog.StatusComplete
+	f := set("F1", "full", "", 0, ok)
+	d := set("D1", "differential", "F1", 1, ok)
+	f.HighGen = 5
+	i := set("I1", "incremental", "F1", 2, ok)
+	i.LowGen, i.HighGen = 5, 9
+	i2 := set("I2", "incremental", "I1", 3, ok)
+	i2.LowGen, i2.HighGen = 8, 12
+	for _, c := range []struct {
+		sets   []*catalog.Set
+		want   engine.BackupType
+		lvl    engine.BackupType
+		reason string
+	}{
+		{nil, engine.Incremental, engine.Full, "no full"},
+		{[]*catalog.Set{f}, engine.Incremental, engine.Incremental, ""},
+		{[]*catalog.Set{f, d}, engine.Differential, engine.Differential, ""},
+		{[]*catalog.Set{f, d, i}, engine.Differential, engine.Differential, ""}, // logs 6-9 still there: try
+		{[]*catalog.Set{f, d, i, i2}, engine.Differential, engine.Full, "-528"}, // logs 6-7 gone
+		{[]*catalog.Set{f, d, i}, engine.Incremental, engine.Incremental, ""},
+		{[]*catalog.Set{set("F1", "full", "", 0, catalog.StatusExpired), i}, engine.Incremental, engine.Full, "broken"},
+		{[]*catalog.Set{f, set("F2", "full", "", 3, catalog.StatusFailed)}, engine.Incremental, engine.Incremental, ""},
+	} {
+		lvl, reason := planLevel(c.sets, c.want)
+		if lvl != c.lvl || !strings.Contains(reason, c.reason) || (c.reason == "") != (reason == "") {
+			t.Errorf("%d sets, want %s: got %s %q; want %s ~%q", len(c.sets), c.want, lvl, reason, c.lvl, c.reason)
+		}
+	}
+}
+
+func TestContribConfigLoads(t *testing.T) {
+	c, err := LoadConfig("../contrib/tapestream.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Jobs) != 2 || c.Jobs[0].Retention.KeepFullChains != 2 || !c.Jobs[1].IsTape() {
+		t.Fatalf("%+v", c)
+	}
+}

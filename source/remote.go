@@ -1,0 +1,634 @@
+package source
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/engine/page"
+	"github.com/tapestream/tapestream/server"
+	"github.com/tapestream/tapestream/workload"
+)
+
+// RemoteOptions configure a Remote.
+type RemoteOptions struct {
+	// Token is sent as "Authorization: Bearer TOKEN".
+	Token string
+	// TLS configures https:// URLs (CA, client certificate).
+	TLS *tls.Config
+	// Client overrides the HTTP client entirely (tests).
+	Client *http.Client
+	// NoVerify skips the client-side page verification of database
+	// chunks (the server's engine verified them before sending).
+	NoVerify bool
+}
+
+// Remote is a Source over a store server (tapestream store serve): the
+// same calls as Local, over HTTP. See package server for the protocol.
+type Remote struct {
+	base   *url.URL
+	token  string
+	client *http.Client
+	opts   RemoteOptions
+}
+
+// LoadTLS builds a client TLS configuration: caFile (PEM) is the CA the
+// server's certificate must chain to (empty: the system roots);
+// certFile/keyFile an optional client certificate.
+func LoadTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s holds no PEM certificate", caFile)
+		}
+		cfg.RootCAs = pool
+	}
+	if certFile != "" || keyFile != "" {
+		if certFile == "" || keyFile == "" {
+			return nil, errors.New("a client certificate needs both the certificate and the key file")
+		}
+		c, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Certificates = []tls.Certificate{c}
+	}
+	return cfg, nil
+}
+
+// OpenRemote connects to the store server at rawURL (http:// or https://).
+// Nothing is sent until the first call.
+func OpenRemote(rawURL string, o RemoteOptions) (*Remote, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("store server URL: %w", err)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("store server URL %q: want http://HOST:PORT or https://HOST:PORT", rawURL)
+	}
+	u.Path = strings.TrimSuffix(u.Path, "/")
+	c := o.Client
+	if c == nil {
+		tr := &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
+			TLSClientConfig:       o.TLS,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConnsPerHost:   16,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 5 * time.Minute,
+			ReadBufferSize:        256 << 10,
+			WriteBufferSize:       64 << 10,
+		}
+		c = &http.Client{Transport: tr}
+	}
+	return &Remote{base: u, token: o.Token, client: c, opts: o}, nil
+}
+
+// URL is the server's base URL.
+func (r *Remote) URL() string { return r.base.String() }
+
+// do sends a request; body (if not nil) is JSON-encoded. On success the
+// response is returned open (the caller closes it); a failure is rebuilt
+// from the server's error body.
+func (r *Remote) do(ctx context.Context, method, path string, body any) (*http.Response, error) {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return nil, err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, r.base.String()+path, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if r.token != "" {
+		req.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("store server %s: %w", r.base.Host, err)
+	}
+	if resp.StatusCode/100 != 2 {
+		defer resp.Body.Close()
+		var eb server.ErrorBody
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		if json.Unmarshal(b, &eb) != nil || eb.Error.Message == "" {
+			eb.Error = server.Error{Kind: "internal", Message: fmt.Sprintf("store server %s: %s: %s", r.base.Host, resp.Status, strings.TrimSpace(string(b[:min(len(b), 200)])))}
+		}
+		return nil, server.FromWire(resp.StatusCode, eb.Error)
+	}
+	return resp, nil
+}
+
+// call does a JSON round trip into out (may be nil).
+func (r *Remote) call(ctx context.Context, method, path string, in, out any) error {
+	resp, err := r.do(ctx, method, path, in)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if out == nil {
+		_, err = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+		return err
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("store server %s: bad response to %s %s: %w", r.base.Host, method, path, err)
+	}
+	return nil
+}
+
+// Prepare implements Source.
+func (r *Remote) Prepare(ctx context.Context) ([]engine.GroupInfo, error) {
+	var out []engine.GroupInfo
+	err := r.call(ctx, http.MethodGet, "/v1/groups", nil, &out)
+	return out, err
+}
+
+// Status reports a group's state (size, checkpoint, current generation).
+func (r *Remote) Status(ctx context.Context, group string) (*server.GroupStatus, error) {
+	var st server.GroupStatus
+	if err := r.call(ctx, http.MethodGet, "/v1/groups/"+url.PathEscape(group), nil, &st); err != nil {
+		return nil, err
+	}
+	return &st, nil
+}
+
+// Begin implements Source.
+func (r *Remote) Begin(ctx context.Context, group string, typ engine.BackupType, databases []string) (Session, error) {
+	var br server.BeginResponse
+	if err := r.call(ctx, http.MethodPost, "/v1/groups/"+url.PathEscape(group)+"/backup", server.BeginRequest{Type: typ.String(), Databases: databases}, &br); err != nil {
+		return nil, err
+	}
+	rs := &remoteSession{r: r, typ: typ, resp: br, low: br.LowGen, stop: make(chan struct{})}
+	idle := time.Duration(br.IdleTimeoutMS) * time.Millisecond
+	if idle <= 0 {
+		idle = time.Minute
+	}
+	rs.hbDone.Add(1)
+	go rs.heartbeat(max(idle/3, 10*time.Millisecond))
+	return rs, nil
+}
+
+// Close implements Source.
+func (r *Remote) Close() error {
+	r.client.CloseIdleConnections()
+	return nil
+}
+
+type remoteSession struct {
+	r    *Remote
+	typ  engine.BackupType
+	resp server.BeginResponse
+
+	mu        sync.Mutex
+	low, high uint32
+
+	stop     chan struct{}
+	stopOnce sync.Once
+	hbDone   sync.WaitGroup
+}
+
+func (s *remoteSession) path(p string) string { return "/v1/sessions/" + s.resp.Session + p }
+
+// heartbeat keeps the session alive while the client works between calls
+// (e.g. waiting for a tape): the server aborts a silent session.
+func (s *remoteSession) heartbeat(every time.Duration) {
+	defer s.hbDone.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), every)
+		err := s.r.call(ctx, http.MethodPost, s.path("/keepalive"), nil, nil)
+		cancel()
+		var re *server.RemoteError
+		if errors.As(err, &re) && (re.Kind == "not_found" || re.Kind == "shutdown") {
+			return
+		}
+	}
+}
+
+func (s *remoteSession) stopHeartbeat() {
+	s.stopOnce.Do(func() { close(s.stop) })
+}
+
+func (s *remoteSession) Type() engine.BackupType { return s.typ }
+func (s *remoteSession) Group() engine.GroupInfo { return s.resp.Group }
+func (s *remoteSession) PreviousSetID() string   { return s.resp.PreviousSetID }
+func (s *remoteSession) Databases() []string     { return s.resp.Databases }
+
+func (s *remoteSession) LowGen() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.low
+}
+
+func (s *remoteSession) HighGen() uint32 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.high
+}
+
+func (s *remoteSession) DatabaseFiles(ctx context.Context) ([]engine.BackupFile, error) {
+	var fr server.FilesResponse
+	if err := s.r.call(ctx, http.MethodGet, s.path("/files"), nil, &fr); err != nil {
+		return nil, err
+	}
+	return fr.Files, nil
+}
+
+func (s *remoteSession) LogFiles(ctx context.Context) ([]engine.BackupFile, error) {
+	var fr server.FilesResponse
+	if err := s.r.call(ctx, http.MethodPost, s.path("/logs"), struct{}{}, &fr); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.low, s.high = fr.LowGen, fr.HighGen
+	s.mu.Unlock()
+	return fr.Files, nil
+}
+
+func (s *remoteSession) Truncate(ctx context.Context) ([]string, error) {
+	if !s.typ.Truncates() {
+		return nil, nil
+	}
+	var tr server.TruncateResponse
+	if err := s.r.call(ctx, http.MethodPost, s.path("/truncate"), struct{}{}, &tr); err != nil {
+		return nil, err
+	}
+	return tr.Truncated, nil
+}
+
+func (s *remoteSession) End(ctx context.Context, success bool, setID string) error {
+	defer s.stopHeartbeat()
+	return s.r.call(ctx, http.MethodPost, s.path("/end"), server.EndRequest{Success: success, SetID: setID}, nil)
+}
+
+// Abort tells the server (best effort, bounded); if the server cannot be
+// reached it aborts the session itself when the stream breaks or the
+// session goes silent.
+func (s *remoteSession) Abort(reason error) {
+	first := false
+	s.stopOnce.Do(func() { close(s.stop); first = true })
+	if !first {
+		return
+	}
+	msg := "backup aborted"
+	if reason != nil {
+		msg = reason.Error()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = s.r.call(ctx, http.MethodPost, s.path("/abort"), server.AbortRequest{Reason: msg[:min(len(msg), 512)]}, nil)
+}
+
+// OpenFile starts the file's stream: one request, the server sends every
+// chunk without waiting to be asked.
+func (s *remoteSession) OpenFile(ctx context.Context, name string) (File, error) {
+	resp, err := s.r.do(ctx, http.MethodGet, s.path("/files/"+url.PathEscape(name)), nil)
+	if err != nil {
+		return nil, err
+	}
+	f := &remoteFile{s: s, body: resp.Body, br: bufio.NewReaderSize(resp.Body, 256<<10)}
+	typ, n, err := server.ReadFrameHeader(f.br)
+	if err == nil && typ != server.FrameStart {
+		err = f.frameErr(typ, n)
+	}
+	if err == nil {
+		b := make([]byte, n)
+		if _, err = io.ReadFull(f.br, b); err == nil {
+			err = json.Unmarshal(b, &f.start)
+		}
+	}
+	if err != nil {
+		resp.Body.Close()
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	f.verify = !s.r.opts.NoVerify && (f.start.File.Kind == engine.KindDatabase || f.start.File.Kind == engine.KindStreaming)
+	return f, nil
+}
+
+type remoteFile struct {
+	s      *remoteSession
+	body   io.ReadCloser
+	br     *bufio.Reader
+	start  server.FileStart
+	off    int64
+	verify bool
+	done   bool
+	err    error
+}
+
+func (f *remoteFile) Info() engine.BackupFile { return f.start.File }
+func (f *remoteFile) Size() int64             { return f.start.Size }
+func (f *remoteFile) HeaderSnapshot() []byte  { return f.start.Header }
+
+// frameErr turns an unexpected or error frame into an error.
+func (f *remoteFile) frameErr(typ byte, n int) error {
+	if typ != server.FrameError {
+		return fmt.Errorf("store server %s: unexpected stream frame %q", f.s.r.base.Host, typ)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(f.br, b); err != nil {
+		return err
+	}
+	var eb server.ErrorBody
+	if err := json.Unmarshal(b, &eb); err != nil {
+		return fmt.Errorf("store server %s: bad error frame: %w", f.s.r.base.Host, err)
+	}
+	return server.FromWire(http.StatusOK, eb.Error)
+}
+
+// Read returns the next chunk as the server sent it (64 KiB but the last).
+// Database chunks are verified page by page again here, after the network.
+func (f *remoteFile) Read(p []byte) (int, error) {
+	if f.err != nil {
+		return 0, f.err
+	}
+	if f.done {
+		return 0, io.EOF
+	}
+	if len(p) < engine.ChunkSize {
+		return 0, fmt.Errorf("backup read buffer of %d bytes; need %d", len(p), engine.ChunkSize)
+	}
+	typ, n, err := server.ReadFrameHeader(f.br)
+	if err != nil {
+		f.err = fmt.Errorf("store server %s: reading %s at %d: %w", f.s.r.base.Host, f.start.File.Name, f.off, err)
+		return 0, f.err
+	}
+	switch typ {
+	case server.FrameData:
+		if n > len(p) || n > engine.ChunkSize || f.off+int64(n) > f.start.Size {
+			f.err = fmt.Errorf("store server %s: %s: chunk of %d bytes at %d overruns the file (%d bytes)", f.s.r.base.Host, f.start.File.Name, n, f.off, f.start.Size)
+			return 0, f.err
+		}
+		if _, err := io.ReadFull(f.br, p[:n]); err != nil {
+			f.err = fmt.Errorf("store server %s: reading %s at %d: %w", f.s.r.base.Host, f.start.File.Name, f.off, err)
+			return 0, f.err
+		}
+		if f.verify {
+			if n%page.Size != 0 || f.off%page.Size != 0 {
+				f.err = fmt.Errorf("%s: chunk at %d of %d bytes is not whole pages", f.start.File.Name, f.off, n)
+				return 0, f.err
+			}
+			if err := page.VerifyChunk(f.start.File.Name, p[:n], uint32(f.off/page.Size)); err != nil {
+				f.err = err
+				return 0, err
+			}
+		}
+		f.off += int64(n)
+		return n, nil
+	case server.FrameEnd:
+		b := make([]byte, n)
+		if _, err := io.ReadFull(f.br, b); err != nil || n != 8 {
+			f.err = fmt.Errorf("store server %s: bad end frame: %v", f.s.r.base.Host, err)
+			return 0, f.err
+		}
+		if total := int64(binary.BigEndian.Uint64(b)); total != f.off || total != f.start.Size {
+			f.err = fmt.Errorf("store server %s: %s ended at %d bytes; received %d, expected %d", f.s.r.base.Host, f.start.File.Name, total, f.off, f.start.Size)
+			return 0, f.err
+		}
+		f.done = true
+		return 0, io.EOF
+	default:
+		f.err = f.frameErr(typ, n)
+		return 0, f.err
+	}
+}
+
+// Close ends the stream. A file read to its end has its end frame
+// consumed so the connection is reused; one closed early drops the
+// connection (the server sees it, and the session is then aborted).
+func (f *remoteFile) Close() error {
+	if f.body == nil {
+		return nil
+	}
+	if !f.done && f.err == nil && f.off == f.start.Size {
+		var p [0]byte
+		_ = p
+		buf := make([]byte, engine.ChunkSize)
+		f.Read(buf)
+	}
+	if f.done {
+		io.Copy(io.Discard, io.LimitReader(f.br, 64))
+	}
+	err := f.body.Close()
+	f.body = nil
+	return err
+}
+
+// ---- data API: the mail workload over the network ----
+
+// RemoteStore is a workload.Store over a store server's data API for one
+// storage group. Like the engine's own transactions, writes are buffered
+// in the transaction and committed atomically; reads see the
+// transaction's own writes over the committed state (each read is a call).
+type RemoteStore struct {
+	r     *Remote
+	group string
+}
+
+// Store returns the data API of one group.
+func (r *Remote) Store(group string) *RemoteStore { return &RemoteStore{r: r, group: group} }
+
+func (st *RemoteStore) path(p string) string { return "/v1/groups/" + url.PathEscape(st.group) + p }
+
+// DatabaseSize is the size of the group's database files (0 on error).
+func (st *RemoteStore) DatabaseSize() int64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := st.r.Status(ctx, st.group)
+	if err != nil {
+		return 0
+	}
+	return s.DatabaseSize
+}
+
+// Update implements workload.Store.
+func (st *RemoteStore) Update(fn func(workload.Tx) error) error {
+	tx := &remoteTx{st: st, writes: map[string]map[string]*[]byte{}}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	tx.done = true
+	if len(tx.writes) == 0 {
+		return nil
+	}
+	req := server.CommitRequest{}
+	tables := make([]string, 0, len(tx.writes))
+	for t := range tx.writes {
+		tables = append(tables, t)
+	}
+	sort.Strings(tables)
+	for _, t := range tables {
+		db, table, _ := strings.Cut(t, "\x00")
+		for k, v := range tx.writes[t] {
+			w := server.Write{DB: db, Table: table, Key: []byte(k)}
+			if v == nil {
+				w.Delete = true
+			} else {
+				w.Value = *v
+			}
+			req.Writes = append(req.Writes, w)
+		}
+	}
+	return st.r.call(context.Background(), http.MethodPost, st.path("/commit"), req, nil)
+}
+
+// View implements workload.Store.
+func (st *RemoteStore) View(fn func(workload.Tx) error) error {
+	tx := &remoteTx{st: st, readOnly: true}
+	err := fn(tx)
+	tx.done = true
+	return err
+}
+
+type remoteTx struct {
+	st       *RemoteStore
+	readOnly bool
+	done     bool
+	writes   map[string]map[string]*[]byte
+}
+
+var errRemoteTxDone = errors.New("remote store: transaction already finished")
+
+func (tx *remoteTx) Get(db, table string, key []byte) ([]byte, bool, error) {
+	if tx.done {
+		return nil, false, errRemoteTxDone
+	}
+	if w, ok := tx.writes[db+"\x00"+table][string(key)]; ok {
+		if w == nil {
+			return nil, false, nil
+		}
+		return bytes.Clone(*w), true, nil
+	}
+	var gr server.GetResponse
+	if err := tx.st.r.call(context.Background(), http.MethodPost, tx.st.path("/get"), server.GetRequest{DB: db, Table: table, Key: key}, &gr); err != nil {
+		return nil, false, err
+	}
+	if gr.Found && gr.Value == nil {
+		gr.Value = []byte{}
+	}
+	return gr.Value, gr.Found, nil
+}
+
+func (tx *remoteTx) write(db, table string, key []byte, v *[]byte) error {
+	if tx.done {
+		return errRemoteTxDone
+	}
+	if tx.readOnly {
+		return engine.ErrReadOnly
+	}
+	if len(key) == 0 || len(key) > engine.MaxKeyLen {
+		return fmt.Errorf("%w: %d bytes (1-%d)", engine.ErrKeyTooLong, len(key), engine.MaxKeyLen)
+	}
+	t := tx.writes[db+"\x00"+table]
+	if t == nil {
+		t = map[string]*[]byte{}
+		tx.writes[db+"\x00"+table] = t
+	}
+	t[string(key)] = v
+	return nil
+}
+
+func (tx *remoteTx) Put(db, table string, key, value []byte) error {
+	v := bytes.Clone(value)
+	if v == nil {
+		v = []byte{}
+	}
+	return tx.write(db, table, key, &v)
+}
+
+func (tx *remoteTx) Delete(db, table string, key []byte) error {
+	return tx.write(db, table, key, nil)
+}
+
+// Scan pages through the table (the server bounds each page), merging the
+// transaction's own writes.
+func (tx *remoteTx) Scan(db, table string, start []byte, fn func(key, value []byte) error) error {
+	if tx.done {
+		return errRemoteTxDone
+	}
+	pending := tx.writes[db+"\x00"+table]
+	pkeys := make([]string, 0, len(pending))
+	for k := range pending {
+		if k >= string(start) {
+			pkeys = append(pkeys, k)
+		}
+	}
+	sort.Strings(pkeys)
+	flush := func(limit []byte, all bool) error {
+		for len(pkeys) > 0 && (all || pkeys[0] < string(limit)) {
+			k := pkeys[0]
+			pkeys = pkeys[1:]
+			if v := pending[k]; v != nil {
+				if err := fn([]byte(k), bytes.Clone(*v)); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	cur := bytes.Clone(start)
+	for {
+		var sr server.ScanResponse
+		if err := tx.st.r.call(context.Background(), http.MethodPost, tx.st.path("/scan"), server.ScanRequest{DB: db, Table: table, Start: cur}, &sr); err != nil {
+			return err
+		}
+		for _, e := range sr.Entries {
+			if err := flush(e.Key, false); err != nil {
+				return err
+			}
+			if _, over := pending[string(e.Key)]; over {
+				continue // the transaction's own write wins (emitted by flush)
+			}
+			if e.Value == nil {
+				e.Value = []byte{}
+			}
+			if err := fn(e.Key, e.Value); err != nil {
+				return err
+			}
+		}
+		if !sr.More || len(sr.Entries) == 0 {
+			break
+		}
+		last := sr.Entries[len(sr.Entries)-1].Key
+		cur = append(bytes.Clone(last), 0) // the successor of the last key
+	}
+	return flush(nil, true)
+}
+
+var _ workload.Store = (*RemoteStore)(nil)
+var _ Source = (*Remote)(nil)

@@ -1,0 +1,147 @@
+package source
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/engine/page"
+	"github.com/tapestream/tapestream/server"
+)
+
+// fakeServer answers begin with a session and streams whatever frames
+// the test gives for every file.
+func fakeServer(t *testing.T, frames func(w io.Writer)) *Remote {
+	t.Helper()
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/groups/{g}/backup", func(w http.ResponseWriter, r *http.Request) {
+		if r.PathValue("g") == "BUSY" {
+			w.WriteHeader(http.StatusConflict)
+			json.NewEncoder(w).Encode(server.ErrorBody{Error: server.Error{Kind: "ese", Code: engine.CodeBackupInProgress, Group: "BUSY", Message: "storage group BUSY: a full backup is already in progress (-505)"}})
+			return
+		}
+		json.NewEncoder(w).Encode(server.BeginResponse{Session: strings.Repeat("a", 32), Type: "full", Group: engine.GroupInfo{Name: "SG1"}, IdleTimeoutMS: 60000})
+	})
+	mux.HandleFunc("GET /v1/sessions/{id}/files/{name}", func(w http.ResponseWriter, r *http.Request) { frames(w) })
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("{}")) })
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	r, err := OpenRemote(hs.URL, RemoteOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close() })
+	return r
+}
+
+func startFrame(kind engine.FileKind, size int64) []byte {
+	b, _ := json.Marshal(server.FileStart{File: engine.BackupFile{Name: "Mailbox1.edb", Kind: kind}, Size: size})
+	return b
+}
+
+func open(t *testing.T, r *Remote) File {
+	t.Helper()
+	s, err := r.Begin(context.Background(), "SG1", engine.Full, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Abort(nil) })
+	f, err := s.OpenFile(context.Background(), "Mailbox1.edb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+func TestRemoteVerifiesPagesAfterTheNetwork(t *testing.T) {
+	r := fakeServer(t, func(w io.Writer) {
+		server.WriteFrame(w, server.FrameStart, startFrame(engine.KindDatabase, engine.ChunkSize))
+		chunk := make([]byte, engine.ChunkSize)
+		for i := range chunk {
+			chunk[i] = byte(i * 7) // garbage: no valid page
+		}
+		server.WriteFrame(w, server.FrameData, chunk)
+	})
+	f := open(t, r)
+	_, err := f.Read(make([]byte, engine.ChunkSize))
+	if !page.IsCorruption(err) {
+		t.Fatalf("corrupt chunk from the network: %v", err)
+	}
+}
+
+func TestRemoteStreamErrors(t *testing.T) {
+	eseFrame := func(w io.Writer) {
+		server.WriteFrame(w, server.FrameStart, startFrame(engine.KindLog, 2*engine.ChunkSize))
+		server.WriteFrame(w, server.FrameData, make([]byte, engine.ChunkSize))
+		b, _ := json.Marshal(server.ErrorBody{Error: server.Error{Kind: "ese", Code: engine.CodeLogReadVerifyFailure, Group: "SG1", Message: "log bad"}})
+		server.WriteFrame(w, server.FrameError, b)
+	}
+	cut := func(w io.Writer) {
+		server.WriteFrame(w, server.FrameStart, startFrame(engine.KindLog, 2*engine.ChunkSize))
+		w.Write([]byte{server.FrameData, 0, 1, 0, 0, 1, 2, 3})
+	}
+	overrun := func(w io.Writer) {
+		server.WriteFrame(w, server.FrameStart, startFrame(engine.KindLog, 100))
+		server.WriteFrame(w, server.FrameData, make([]byte, 200))
+	}
+	short := func(w io.Writer) {
+		server.WriteFrame(w, server.FrameStart, startFrame(engine.KindLog, 100))
+		server.WriteFrame(w, server.FrameData, make([]byte, 50))
+		var b [8]byte
+		binary.BigEndian.PutUint64(b[:], 50)
+		server.WriteFrame(w, server.FrameEnd, b[:])
+	}
+	huge := func(w io.Writer) {
+		server.WriteFrame(w, server.FrameStart, startFrame(engine.KindLog, 100))
+		w.Write([]byte{server.FrameData, 0x7f, 0, 0, 0})
+	}
+	for name, tc := range map[string]struct {
+		frames func(io.Writer)
+		check  func(error) bool
+	}{
+		"ese":     {eseFrame, func(err error) bool { return errors.Is(err, engine.ErrLogReadVerifyFailure) }},
+		"cut":     {cut, func(err error) bool { return errors.Is(err, io.ErrUnexpectedEOF) }},
+		"overrun": {overrun, func(err error) bool { return strings.Contains(err.Error(), "overruns") }},
+		"short":   {short, func(err error) bool { return strings.Contains(err.Error(), "expected 100") }},
+		"huge":    {huge, func(err error) bool { return strings.Contains(err.Error(), "frame of") }},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := open(t, fakeServer(t, tc.frames))
+			buf := make([]byte, engine.ChunkSize)
+			var err error
+			for range 4 {
+				if _, err = f.Read(buf); err != nil {
+					break
+				}
+			}
+			if err == nil || !tc.check(err) {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+}
+
+func TestRemoteBusyIsESE505(t *testing.T) {
+	r := fakeServer(t, func(io.Writer) {})
+	_, err := r.Begin(context.Background(), "BUSY", engine.Full, nil)
+	var ee *engine.ESEError
+	if !errors.Is(err, engine.ErrBackupInProgress) || !errors.As(err, &ee) || ee.Group != "BUSY" || ee.Error() != "storage group BUSY: a full backup is already in progress (-505)" {
+		t.Fatalf("busy: %v", err)
+	}
+}
+
+func TestOpenRemoteRejectsBadURLs(t *testing.T) {
+	for _, u := range []string{"", "ftp://x", "127.0.0.1:7420", "http://"} {
+		if _, err := OpenRemote(u, RemoteOptions{}); err == nil {
+			t.Errorf("OpenRemote(%q) accepted", u)
+		}
+	}
+}
