@@ -280,30 +280,24 @@ func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (res *R
 	if len(res.Problems) > 0 && !o.Salvage {
 		return nil, fmt.Errorf("set damaged: %s", res.Problems[0])
 	}
-	if o.NoRecover {
+	recover := !o.NoRecover
+	if recover {
+		rerr := recoverStaged(stage, o, res)
+		if rerr != nil && !o.Salvage {
+			return nil, fmt.Errorf("%w (target %s untouched)", rerr, target)
+		}
+		if rerr != nil {
+			// Salvage: keep what is intact, unrecovered, and say why.
+			res.Problems = append(res.Problems, Problem{Set: res.Sets[0], Page: -1, What: "not recovered: " + rerr.Error()})
+			recover = false
+		}
+	}
+	if !recover {
 		if err := moveLogs(filepath.Join(stage, "restore-logs"), stage); err != nil {
 			return nil, err
 		}
-	} else {
-		g, err := engine.OpenGroup(stage, engine.Options{RestoreLogDirs: []string{filepath.Join(stage, "restore-logs")}, UntilGen: o.UntilGen, UntilTime: o.UntilTime})
-		if err != nil {
-			return nil, fmt.Errorf("recovery of the restored group failed (target %s untouched): %w", target, err)
-		}
-		ri := g.Recovery()
-		report, cerr := g.Check()
-		if err := g.Close(); err != nil {
-			return nil, err
-		}
-		if cerr != nil {
-			return nil, cerr
-		}
-		if !report.OK() {
-			return nil, fmt.Errorf("restored group fails its check (target %s untouched): %s", target, strings.Join(report.Problems, "; "))
-		}
-		res.Recovery, res.Recovered = &ri, true
-		if err := os.RemoveAll(filepath.Join(stage, "restore-logs")); err != nil {
-			return nil, err
-		}
+	} else if err := os.RemoveAll(filepath.Join(stage, "restore-logs")); err != nil {
+		return nil, err
 	}
 	stagingRoot.Close()
 	stagingRoot = nil
@@ -316,6 +310,28 @@ func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (res *R
 		return res, fmt.Errorf("salvaged with %d problems: the restore is incomplete", len(res.Problems))
 	}
 	return res, nil
+}
+
+// recoverStaged runs hard recovery in the staging directory and checks
+// the result.
+func recoverStaged(stage string, o GroupOptions, res *Result) error {
+	g, err := engine.OpenGroup(stage, engine.Options{RestoreLogDirs: []string{filepath.Join(stage, "restore-logs")}, UntilGen: o.UntilGen, UntilTime: o.UntilTime})
+	if err != nil {
+		return fmt.Errorf("recovery of the restored group failed: %w", err)
+	}
+	ri := g.Recovery()
+	report, cerr := g.Check()
+	if err := g.Close(); err != nil {
+		return err
+	}
+	if cerr != nil {
+		return cerr
+	}
+	if !report.OK() {
+		return fmt.Errorf("restored group fails its check: %s", strings.Join(report.Problems, "; "))
+	}
+	res.Recovery, res.Recovered = &ri, true
+	return nil
 }
 
 // groupConfigFor builds the restored group's configuration from the full
