@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/vfs"
 )
 
@@ -32,10 +33,15 @@ func faultGroupConfig() GroupConfig {
 	return GroupConfig{Name: "SG1", LogSize: 128 << 10, Databases: []DBConfig{{Name: "Mailbox1", Streaming: true}, {Name: "Public"}}}
 }
 
-// faultOpts: no background flush (the operation sequence must be the same
-// on every run) and a cache that never fills.
-func faultOpts(fs vfs.FS) Options {
-	return Options{FS: fs, CacheSize: 8 << 20, FlushInterval: time.Hour}
+// faultOpts: no timed background flush and a cache that never fills, so
+// that the operation sequence is the same on every run.
+func faultOpts(fs vfs.FS) Options { return faultOptsCache(fs, 8<<20) }
+
+// faultOptsCache: with a small cache, commits wake the background flusher
+// (and wait for it when the cache is far over budget): the operation
+// sequence then varies from run to run.
+func faultOptsCache(fs vfs.FS, cache int) Options {
+	return Options{FS: fs, CacheSize: cache, FlushInterval: time.Hour}
 }
 
 // faultTxn is commit i of the script: one put into Mailbox1/t (every fifth
@@ -118,14 +124,14 @@ func (r *scriptResult) note(step string, err error) {
 // it. The first failed commit ends the script (the group is then closed
 // as well as it goes); a failed flush or rollover does not: the commits
 // after it must either fail or be durable.
-func runFaultScript(fs vfs.FS) scriptResult {
+func runFaultScript(fs vfs.FS, cache int) scriptResult {
 	var r scriptResult
 	if err := CreateGroup(faultDir, faultGroupConfig(), faultOpts(fs)); err != nil {
 		r.note("create", err)
 		return r
 	}
 	r.created = true
-	g, err := OpenGroup(faultDir, faultOpts(fs))
+	g, err := OpenGroup(faultDir, faultOptsCache(fs, cache))
 	if err != nil {
 		r.note("open", err)
 		return r
@@ -226,61 +232,79 @@ var faultStride = flag.Int64("fault.stride", 0, "test every n-th injection point
 // TestFaultInjection fails every counted operation of the script in turn,
 // once as a dead disk (that operation and every later one fail) and once
 // as a single transient failure, then crashes (unsynced data is lost) and
-// recovers on the clean file system. Under the race detector (about 20x
-// slower here) it tests every 3rd point as a dead disk and every 7th as a
-// transient failure, unless -fault.stride is given.
+// recovers on the clean file system. Every counted operation turned out to
+// be on a durability path: its failure must be reported by some call of
+// the script. A second configuration with a cache of 64 pages (background
+// flushes woken by commits, so the operation order varies between runs)
+// tests every 3rd point. Under the race detector (about 20x slower) the
+// strides are 3 and 7 (dead disk, transient) and 9 for the small cache,
+// unless -fault.stride is given.
 func TestFaultInjection(t *testing.T) {
-	base := vfs.NewFaultFS(vfs.NewCrashFS())
-	clean := runFaultScript(base)
-	if clean.firstErr != nil {
-		t.Fatalf("script without faults: %v", clean.errs)
-	}
-	ops := base.Count()
-	kinds := map[vfs.OpKind]int{}
-	for _, op := range base.Ops() {
-		kinds[op.Kind]++
-	}
-	t.Logf("script: %d counted operations %v", ops, kinds)
-	for _, sticky := range []bool{true, false} {
-		stride := *faultStride
-		if stride <= 0 {
-			stride = 1
-			if raceEnabled() {
-				stride = map[bool]int64{true: 3, false: 7}[sticky]
+	race := raceEnabled()
+	for _, cfg := range []struct {
+		name   string
+		cache  int
+		stride [2]int64 // dead disk, transient
+		race   [2]int64
+	}{
+		{"deterministic", 8 << 20, [2]int64{1, 1}, [2]int64{3, 7}},
+		{"small cache", 64 * page.Size, [2]int64{3, 3}, [2]int64{9, 9}},
+	} {
+		t.Run(cfg.name, func(t *testing.T) {
+			base := vfs.NewFaultFS(vfs.NewCrashFS())
+			clean := runFaultScript(base, cfg.cache)
+			if clean.firstErr != nil {
+				t.Fatalf("script without faults: %v", clean.errs)
 			}
-		}
-		silent, runs := 0, 0
-		for n := int64(1); n <= ops; n += stride {
-			runs++
-			cfs := vfs.NewCrashFS()
-			ffs := vfs.NewFaultFS(cfs)
-			ffs.FailAt(n, sticky)
-			r := runFaultScript(ffs)
-			var op vfs.Op
-			for _, o := range ffs.Ops() {
-				if o.N == n {
-					op = o
+			ops := base.Count()
+			kinds := map[vfs.OpKind]int{}
+			for _, op := range base.Ops() {
+				kinds[op.Kind]++
+			}
+			t.Logf("script: %d counted operations %v", ops, kinds)
+			for i, sticky := range []bool{true, false} {
+				stride := cfg.stride[i]
+				if race {
+					stride = cfg.race[i]
 				}
+				if *faultStride > 0 {
+					stride = *faultStride
+				}
+				silent, runs := 0, 0
+				for n := int64(1); n <= ops; n += stride {
+					cfs := vfs.NewCrashFS()
+					ffs := vfs.NewFaultFS(cfs)
+					ffs.FailAt(n, sticky)
+					r := runFaultScript(ffs, cfg.cache)
+					var op vfs.Op
+					for _, o := range ffs.Ops() {
+						if o.N == n {
+							op = o
+						}
+					}
+					what := fmt.Sprintf("sticky=%v op %v", sticky, op)
+					if ffs.Injected() == 0 {
+						if cfg.cache == 8<<20 {
+							t.Fatalf("%s: nothing injected (the script is not deterministic)", what)
+						}
+						continue // this run had fewer operations
+					}
+					runs++
+					if r.firstErr == nil {
+						silent++
+						t.Errorf("%s: the failure was not reported", what)
+					} else if !errors.Is(r.firstErr, vfs.ErrInjected) {
+						t.Errorf("%s: first error does not wrap the injected fault: %v", what, r.firstErr)
+					}
+					cfs.Crash()
+					checkFaultState(t, cfs, r, what)
+					if t.Failed() {
+						return
+					}
+				}
+				t.Logf("sticky=%v: %d of %d injection points tested, %d unreported", sticky, runs, ops, silent)
 			}
-			what := fmt.Sprintf("sticky=%v op %v", sticky, op)
-			if ffs.Injected() == 0 {
-				t.Fatalf("%s: nothing injected (the script is not deterministic)", what)
-			}
-			// Every counted operation is on a durability path: its failure
-			// must surface as an error somewhere in the script.
-			if r.firstErr == nil {
-				silent++
-				t.Errorf("%s: the failure was not reported", what)
-			} else if !errors.Is(r.firstErr, vfs.ErrInjected) {
-				t.Errorf("%s: first error does not wrap the injected fault: %v", what, r.firstErr)
-			}
-			cfs.Crash()
-			checkFaultState(t, cfs, r, what)
-			if t.Failed() {
-				return
-			}
-		}
-		t.Logf("sticky=%v: %d of %d injection points tested, %d unreported", sticky, runs, ops, silent)
+		})
 	}
 }
 

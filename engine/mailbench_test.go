@@ -318,3 +318,39 @@ func readBackupFiles(b *testing.B, s *Session) {
 		r.Close()
 	}
 }
+
+// BenchmarkLogVolume commits single messages of a fixed size (random
+// bytes, one put each, as the workload's message table) and reports log
+// bytes per message byte, to check the log overhead for messages of 1 KiB
+// and more.
+func BenchmarkLogVolume(b *testing.B) {
+	for _, size := range []int{1 << 10, 4 << 10, 16 << 10, 256 << 10} {
+		b.Run(fmt.Sprintf("msg=%dKiB", size>>10), func(b *testing.B) {
+			g := openMailGroup(b, filepath.Join(b.TempDir(), "SG1"), DefaultLogSize, Options{})
+			defer g.Close()
+			val := make([]byte, size)
+			for i := range val {
+				val[i] = byte(i*7 + i>>8)
+			}
+			from := g.log.Current()
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				val[0], val[1] = byte(i), byte(i>>8)
+				if err := g.Update(func(tx *Tx) error {
+					return tx.Put("Mailbox1", "messages", []byte(fmt.Sprintf("s0000/%012d", i)), val)
+				}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			v := measureLog(b, g, from)
+			b.ReportMetric(float64(v.span)/float64(b.N*size), "logB/msgB")
+			if testing.Verbose() {
+				n := float64(b.N)
+				b.Logf("per message: log span %.0f, payload %.0f (insert %.0f replace %.0f image %.0f commit %.0f)",
+					float64(v.span)/n, float64(v.payload)/n, float64(v.byType[recInsert])/n, float64(v.byType[recReplace])/n, float64(v.byType[recImage])/n, float64(v.byType[recCommit])/n)
+			}
+		})
+	}
+}

@@ -377,5 +377,10 @@ func (g *Group) Close() error {
 		}
 	}
 	g.closeFiles()
+	if firstErr == nil && fatal != nil {
+		// The failure may have happened where nobody saw it (a background
+		// flush): the close was not clean, say so.
+		firstErr = fmt.Errorf("storage group %s closed without a clean shutdown after an earlier failure (the next open recovers): %w", g.name, fatal)
+	}
 	return firstErr
 }

@@ -1,4 +1,4 @@
-package restore
+package restore_test
 
 import (
 	"archive/tar"
@@ -14,6 +14,7 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
 	"github.com/tapestream/tapestream/pipeline"
+	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/sink"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat/codec"
@@ -55,7 +56,7 @@ func makeSet(t *testing.T, size int64) string {
 	return set
 }
 
-func opts() Options { return Options{Sink: sink.Options{RecordSize: recordSize}} }
+func opts() restore.Options { return restore.Options{Sink: sink.Options{RecordSize: recordSize}} }
 
 // TestDamagedSet zeroes 1 MiB in the middle of a set: verify names the
 // lost ranges, a restore refuses and writes nothing, --salvage restores
@@ -67,7 +68,7 @@ func TestDamagedSet(t *testing.T) {
 	clear(b[mid : mid+1<<20])
 	os.WriteFile(set, b, 0o644)
 
-	infos, _, err := Verify(context.Background(), []SetSource{{Path: set}}, opts())
+	infos, _, err := restore.Verify(context.Background(), []restore.SetSource{{Path: set}}, opts())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestDamagedSet(t *testing.T) {
 	}
 
 	to := filepath.Join(t.TempDir(), "r")
-	if _, err := RestoreGroup(context.Background(), []SetSource{{Path: set}}, GroupOptions{Options: opts(), To: to}); err == nil {
+	if _, err := restore.RestoreGroup(context.Background(), []restore.SetSource{{Path: set}}, restore.GroupOptions{Options: opts(), To: to}); err == nil {
 		t.Fatal("restore of a damaged set succeeded")
 	}
 	if _, err := os.Stat(filepath.Join(to, "SG1")); err == nil {
@@ -98,7 +99,7 @@ func TestDamagedSet(t *testing.T) {
 	}
 	o := opts()
 	o.Salvage = true
-	res, err := RestoreGroup(context.Background(), []SetSource{{Path: set}}, GroupOptions{Options: o, To: to})
+	res, err := restore.RestoreGroup(context.Background(), []restore.SetSource{{Path: set}}, restore.GroupOptions{Options: o, To: to})
 	if err == nil {
 		t.Fatal("salvage claimed a clean result")
 	}
@@ -180,7 +181,7 @@ func TestHostileSetsWriteNothingOutside(t *testing.T) {
 			bad := craft(t, set, mut)
 			base := t.TempDir()
 			to := filepath.Join(base, "target", "store")
-			_, err := RestoreGroup(context.Background(), []SetSource{{Path: bad}}, GroupOptions{Options: opts(), To: to})
+			_, err := restore.RestoreGroup(context.Background(), []restore.SetSource{{Path: bad}}, restore.GroupOptions{Options: opts(), To: to})
 			if err == nil {
 				t.Fatal("hostile set restored")
 			}

@@ -28,13 +28,16 @@ func (e *LockedError) Error() string {
 	if e.PID > 0 {
 		who = fmt.Sprintf("another run (pid %d)", e.PID)
 	}
-	if e.Group == "tape" {
+	if e.Group == tapeLock {
 		return fmt.Sprintf("job %s: the tape is being written by %s: %s (lock %s)", e.Job, who, ErrJobRunning, e.File)
 	}
 	return fmt.Sprintf("job %s: storage group %s is being backed up by %s: %s (lock %s)", e.Job, e.Group, who, ErrJobRunning, e.File)
 }
 
 func (e *LockedError) Is(target error) bool { return target == ErrJobRunning }
+
+// tapeLock is the lock name of a tape drive (not a valid group name).
+const tapeLock = "#tape"
 
 // groupLock is a held per-group lock (flock on a file in the lock
 // directory). flock locks belong to the open file description, so two

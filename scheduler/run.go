@@ -242,11 +242,11 @@ func (r *Runner) RunJob(ctx context.Context, cat *catalog.Catalog, j *Job, lvl e
 	lockNames := j.Groups
 	if j.IsTape() {
 		// One writer per drive: two jobs appending to the same tape would interleave.
-		lockNames = append(append([]string(nil), lockNames...), "tape")
+		lockNames = append(append([]string(nil), lockNames...), tapeLock)
 	}
 	for _, g := range lockNames {
 		id := j.sourceID()
-		if g == "tape" {
+		if g == tapeLock {
 			id = "tape:" + catalog.BaseTarget(j.Destination.Tape)
 		}
 		l, err := LockGroup(r.Config.LockDir, j.Name, id, g)

@@ -42,6 +42,9 @@ type Config struct {
 	// MaxScanBytes its payload (default 8 MiB).
 	MaxScanEntries int
 	MaxScanBytes   int
+	// RestoreDir is the directory whose backup sets POST /v1/restore may
+	// restore into new recovery groups; empty disables restore.
+	RestoreDir string
 	// Logf receives one line per notable event (session start/end/abort).
 	Logf func(format string, args ...any)
 }
@@ -81,6 +84,11 @@ type Server struct {
 	reaperWG sync.WaitGroup
 	httpSrv  *http.Server
 
+	// Recovery groups restored through the server (not in eng).
+	extra      map[string]*engine.Group
+	extraOrder []string
+	restoreMu  sync.Mutex
+
 	metrics metrics
 }
 
@@ -88,7 +96,7 @@ type Server struct {
 // Shutdown).
 func New(eng *engine.Server, cfg Config) *Server {
 	cfg.fill()
-	s := &Server{eng: eng, cfg: cfg, sessions: map[string]*session{}, stopC: make(chan struct{})}
+	s := &Server{eng: eng, cfg: cfg, sessions: map[string]*session{}, stopC: make(chan struct{}), extra: map[string]*engine.Group{}}
 	s.token = sha256.Sum256([]byte(cfg.Token))
 	s.metrics.groups = map[string]*groupMetrics{}
 	for _, g := range eng.Groups() {
@@ -133,8 +141,9 @@ func (s *Server) Serve(ln net.Listener, tlsCfg *tls.Config) error {
 // Shutdown stops the server gracefully: new requests are refused with
 // 503, every backup session is aborted (checkpoint unfrozen, nothing
 // truncated, headers untouched; a client streaming a file gets an error
-// frame), then in-flight requests are waited for until ctx is done. The
-// engine is not closed.
+// frame), then in-flight requests are waited for until ctx is done (then
+// cut). Recovery groups restored through the server are closed; the
+// engine is not (the caller closes it).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
 	if s.closing {
@@ -153,14 +162,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.abortSession(se, "store server shutting down", "shutdown")
 	}
 	s.reaperWG.Wait()
+	var err error
 	if hs != nil {
-		if err := hs.Shutdown(ctx); err != nil {
+		if err = hs.Shutdown(ctx); err != nil {
 			// A client that stopped reading holds its handler: cut it.
 			hs.Close()
-			return err
 		}
 	}
-	return nil
+	if cerr := s.closeExtra(); cerr != nil && err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // identity is who a request comes from: the TLS client certificate when
@@ -244,6 +256,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/sessions/{id}/end", s.handleEnd)
 	m.HandleFunc("POST /v1/sessions/{id}/abort", s.handleAbort)
 	m.HandleFunc("POST /v1/sessions/{id}/keepalive", s.handleKeepalive)
+	m.HandleFunc("POST /v1/restore", s.handleRestore)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, errorf(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, truncate(r.URL.Path, 200)))
 	})
@@ -298,7 +311,7 @@ func (s *Server) group(r *http.Request) (*engine.Group, error) {
 	if err := engine.ValidName(name); err != nil {
 		return nil, errorf(http.StatusBadRequest, "bad_request", "storage group: %v", err)
 	}
-	g, err := s.eng.Group(name)
+	g, err := s.groupByName(name)
 	if err != nil {
 		return nil, errorf(http.StatusNotFound, "not_found", "%v", err)
 	}
@@ -306,7 +319,7 @@ func (s *Server) group(r *http.Request) (*engine.Group, error) {
 }
 
 func (s *Server) handleGroups(w http.ResponseWriter, r *http.Request) {
-	reply(w, s.eng.Prepare())
+	reply(w, s.prepare())
 }
 
 func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {

@@ -214,6 +214,9 @@ type remoteSession struct {
 	stop     chan struct{}
 	stopOnce sync.Once
 	hbDone   sync.WaitGroup
+	// finished: End succeeded or Abort was sent; nothing more to tell
+	// the server.
+	finished bool
 }
 
 func (s *remoteSession) path(p string) string { return "/v1/sessions/" + s.resp.Session + p }
@@ -292,17 +295,26 @@ func (s *remoteSession) Truncate(ctx context.Context) ([]string, error) {
 }
 
 func (s *remoteSession) End(ctx context.Context, success bool, setID string) error {
-	defer s.stopHeartbeat()
-	return s.r.call(ctx, http.MethodPost, s.path("/end"), server.EndRequest{Success: success, SetID: setID}, nil)
+	err := s.r.call(ctx, http.MethodPost, s.path("/end"), server.EndRequest{Success: success, SetID: setID}, nil)
+	if err == nil {
+		s.mu.Lock()
+		s.finished = true
+		s.mu.Unlock()
+		s.stopHeartbeat()
+	}
+	return err
 }
 
 // Abort tells the server (best effort, bounded); if the server cannot be
 // reached it aborts the session itself when the stream breaks or the
 // session goes silent.
 func (s *remoteSession) Abort(reason error) {
-	first := false
-	s.stopOnce.Do(func() { close(s.stop); first = true })
-	if !first {
+	s.mu.Lock()
+	done := s.finished
+	s.finished = true
+	s.mu.Unlock()
+	s.stopHeartbeat()
+	if done {
 		return
 	}
 	msg := "backup aborted"
@@ -436,10 +448,7 @@ func (f *remoteFile) Close() error {
 		return nil
 	}
 	if !f.done && f.err == nil && f.off == f.start.Size {
-		var p [0]byte
-		_ = p
-		buf := make([]byte, engine.ChunkSize)
-		f.Read(buf)
+		f.Read(make([]byte, engine.ChunkSize)) // the end frame
 	}
 	if f.done {
 		io.Copy(io.Discard, io.LimitReader(f.br, 64))
@@ -632,3 +641,14 @@ func (tx *remoteTx) Scan(db, table string, start []byte, fn func(key, value []by
 
 var _ workload.Store = (*RemoteStore)(nil)
 var _ Source = (*Remote)(nil)
+
+// Restore asks the server to restore backup sets already on its host
+// (paths relative to its restore directory, full first) into a new
+// recovery storage group, which it recovers and then serves.
+func (r *Remote) Restore(ctx context.Context, req server.RestoreRequest) (*server.RestoreResponse, error) {
+	var out server.RestoreResponse
+	if err := r.call(ctx, http.MethodPost, "/v1/restore", req, &out); err != nil {
+		return nil, err
+	}
+	return &out, nil
+}

@@ -33,6 +33,7 @@ type backupOpts struct {
 	Output        string
 	BlockSize     string
 	FrameSize     string
+	SegmentSize   string
 	VolumeSize    string
 	NextVolumeCmd string
 	MaxRate       string
@@ -75,6 +76,7 @@ func newBackupCmd() *cobra.Command {
 	f.StringVarP(&o.Output, "output", "o", "", "FILE, - (stdout), /dev/nstN (tape) or tape:PATH?capacity=SIZE (emulated tape); {group} is replaced by the group name")
 	f.StringVar(&o.BlockSize, "block-size", "1MiB", "record (tape block) size, a multiple of 512")
 	f.StringVar(&o.FrameSize, "frame-size", "", "uncompressed bytes per compressed frame (multiple of 64KiB; default 256KiB)")
+	f.StringVar(&o.SegmentSize, "segment-size", "", "largest stored segment member (default 32MiB); a volume must hold at least one, and memory grows with it")
 	f.StringVar(&o.VolumeSize, "volume-size", "", "split a file set into volumes NAME.001, NAME.002, ... of this size")
 	f.StringVar(&o.NextVolumeCmd, "next-volume-cmd", "", "command run to load the next tape volume (gets TAPESTREAM_VOLUME, TAPESTREAM_DEVICE)")
 	f.StringVar(&o.MaxRate, "max-rate", "", "limit the read rate, e.g. 100MiB (per second)")
@@ -128,6 +130,13 @@ func runBackup(ctx context.Context, o backupOpts) ([]*pipeline.Result, error) {
 			return nil, err
 		}
 		popts.FrameSize = int(n)
+	}
+	if o.SegmentSize != "" {
+		n, err := parseSize("segment-size", o.SegmentSize)
+		if err != nil {
+			return nil, err
+		}
+		popts.SegmentSize = int(n)
 	}
 	if o.MaxRate != "" {
 		if popts.MaxRate, err = parseSize("max-rate", o.MaxRate); err != nil {

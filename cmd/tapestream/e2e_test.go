@@ -205,6 +205,7 @@ func TestEmulatedTapeSpansVolumes(t *testing.T) {
 	ls := newLiveStore(t, 8<<20)
 	tape := "tape:" + filepath.Join(t.TempDir(), "tape") + "?capacity=2MiB"
 	o := quietBackup(ls, "full", "zstd", tape)
+	o.SegmentSize = "512KiB"
 	o.NextVolumeCmd = "true"
 	res, err := runBackup(context.Background(), o)
 	if err != nil {

@@ -574,7 +574,7 @@ func TestSchedDaemon(t *testing.T) {
 	o := e.opts()
 	o.now = nil
 	o.NotifyCmd = `echo "$TAPESTREAM_JOB $TAPESTREAM_STATUS $TAPESTREAM_LEVEL" >> ` + notes
-	ctx, cancel := context.WithTimeout(context.Background(), 2500*time.Millisecond)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if err := runDaemon(ctx, o); err != nil {
 		t.Fatal(err)

@@ -35,6 +35,7 @@ type storeServeOpts struct {
 	SessionTimeout  time.Duration
 	ShutdownTimeout time.Duration
 	CacheSize       string
+	RestoreDir      string
 	Out, Err        io.Writer
 	// ready, if set, is called with the base URL once the server listens.
 	ready func(url string)
@@ -69,6 +70,7 @@ of --token-file; without a token file the server refuses to start unless
 	f.DurationVar(&o.SessionTimeout, "session-timeout", 60*time.Second, "abort a backup session whose client is silent this long")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 30*time.Second, "how long to wait for requests in flight on shutdown")
 	f.StringVar(&o.CacheSize, "cache-size", "", "buffer cache per storage group (default 64MiB)")
+	f.StringVar(&o.RestoreDir, "restore-dir", "", "allow POST /v1/restore of the backup sets in this directory into new recovery groups")
 	return c
 }
 
@@ -82,7 +84,7 @@ func runStoreServe(ctx context.Context, o storeServeOpts) error {
 	if o.Err == nil {
 		o.Err = io.Discard
 	}
-	cfg := server.Config{SessionIdleTimeout: o.SessionTimeout, NoAuth: o.InsecureNoAuth}
+	cfg := server.Config{SessionIdleTimeout: o.SessionTimeout, NoAuth: o.InsecureNoAuth, RestoreDir: o.RestoreDir}
 	switch {
 	case o.TokenFile != "":
 		tok, err := server.ReadTokenFile(o.TokenFile)
