@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"runtime"
 	"slices"
 	"strconv"
 
@@ -30,6 +31,9 @@ type ReaderOptions struct {
 	// MaxFrameSize caps the uncompressed size of one chunk (default
 	// codec.MaxFrameSize).
 	MaxFrameSize int
+	// Workers decode the units of a member in parallel (default
+	// GOMAXPROCS; 1 decodes in the reading goroutine).
+	Workers int
 	// Strict makes any damage a fatal *FormatError. Otherwise (salvage
 	// mode) damaged chunks are skipped and reported by Damage.
 	Strict bool
@@ -119,6 +123,82 @@ type Reader struct {
 	losses     []Loss
 	lastReason string
 	fileReason map[int]string
+
+	// Parallel decoding of the current member's units (see takeAhead).
+	ahead   []*aheadUnit
+	scan    int // next r.mem position to schedule
+	decs    chan *codec.Decoder
+	outFree [][]byte
+}
+
+// aheadUnit is a unit of the current member being decoded by a worker.
+type aheadUnit struct {
+	pos, n int
+	out    []byte
+	meta   codec.ChunkMeta
+	err    error
+	done   chan struct{}
+}
+
+// takeAhead returns the decoded unit at r.memPos, scheduling the next
+// units of the member on the decoder pool first. Units are decoded in
+// parallel and delivered in order; anything unusual (a torn member, a
+// record that does not parse) is left to the sequential path, which owns
+// resynchronisation and damage reports.
+func (r *Reader) takeAhead() *aheadUnit {
+	if r.opts.Workers <= 1 || r.codec.Kind == codec.None || r.memTorn {
+		return nil
+	}
+	if len(r.ahead) > 0 && r.ahead[0].pos != r.memPos {
+		r.drainAhead()
+	}
+	if r.scan < r.memPos {
+		r.scan = r.memPos
+	}
+	if r.decs == nil {
+		r.decs = make(chan *codec.Decoder, r.opts.Workers)
+		for i := 0; i < r.opts.Workers; i++ {
+			r.decs <- codec.NewDecoder(r.opts.MaxFrameSize)
+		}
+	}
+	for len(r.ahead) < 2*r.opts.Workers && r.scan < len(r.mem) {
+		b := r.mem[r.scan:]
+		h, err := codec.ParseHeader(b)
+		if err != nil || h.UnitLen > len(b) || h.Kind != r.codec.Kind {
+			break
+		}
+		a := &aheadUnit{pos: r.scan, n: h.UnitLen, done: make(chan struct{})}
+		if n := len(r.outFree); n > 0 {
+			a.out, r.outFree = r.outFree[n-1][:0], r.outFree[:n-1]
+		}
+		unit := b[:h.UnitLen]
+		r.scan += h.UnitLen
+		r.ahead = append(r.ahead, a)
+		dec := <-r.decs
+		go func() {
+			a.out, a.meta, a.err = dec.DecodeFrame(a.out, unit)
+			r.decs <- dec
+			close(a.done)
+		}()
+	}
+	if len(r.ahead) == 0 || r.ahead[0].pos != r.memPos {
+		return nil
+	}
+	a := r.ahead[0]
+	r.ahead = r.ahead[1:]
+	<-a.done
+	return a
+}
+
+// drainAhead waits for every scheduled decode: the member buffer they
+// read is about to be reused.
+func (r *Reader) drainAhead() {
+	for _, a := range r.ahead {
+		<-a.done
+		r.outFree = append(r.outFree, a.out)
+	}
+	r.ahead = r.ahead[:0]
+	r.scan = 0
 }
 
 type event struct {
@@ -140,6 +220,9 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	}
 	if opts.MaxFrameSize <= 0 || opts.MaxFrameSize > codec.MaxFrameSize {
 		opts.MaxFrameSize = codec.MaxFrameSize
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = runtime.GOMAXPROCS(0)
 	}
 	rd := &Reader{opts: opts, br: bufio.NewReaderSize(r, opts.RecordSize), vol: 1, files: map[int]*fileState{}}
 	rd.vr, _ = r.(VolumeReader)
@@ -361,6 +444,7 @@ func (r *Reader) damageOr(err error) error {
 
 // nextMember reads the next member header and, for segments, its data.
 func (r *Reader) nextMember() error {
+	r.drainAhead()
 	start := r.off
 	var h *tar.Header
 	var rec *memberRecord
@@ -456,6 +540,7 @@ func (r *Reader) nextMember() error {
 // resync scans forward, block by block, for the next member header after
 // damage. Blocks passed over are scanned for units.
 func (r *Reader) resync(start int64, skipBad bool) error {
+	r.drainAhead()
 	if skipBad && r.off == start { // nothing consumed: skip the bad block
 		r.skip(BlockSize)
 	}
@@ -541,25 +626,32 @@ func (r *Reader) nextUnit() (meta codec.ChunkMeta, ok bool, err error) {
 			r.out = append(r.out[:0], b[:e[0]]...)
 			return meta, true, nil
 		}
-		h, herr := codec.ParseHeader(b)
-		if r.memTorn && (len(b) < codec.MinHeaderLen || herr == nil && h.UnitLen > len(b)) {
-			break // incomplete unit at the tear
-		}
-		if herr != nil || h.UnitLen > len(b) || h.Kind != r.codec.Kind {
-			if err := r.damage(at, r.memName, fmt.Errorf("%w: no valid chunk record", ErrDamaged)); err != nil {
-				return meta, false, err
-			}
-			next := codec.FindUnit(b[1:])
-			if next < 0 {
-				r.memPos = len(r.mem)
-				break
-			}
-			r.memPos += 1 + next
-			continue
-		}
-		r.memPos += h.UnitLen
 		var derr error
-		r.out, meta, derr = r.dec.DecodeFrame(r.out[:0], b[:h.UnitLen])
+		if a := r.takeAhead(); a != nil {
+			// Decoded in parallel, in order.
+			r.memPos += a.n
+			r.outFree = append(r.outFree, r.out)
+			r.out, meta, derr = a.out, a.meta, a.err
+		} else {
+			h, herr := codec.ParseHeader(b)
+			if r.memTorn && (len(b) < codec.MinHeaderLen || herr == nil && h.UnitLen > len(b)) {
+				break // incomplete unit at the tear
+			}
+			if herr != nil || h.UnitLen > len(b) || h.Kind != r.codec.Kind {
+				if err := r.damage(at, r.memName, fmt.Errorf("%w: no valid chunk record", ErrDamaged)); err != nil {
+					return meta, false, err
+				}
+				next := codec.FindUnit(b[1:])
+				if next < 0 {
+					r.memPos = len(r.mem)
+					break
+				}
+				r.memPos += 1 + next
+				continue
+			}
+			r.memPos += h.UnitLen
+			r.out, meta, derr = r.dec.DecodeFrame(r.out[:0], b[:h.UnitLen])
+		}
 		if derr == nil && r.memRec != nil && (int(meta.FileIndex) != r.memRec.File || meta.Offset < r.memRec.Offset ||
 			meta.End() > r.memRec.Offset+r.memRec.Length) {
 			derr = fmt.Errorf("%w: chunk of file %d at %d outside its member", ErrDamaged, meta.FileIndex, meta.Offset)
@@ -792,9 +884,16 @@ func (r *Reader) Manifest() (*Manifest, error) {
 // returned io.EOF.
 func (r *Reader) Damage() []Loss { return slices.Clone(r.losses) }
 
-// Close releases the Reader's decoder.
+// Close releases the Reader's decoders.
 func (r *Reader) Close() error {
+	r.drainAhead()
 	r.dec.Close()
+	if r.decs != nil {
+		close(r.decs)
+		for d := range r.decs {
+			d.Close()
+		}
+	}
 	return nil
 }
 
