@@ -2,9 +2,12 @@ package engine
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/tapestream/tapestream/engine/vfs"
@@ -197,5 +200,25 @@ func TestCrashRecovery(t *testing.T) {
 		}
 		checkModel(t, g2, model)
 		g2.Close()
+	}
+}
+
+func TestStoreLockNamesHolder(t *testing.T) {
+	root := t.TempDir()
+	if err := InitStore(root, []GroupSpec{{Name: "SG1", Databases: []string{"Mailbox1"}}}, Options{}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := OpenServer(root, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	_, err = OpenServer(root, Options{})
+	var le *LockError
+	if !errors.As(err, &le) || le.PID != os.Getpid() || !errors.Is(err, ErrLocked) {
+		t.Fatalf("second open: %v", err)
+	}
+	if !strings.Contains(err.Error(), fmt.Sprintf("process %d", os.Getpid())) {
+		t.Fatalf("error does not name the holder: %v", err)
 	}
 }
