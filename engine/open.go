@@ -142,6 +142,7 @@ func (g *Group) recover(ro RecoverOptions) error {
 	var batch []pending
 	info := RecoveryInfo{FromGen: ro.From.Gen}
 	stopped := false
+	var stopGen uint32
 	var lastCommitEnd wal.Pos
 	g.mu.Lock()
 	var end wal.Pos
@@ -166,7 +167,7 @@ func (g *Group) recover(ro RecoverOptions) error {
 					return fmt.Errorf("log record at %v: %w", start, err)
 				}
 				if !ro.UntilTime.IsZero() && time.Unix(0, nanos).After(ro.UntilTime) {
-					stopped = true
+					stopped, stopGen = true, start.Gen
 					batch = nil
 					return nil
 				}
@@ -207,6 +208,12 @@ func (g *Group) recover(ro RecoverOptions) error {
 	}
 	_ = lastCommitEnd
 	info.ToGen = end.Gen
+	if stopped && stopGen <= ro.needGen {
+		return &ESEError{Code: CodeMissingLogFile, Group: g.name, Msg: fmt.Sprintf("the point in time %s falls in generation %d, before the end of the full backup (generation %d): the copied pages may be newer than it", ro.UntilTime.Format(time.RFC3339Nano), stopGen, ro.needGen)}
+	}
+	if stopped {
+		info.ToGen = stopGen
+	}
 	if ro.needGen != 0 && end.Gen < ro.needGen {
 		return &ESEError{Code: CodeMissingLogFile, Group: g.name, Msg: fmt.Sprintf("hard recovery reached generation %d, but the restored databases need generations through %d", end.Gen, ro.needGen)}
 	}

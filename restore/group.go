@@ -261,14 +261,20 @@ func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (res *R
 		return nil, err
 	}
 	full := infos[0].Label
+	// The databases need the full's own logs to be consistent; later sets'
+	// logs roll them forward as far as they go (or --until says).
+	_, fullHigh := infos[0].LogRange()
+	if o.UntilGen != 0 && o.UntilGen < fullHigh {
+		return nil, fmt.Errorf("--until generation %d is before the end of the full backup (generation %d)", o.UntilGen, fullHigh)
+	}
 	for _, f := range sinkSt.dbFiles {
-		if err := engine.MarkRestored(nil, filepath.Join(stage, f), res.LowGen, res.HighGen, full.SetID, full.Created); err != nil {
+		if err := engine.MarkRestored(nil, filepath.Join(stage, f), res.LowGen, fullHigh, full.SetID, full.Created); err != nil {
 			return nil, err
 		}
 	}
 	// Point of failure: the target group's own later logs continue the
 	// sequence; replay goes on through them.
-	if o.Group == "" || o.Group == full.StorageGroup {
+	if (o.Group == "" || o.Group == full.StorageGroup) && o.UntilGen == 0 && o.UntilTime.IsZero() {
 		n, err := copyContinuingLogs(target, filepath.Join(stage, "restore-logs"), cfg, res.HighGen)
 		if err != nil {
 			return nil, err

@@ -80,7 +80,7 @@ func newBackupCmd() *cobra.Command {
 	f.StringVar(&o.VolumeSize, "volume-size", "", "split a file set into volumes NAME.001, NAME.002, ... of this size")
 	f.StringVar(&o.NextVolumeCmd, "next-volume-cmd", "", "command run to load the next tape volume (gets TAPESTREAM_VOLUME, TAPESTREAM_DEVICE)")
 	f.StringVar(&o.MaxRate, "max-rate", "", "limit the read rate, e.g. 100MiB (per second)")
-	f.StringVar(&o.Progress, "progress", "auto", "auto, always or never")
+	f.StringVar(&o.Progress, "progress", "auto", "auto or always (a bar on a terminal, periodic lines otherwise) or never")
 	f.BoolVar(&o.Stats, "stats", false, "print per-stage counters at the end (which stage is the bottleneck)")
 	f.BoolVar(&o.JSON, "json", false, "print a JSON summary")
 	f.BoolVar(&o.Force, "force", false, "overwrite an existing set file")
@@ -96,6 +96,11 @@ func runBackup(ctx context.Context, o backupOpts) ([]*pipeline.Result, error) {
 	typ, err := engine.ParseBackupType(o.Type)
 	if err != nil {
 		return nil, usagef(err.Error())
+	}
+	switch o.Progress {
+	case "", "auto", "always", "never":
+	default:
+		return nil, usagef("--progress must be auto, always or never")
 	}
 	cdc, err := codec.ParseCodec(o.Compress)
 	if err != nil {
@@ -250,6 +255,7 @@ func printStageStats(w io.Writer, group string, st *pipeline.Stats) {
 	}
 	fmt.Fprintf(w, "stage statistics for %s (%s elapsed; compress busy/blocked are summed over workers):\n", group, el.Round(time.Millisecond))
 	row("read", &st.Read)
+	row("sha256", &st.Hash)
 	row("compress", &st.Compress)
 	row("write", &st.Write)
 }

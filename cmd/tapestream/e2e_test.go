@@ -373,3 +373,47 @@ func TestSIGINTLeavesNoSet(t *testing.T) {
 }
 
 func sinkOpts64K() sink.Options { return sink.Options{RecordSize: 64 << 10} }
+
+// TestRestoreUntil stops replay early: at a generation inside the
+// incremental, and at a commit time; a point before the full's end is
+// refused.
+func TestRestoreUntil(t *testing.T) {
+	ls := newLiveStore(t, 2<<20)
+	sets := t.TempDir()
+	full := filepath.Join(sets, "full.tar")
+	inc := filepath.Join(sets, "inc.tar")
+	fr, err := runBackup(context.Background(), quietBackup(ls, "full", "zstd", full))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls.startWriting()
+	time.Sleep(400 * time.Millisecond)
+	mid := time.Now()
+	time.Sleep(400 * time.Millisecond)
+	ls.stopWriting(t)
+	ir, err := runBackup(context.Background(), quietBackup(ls, "incremental", "zstd", inc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ir[0].HighGen < fr[0].HighGen+2 {
+		t.Fatalf("incremental too short for the test: %d-%d", ir[0].LowGen, ir[0].HighGen)
+	}
+	until := fr[0].HighGen + 1
+	to := filepath.Join(t.TempDir(), "r")
+	res, err := runRestore(context.Background(), restoreOpts{Sets: []string{full, inc}, To: to, Group: "G", Until: fmt.Sprint(until), BlockSize: "64KiB", Out: io.Discard, Err: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Recovery.ToGen != until {
+		t.Fatalf("replay ended at generation %d, --until %d", res[0].Recovery.ToGen, until)
+	}
+	proveRestored(t, to, "G", nil)
+	res, err = runRestore(context.Background(), restoreOpts{Sets: []string{full, inc}, To: to, Group: "T", Until: mid.Format(time.RFC3339Nano), BlockSize: "64KiB", Out: io.Discard, Err: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	proveRestored(t, to, "T", nil)
+	if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{full, inc}, To: to, Group: "EARLY", Until: fmt.Sprint(fr[0].LowGen), BlockSize: "64KiB", Out: io.Discard, Err: io.Discard}); fr[0].LowGen < fr[0].HighGen && err == nil {
+		t.Fatal("--until before the end of the full was accepted")
+	}
+}

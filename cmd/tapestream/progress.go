@@ -22,15 +22,9 @@ func startProgress(ctx context.Context, mode string, w io.Writer, group string, 
 	if f, ok := w.(*os.File); ok {
 		tty = isatty.IsTerminal(f.Fd())
 	}
-	switch mode {
-	case "never":
-		return func() {}
-	case "auto":
-		if !tty {
-			return func() {}
-		}
-	case "always":
-	default:
+	// auto and always: a bar on a terminal, plain periodic lines otherwise
+	// (cron mail, journald).
+	if mode == "never" {
 		return func() {}
 	}
 	done := make(chan struct{})
