@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -24,10 +23,15 @@ import (
 // with no I/O, no page verification, no ordering and no hashing. The
 // pipeline's end-to-end throughput over this is its overhead ratio.
 
-var ceilData [][]byte
+// ceilFiles are the store's files in memory; ceilChunks their views in
+// frames of each size.
+var (
+	ceilFiles  [][]byte
+	ceilChunks = map[int][][]byte{}
+)
 
 func loadCeilingData(st *storeInfo) error {
-	if ceilData != nil {
+	if ceilFiles != nil {
 		return nil
 	}
 	g := filepath.Join(st.Dir, "SG1")
@@ -45,70 +49,78 @@ func loadCeilingData(st *storeInfo) error {
 	sort.SliceStable(names, func(i, j int) bool {
 		return !strings.HasSuffix(names[i], ".log") && strings.HasSuffix(names[j], ".log")
 	})
-	fs := tapeformat.DefaultFrameSize
 	var n int64
 	for _, name := range names {
-		f, err := os.Open(filepath.Join(g, name))
+		b, err := os.ReadFile(filepath.Join(g, name))
 		if err != nil {
 			return err
 		}
-		for {
-			b := make([]byte, fs)
-			k, err := io.ReadFull(f, b)
-			if k > 0 {
-				ceilData = append(ceilData, b[:k])
-				n += int64(k)
-			}
-			if err == io.EOF || err == io.ErrUnexpectedEOF {
-				break
-			}
-			if err != nil {
-				f.Close()
-				return err
-			}
-		}
-		f.Close()
+		ceilFiles = append(ceilFiles, b)
+		n += int64(len(b))
 	}
-	logf("codec ceiling: %d chunks, %d bytes in memory", len(ceilData), n)
+	logf("codec ceiling: %d files, %d bytes in memory", len(ceilFiles), n)
 	return nil
 }
 
+// chunksOf returns the in-memory files cut into frames of fs bytes.
+func chunksOf(fs int) [][]byte {
+	if c, ok := ceilChunks[fs]; ok {
+		return c
+	}
+	var c [][]byte
+	for _, b := range ceilFiles {
+		for len(b) > 0 {
+			k := min(len(b), fs)
+			c = append(c, b[:k:k])
+			b = b[k:]
+		}
+	}
+	ceilChunks[fs] = c
+	return c
+}
+
 func dropCeilingData() {
-	ceilData = nil
+	ceilFiles, ceilChunks = nil, map[int][][]byte{}
 	debug.FreeOSMemory()
 }
 
 func ceilingRows(c *config, st *storeInfo) []*row {
 	var rows []*row
-	add := func(cs string, workers int) {
+	add := func(cs string, workers, frame int) {
 		cd, err := codec.ParseCodec(cs)
-		r := &row{Name: fmt.Sprintf("ceiling %s w%d (in memory)", cs, workers), Section: "ceiling", Err: err,
+		name := fmt.Sprintf("ceiling %s w%d (in memory)", cs, workers)
+		if frame != tapeformat.DefaultFrameSize {
+			name = fmt.Sprintf("ceiling %s w%d frame %dKiB (in memory)", cs, workers, frame>>10)
+		}
+		r := &row{Name: name, Section: "ceiling", Err: err,
 			pre: func() error { return loadCeilingData(st) }}
-		r.inproc = func() (sample, error) { return encodeAll(cd, workers, ceilData) }
+		r.inproc = func() (sample, error) { return encodeAll(cd, workers, frame, chunksOf(frame)) }
 		rows = append(rows, r)
 	}
+	def := tapeformat.DefaultFrameSize
 	for _, cs := range []string{"lz4", codecZFast} {
-		add(cs, 1)
+		add(cs, 1, def)
 		if c.Workers != 1 {
-			add(cs, c.Workers)
+			add(cs, c.Workers, def)
 		}
 	}
-	add(codecZDef, c.Workers)
-	add("gzip", c.Workers)
+	add(codecZFast, c.Workers, 1<<20)
+	add(codecZDef, c.Workers, def)
+	add("gzip", c.Workers, def)
 	return rows
 }
 
 // encodeAll encodes chunks with workers goroutines and returns the
 // figures (CPU of this process, no RSS).
-func encodeAll(cd codec.Codec, workers int, chunks [][]byte) (sample, error) {
+func encodeAll(cd codec.Codec, workers, frame int, chunks [][]byte) (sample, error) {
 	encs := make([]*codec.Encoder, workers)
 	bufs := make([][]byte, workers)
 	for i := range encs {
 		var err error
-		if encs[i], err = codec.NewEncoder(cd, tapeformat.DefaultFrameSize); err != nil {
+		if encs[i], err = codec.NewEncoder(cd, frame); err != nil {
 			return sample{}, err
 		}
-		bufs[i] = make([]byte, 0, tapeformat.DefaultFrameSize+tapeformat.DefaultFrameSize/16+1024)
+		bufs[i] = make([]byte, 0, frame+frame/16+1024)
 	}
 	runtime.GC()
 	var next atomic.Int64
@@ -127,7 +139,7 @@ func encodeAll(cd codec.Codec, workers int, chunks [][]byte) (sample, error) {
 				if i >= int64(len(chunks)) {
 					break
 				}
-				buf, _ = enc.Encode(buf[:0], codec.ChunkMeta{FileIndex: 0, Offset: i * int64(tapeformat.DefaultFrameSize)}, chunks[i])
+				buf, _ = enc.Encode(buf[:0], codec.ChunkMeta{Offset: i * int64(frame)}, chunks[i])
 				ni += int64(len(chunks[i]))
 				no += int64(len(buf))
 			}

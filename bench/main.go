@@ -45,8 +45,8 @@ type config struct {
 	Only       string
 	Workers    int
 	NoWrite    bool
-	Ceiling    bool // --ceiling: only the in-memory codec ceiling
-	CeilingDir string
+	Ceiling    bool   // --ceiling: only the in-memory codec ceiling
+	CompareBin string // --compare-bin: a previous binary, for before/after rows
 }
 
 func main() {
@@ -64,6 +64,7 @@ func main() {
 	flag.IntVar(&c.Workers, "workers", runtime.NumCPU(), "\"all workers\" (default: number of CPUs)")
 	flag.BoolVar(&c.NoWrite, "no-write", false, "print the table only; write no results files")
 	flag.BoolVar(&c.Ceiling, "ceiling", false, "only measure the in-memory codec ceiling (1 and --workers workers)")
+	flag.StringVar(&c.CompareBin, "compare-bin", "", "another tapestream binary (e.g. before a change): adds \"before:\" twins of the key backup rows, interleaved")
 	flag.Parse()
 	var err error
 	if c.Size, err = sink.ParseSize(c.SizeText); err != nil {

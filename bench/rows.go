@@ -37,7 +37,7 @@ func peerOf(codec string) string {
 func q(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // backupArgs are the arguments of a tapestream backup of st.
-func backupArgs(c *config, st *storeInfo, codec string, workers int, out string, extra ...string) []string {
+func backupArgs(st *storeInfo, codec string, workers int, out string, extra ...string) []string {
 	a := []string{"backup", "--store", st.Dir, "--group", "SG1", "--type", "full", "-o", out,
 		"--compress", codec, "--workers", fmt.Sprint(workers), "--progress", "never", "--force"}
 	return append(a, extra...)
@@ -59,7 +59,7 @@ func mainRows(c *config, st *storeInfo) ([]*row, error) {
 	// also makes the set the restore rows read.
 	set := filepath.Join(setDir, setZstdName)
 	logf("making the restore sets (untimed)")
-	cmd := exec.Command(c.Bin, append(backupArgs(c, st, codecZFast, c.Workers, set), "--json")...)
+	cmd := exec.Command(c.Bin, append(backupArgs(st, codecZFast, c.Workers, set), "--json")...)
 	cmd.Stderr = os.Stderr
 	js, err := cmd.Output()
 	if err != nil {
@@ -96,13 +96,13 @@ func mainRows(c *config, st *storeInfo) ([]*row, error) {
 		case "file":
 			r.Name = name + " > file"
 			out := o(slug + ".tset")
-			args := append(backupArgs(c, st, codec, workers, out, "--json"), extra...)
+			args := append(backupArgs(st, codec, workers, out, "--json"), extra...)
 			r.cmd = func() *exec.Cmd { return exec.Command(c.Bin, args...) }
 			r.parse, r.post = backupJSON, fileSize(out, false)
 		case "stdout":
 			r.Name = name + " -o - | cat > file"
 			out := o(slug + ".tset")
-			args := append(backupArgs(c, st, codec, workers, "-"), extra...)
+			args := append(backupArgs(st, codec, workers, "-"), extra...)
 			for i := range args {
 				args[i] = q(args[i])
 			}
@@ -110,7 +110,7 @@ func mainRows(c *config, st *storeInfo) ([]*row, error) {
 			r.post = fileSize(out, false)
 		case "discard":
 			r.Name = name + " > /dev/null"
-			args := append(backupArgs(c, st, codec, workers, "/dev/null", "--json"), extra...)
+			args := append(backupArgs(st, codec, workers, "/dev/null", "--json"), extra...)
 			r.cmd = func() *exec.Cmd { return exec.Command(c.Bin, args...) }
 			r.parse = backupJSON
 		}
@@ -130,7 +130,33 @@ func mainRows(c *config, st *storeInfo) ([]*row, error) {
 	ts("none", w, "discard", "--no-verify")
 	ts(codecZFast, w, "discard", "--no-verify")
 	ts(codecZFast, w, "file", "--no-verify")
+	// 1 MiB frames: zstd's ratio on mail (see the ceiling rows).
+	ts(codecZFast, w, "file", "--frame-size", "1MiB")
 
+	if c.CompareBin != "" {
+		// Before/after twins of the key rows, run with the other binary;
+		// their "vs peer" is before / after.
+		var twins []*row
+		for _, r := range rows {
+			if r.IsPeer || !compareRow(r.Name, w) {
+				continue
+			}
+			t := *r
+			t.Name, t.Peer = "before: "+r.Name, r.Name
+			cmdf := r.cmd
+			t.cmd = func() *exec.Cmd {
+				cmd := cmdf()
+				if cmd.Path == c.Bin {
+					cmd.Path, cmd.Args[0] = c.CompareBin, c.CompareBin
+				} else {
+					cmd.Args = []string{cmd.Args[0], cmd.Args[1], strings.Replace(cmd.Args[2], q(c.Bin), q(c.CompareBin), 1)}
+				}
+				return cmd
+			}
+			twins = append(twins, &t)
+		}
+		rows = append(rows, twins...)
+	}
 	rows = append(rows, ceilingRows(c, st)...)
 
 	// Restores of the zstd set (no recovery: it has nothing to replay; see
@@ -153,6 +179,22 @@ func mainRows(c *config, st *storeInfo) ([]*row, error) {
 	return rows, nil
 }
 
+// compareRow tells the rows that get a "before:" twin with --compare-bin.
+func compareRow(name string, w int) bool {
+	for _, k := range []string{
+		fmt.Sprintf("backup none w%d > /dev/null", w),
+		fmt.Sprintf("backup lz4 w%d > /dev/null", w),
+		fmt.Sprintf("backup %s w%d > /dev/null", codecZFast, w),
+		fmt.Sprintf("backup %s w%d > file", codecZFast, w),
+		fmt.Sprintf("backup none w%d > file", w),
+	} {
+		if name == k {
+			return true
+		}
+	}
+	return false
+}
+
 // scalingRows back up stores of each --scaling size with zstd:fastest and
 // all workers to /dev/null: time should grow linearly, peak RSS not at all.
 func scalingRows(c *config) ([]*row, error) {
@@ -162,7 +204,7 @@ func scalingRows(c *config) ([]*row, error) {
 		if err != nil {
 			return nil, err
 		}
-		args := backupArgs(c, st, codecZFast, c.Workers, "/dev/null", "--json")
+		args := backupArgs(st, codecZFast, c.Workers, "/dev/null", "--json")
 		rows = append(rows, &row{
 			Name:    fmt.Sprintf("scaling %s: backup zstd:fastest w%d > /dev/null", humanize.IBytes(uint64(size)), c.Workers),
 			Section: "scaling", In: st.DataBytes,

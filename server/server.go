@@ -331,7 +331,7 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	busy := false
 	for _, se := range s.sessions {
-		busy = busy || se.group == g.Name()
+		busy = busy || se.group == g.Name() && se.es.Err() == nil
 	}
 	s.mu.Unlock()
 	reply(w, GroupStatus{Info: g.Info(), DatabaseSize: g.DatabaseSize(), CheckpointGen: g.CheckpointPos().Gen, CurrentGen: g.CurrentGen(), Backup: busy})

@@ -37,6 +37,11 @@ type RemoteOptions struct {
 	// NoVerify skips the client-side page verification of database
 	// chunks (the server's engine verified them before sending).
 	NoVerify bool
+	// HTTP2 negotiates HTTP/2 over TLS. Off by default: over loopback
+	// TLS, HTTP/1.1 streams files about 40% faster than Go's HTTP/2
+	// (measured: 82-84 vs 57-59 MiB/s with zstd on 2 cores), and each
+	// file is one stream anyway. The server speaks both.
+	HTTP2 bool
 }
 
 // Remote is a Source over a store server (tapestream store serve): the
@@ -95,7 +100,7 @@ func OpenRemote(rawURL string, o RemoteOptions) (*Remote, error) {
 			DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 15 * time.Second}).DialContext,
 			TLSClientConfig:       o.TLS,
 			TLSHandshakeTimeout:   10 * time.Second,
-			ForceAttemptHTTP2:     true,
+			ForceAttemptHTTP2:     o.HTTP2,
 			MaxIdleConnsPerHost:   16,
 			IdleConnTimeout:       90 * time.Second,
 			ResponseHeaderTimeout: 5 * time.Minute,
