@@ -6,11 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 
-	"golang.org/x/sys/unix"
+	"github.com/tapestream/tapestream/internal/pidlock"
 )
 
 // MaxGroups is the number of storage groups (ESE instances) a server holds.
@@ -52,20 +51,15 @@ const lockFile = "LOCK"
 // function. The holder's pid is written into the lock file so a second
 // opener can name it.
 func LockStore(root string) (release func(), err error) {
-	f, err := os.OpenFile(filepath.Join(root, lockFile), os.O_RDWR|os.O_CREATE, 0o644)
+	l, err := pidlock.Acquire(filepath.Join(root, lockFile))
+	var held *pidlock.HeldError
+	if errors.As(err, &held) {
+		return nil, &LockError{Root: root, PID: held.PID}
+	}
 	if err != nil {
 		return nil, err
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		b := make([]byte, 32)
-		n, _ := f.ReadAt(b, 0)
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(b[:n])))
-		f.Close()
-		return nil, &LockError{Root: root, PID: pid}
-	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return func() { f.Close() }, nil
+	return l.Release, nil
 }
 
 // GroupSpec describes a storage group to create.

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/tapestream/tapestream/internal/pidlock"
 )
 
 // ErrJobRunning is matched (errors.Is) by the error of a run refused
@@ -39,10 +37,9 @@ func (e *LockedError) Is(target error) bool { return target == ErrJobRunning }
 // tapeLock is the lock name of a tape drive (not a valid group name).
 const tapeLock = "#tape"
 
-// groupLock is a held per-group lock (flock on a file in the lock
-// directory). flock locks belong to the open file description, so two
-// runs in one process (the daemon) exclude each other too.
-type groupLock struct{ f *os.File }
+// groupLock is a held per-group lock (see pidlock: two runs in one
+// process, the daemon, exclude each other too).
+type groupLock = pidlock.Lock
 
 // lockName is the lock file of a group of a source: the source's identity
 // (store directory or server URL) is hashed so that groups of the same
@@ -59,29 +56,10 @@ func LockGroup(dir, job, sourceID, group string) (*groupLock, error) {
 		return nil, err
 	}
 	name := lockName(dir, sourceID, group)
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return nil, err
+	l, err := pidlock.Acquire(name)
+	var held *pidlock.HeldError
+	if errors.As(err, &held) {
+		return nil, &LockedError{Job: job, Group: group, File: name, PID: held.PID}
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		b := make([]byte, 32)
-		n, _ := f.ReadAt(b, 0)
-		pid, _ := strconv.Atoi(strings.TrimSpace(string(b[:n])))
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, &LockedError{Job: job, Group: group, File: name, PID: pid}
-		}
-		return nil, fmt.Errorf("lock %s: %w", name, err)
-	}
-	_ = f.Truncate(0)
-	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return &groupLock{f: f}, nil
-}
-
-// Release drops the lock.
-func (l *groupLock) Release() {
-	if l != nil && l.f != nil {
-		l.f.Close()
-		l.f = nil
-	}
+	return l, err
 }
