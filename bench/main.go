@@ -129,7 +129,7 @@ func run(ctx context.Context, c *config) error {
 		fmt.Print(formatTable(rows))
 		return nil
 	}
-	rep := &report{Machine: machine, Config: c, Started: time.Now()}
+	rep := &report{Machine: machine, Config: c, Started: time.Now(), LoadStart: loadAvg()}
 	main, err := mainRows(c, store)
 	if err != nil {
 		return err
@@ -163,13 +163,27 @@ func run(ctx context.Context, c *config) error {
 		runInterleaved(sc, c.Runs)
 		rep.Scaling = sc
 	}
-	rep.Finished = time.Now()
+	rep.Finished, rep.LoadEnd = time.Now(), loadAvg()
 	text := rep.markdown()
 	fmt.Print(text)
 	if c.NoWrite {
 		return nil
 	}
 	return rep.save(text)
+}
+
+// loadAvg is /proc/loadavg's first three fields: a busy machine makes
+// every row slower and noisier, which the reader should know.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // keep reports whether a phase named by one of words runs under --only.

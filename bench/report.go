@@ -17,13 +17,14 @@ import (
 )
 
 type report struct {
-	Machine           machine
-	Config            *config
-	Started, Finished time.Time
-	Main              []*row
-	Scaling           []*row
-	Online            *onlineResult
-	Notes             []string
+	Machine            machine
+	Config             *config
+	Started, Finished  time.Time
+	LoadStart, LoadEnd string // /proc/loadavg
+	Main               []*row
+	Scaling            []*row
+	Online             *onlineResult
+	Notes              []string
 }
 
 // formatTable is the main table: one line per row, in the given order.
@@ -169,6 +170,7 @@ func (rep *report) targets() []target {
 	}
 	ratio("lz4 vs tar | lz4 -1", ">= 1.7x", 1.7, fmt.Sprintf("backup lz4 w%d > file", w), peerLZ4, false)
 	ratio("none vs tar > file", ">= 1.0x", 1.0, fmt.Sprintf("backup none w%d > file", w), peerTar, false)
+	ratio("none vs tar > file && sync file (both durable; informational)", ">= 1.0x", 1.0, fmt.Sprintf("backup none w%d > file", w), peerTarSync, false)
 	ratio("pipeline overhead: zstd:fastest end to end (/dev/null) vs in-memory codec", ">= 0.9x", 0.9,
 		fmt.Sprintf("backup %s w%d > /dev/null", codecZFast, w), fmt.Sprintf("ceiling %s w%d (in memory)", codecZFast, w), false)
 	ratio("pipeline overhead: zstd:fastest end to end (file) vs in-memory codec", ">= 0.9x", 0.9,
@@ -234,6 +236,9 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&b, "- `go run ./bench --size %s --runs %d --workers %d`: store of %s (databases), from the page cache; %d runs per row, interleaved; took %s\n",
 		c.SizeText, c.Runs, c.Workers, humanize.IBytes(uint64(c.Size)), c.Runs, rep.Finished.Sub(rep.Started).Round(time.Second))
 	b.WriteString("- MB/s = uncompressed input bytes (10^6) per wall second; ratio = input / output bytes; CPU = user+sys of the child processes (of this process for the in-memory ceiling); peak RSS = largest process; `wN` = N compression workers; `> file` = file sink (fsync at commit, unlike the tar peers).\n")
+	if rep.LoadStart != "" {
+		fmt.Fprintf(&b, "- load average (1, 5, 15 min) at the start: %s, at the end: %s (with %d CPUs, anything above ~1 means other work shared the machine and widens the min–max ranges)\n", rep.LoadStart, rep.LoadEnd, m.NCPU)
+	}
 	for _, n := range rep.Notes {
 		fmt.Fprintf(&b, "- note: %s\n", n)
 	}

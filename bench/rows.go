@@ -13,6 +13,7 @@ import (
 // Peer row names (the tapestream rows refer to them).
 const (
 	peerTar     = "tar > file"
+	peerTarSync = "tar > file && sync file"
 	peerZstd    = "tar | zstd -1 -T2 > file"
 	peerLZ4     = "tar | lz4 -1 > file"
 	peerXZstd   = "tar -xOf SET | zstd -d > /dev/null"
@@ -81,6 +82,9 @@ func mainRows(c *config, st *storeInfo) ([]*row, error) {
 	}
 	o := func(n string) string { return filepath.Join(outDir, n) }
 	peer(peerTar, tarSrc+" > "+q(o("peer.tar")), o("peer.tar"))
+	// The file sink fsyncs the set at commit; tar does not. This peer
+	// shows what the fsync costs on this disk.
+	peer(peerTarSync, tarSrc+" > "+q(o("peer-sync.tar"))+" && sync "+q(o("peer-sync.tar")), o("peer-sync.tar"))
 	peer(peerZstd, tarSrc+" | zstd -1 -T2 -q > "+q(o("peer.tar.zst")), o("peer.tar.zst"))
 	peer(peerLZ4, tarSrc+" | lz4 -1 -q > "+q(o("peer.tar.lz4")), o("peer.tar.lz4"))
 

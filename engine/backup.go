@@ -226,8 +226,9 @@ func (g *Group) BackupSetup(typ BackupType, databases []string) (*Session, error
 		return nil, err
 	}
 	if g.backup != nil {
+		busy := g.backup.typ // read under g.mu: the session may end once it is released
 		g.mu.Unlock()
-		return nil, g.eseErr(CodeBackupInProgress, nil, "a %s backup is already in progress", g.backup.typ)
+		return nil, g.eseErr(CodeBackupInProgress, nil, "a %s backup is already in progress", busy)
 	}
 	s := &Session{g: g, typ: typ, start: g.opts.Now(), logRead: map[uint32]bool{}, created: map[uint32]int64{}, prevOf: map[uint32]int64{}, origHdrs: map[*database]*DBHeader{}}
 	if !typ.CopiesDatabases() {

@@ -607,3 +607,31 @@ func mapOf(seqs []uint64) map[int]uint64 {
 	}
 	return m
 }
+
+// TestBeginRacesAbort: a begin racing with the end of the previous
+// session gets a session or -505, never anything else (run with -race).
+func TestBeginRacesAbort(t *testing.T) {
+	dir := initStore(t, "SG1")
+	ts := startServer(t, dir, server.Config{Token: testToken})
+	r := remote(t, ts.url, testToken)
+	ctx := context.Background()
+	for range 20 {
+		s, err := r.Begin(ctx, "SG1", engine.Copy, nil)
+		if err != nil {
+			if errors.Is(err, engine.ErrBackupInProgress) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		done := make(chan struct{})
+		go func() { s.Abort(nil); close(done) }()
+		s2, err := r.Begin(ctx, "SG1", engine.Copy, nil)
+		<-done
+		switch {
+		case err == nil:
+			s2.Abort(nil)
+		case !errors.Is(err, engine.ErrBackupInProgress):
+			t.Fatalf("begin racing an abort: %v", err)
+		}
+	}
+}
