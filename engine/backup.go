@@ -764,12 +764,18 @@ func (s *Session) InstanceEnd(success bool, setID string) error {
 		s.abort(err)
 		return err
 	}
+	s.mu.Lock()
+	var unread string
 	for _, lf := range s.logs {
-		if !s.logRead[lf.Gen] {
-			err := g.eseErr(CodeLogFileNotCopied, nil, "log %s was not read in full in this session", lf.Name)
-			s.abort(err)
-			return err
+		if !s.logRead[lf.Gen] && unread == "" {
+			unread = lf.Name
 		}
+	}
+	s.mu.Unlock()
+	if unread != "" {
+		err := g.eseErr(CodeLogFileNotCopied, nil, "log %s was not read in full in this session", unread)
+		s.abort(err)
+		return err
 	}
 	info := &BackupInfo{LowGen: s.low, HighGen: s.high, Time: s.start, SetID: setID}
 	dbs := s.dbs

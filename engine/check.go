@@ -166,6 +166,10 @@ func (g *Group) checkTree(d *database, file fileNo, root uint32, what string, us
 				v := leafVal(c)
 				if leafIsLong(c) {
 					ref := bytes.Clone(v)
+					if len(ref) != lvRefLen {
+						r.add("%s: %s: key %q: long-value reference of %d bytes", g.fileName(file), what, leafKey(c), len(ref))
+						continue
+					}
 					u := uses[int(ref[8])]
 					if u == nil {
 						r.add("%s: %s: key %q: long value in a file the database does not have", g.fileName(file), what, leafKey(c))

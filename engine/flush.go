@@ -86,6 +86,28 @@ func (g *Group) flush(force bool) error {
 	return g.advanceCheckpoint(force)
 }
 
+// writeBackLocked writes every dirty frame during recovery, when the log
+// being replayed is already durable, so that a long replay keeps to the
+// cache budget. The checkpoint does not move (it is written at the end).
+func (g *Group) writeBackLocked() error {
+	var batch []flushEnt
+	for _, f := range g.cache.frames {
+		if f.valid && f.dirty && !f.inflight {
+			page.Seal(f.data, f.key.pgno)
+			batch = append(batch, flushEnt{f: f, key: f.key, modSeq: f.modSeq, data: f.data})
+		}
+	}
+	if err := g.writeBatch(batch); err != nil {
+		return err
+	}
+	for _, e := range batch {
+		e.f.dirty = false
+		g.cache.dirty--
+	}
+	g.cache.shrink()
+	return nil
+}
+
 // writeBatch writes pages sorted by file and page, coalescing runs of
 // consecutive pages into one write, then fsyncs each file.
 func (g *Group) writeBatch(batch []flushEnt) error {
@@ -179,6 +201,12 @@ func (g *Group) advanceCheckpoint(force bool) error {
 		return err
 	}
 	g.mu.Lock()
+	if g.frozen > 0 {
+		// A full backup froze the checkpoint while the file was written:
+		// it recorded the old one, whose logs must stay.
+		g.mu.Unlock()
+		return nil
+	}
 	g.checkpoint = pos
 	g.chkWritten = time.Now()
 	circular := g.cfg.CircularLogging

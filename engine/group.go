@@ -76,14 +76,15 @@ type Group struct {
 	cfg  GroupConfig
 	opts Options
 
-	mu     sync.Mutex // guards everything below and the cache
-	log    *wal.Writer
-	cache  *cache
-	dbs    []*database
-	byID   map[int]*database
-	txid   uint64
-	fatal  error
-	closed bool
+	mu      sync.Mutex // guards everything below and the cache
+	log     *wal.Writer
+	cache   *cache
+	dbs     []*database
+	byID    map[int]*database
+	txid    uint64
+	fatal   error
+	closed  bool
+	closing bool // Close in progress: a second Close returns at once
 
 	checkpoint wal.Pos
 	chkWritten time.Time
@@ -463,11 +464,25 @@ func (g *Group) scanLocked(d *database, root uint32, start []byte, fn func(k, v 
 		if next == nil {
 			return nil
 		}
-		if len(ents) > 0 && bytes.Compare(next, ents[len(ents)-1].k) <= 0 {
-			return fmt.Errorf("%s: tree order violated near key %q", d.name, ents[len(ents)-1].k)
+		if err := scanProgress(d, cur, next, ents); err != nil {
+			return err
 		}
 		cur = next
 	}
+}
+
+// scanProgress checks that a leaf-by-leaf scan moves forward: the next
+// leaf's lower bound lies beyond everything seen, so a corrupt tree ends
+// the scan with an error instead of looping.
+func scanProgress(d *database, cur, next []byte, ents []kv) error {
+	last := cur
+	if len(ents) > 0 {
+		last = ents[len(ents)-1].k
+	}
+	if bytes.Compare(next, last) <= 0 && !(len(ents) == 0 && cur == nil && len(next) > 0) {
+		return fmt.Errorf("%s: tree order violated near key %q (next leaf starts at %q)", d.name, last, next)
+	}
+	return nil
 }
 
 // sortedKeys is a helper for deterministic iteration over write sets.

@@ -176,6 +176,11 @@ func (g *Group) recover(ro RecoverOptions) error {
 						return err
 					}
 				}
+				if len(g.cache.frames) > g.cache.budget {
+					if err := g.writeBackLocked(); err != nil {
+						return err
+					}
+				}
 				batch = batch[:0]
 				if txid > g.txid {
 					g.txid = txid
@@ -335,10 +340,11 @@ func (g *Group) closeFiles() {
 // clean, so the next open recovers.
 func (g *Group) Close() error {
 	g.mu.Lock()
-	if g.closed {
+	if g.closed || g.closing {
 		g.mu.Unlock()
 		return nil
 	}
+	g.closing = true
 	if g.backup != nil {
 		g.backup.abortLocked(errClosed)
 	}

@@ -358,6 +358,9 @@ func (g *Group) longChain(dbid int, ref []byte, fn func(pgno uint32, data []byte
 		return fmt.Errorf("long-value reference of %d bytes", len(ref))
 	}
 	total := binary.LittleEndian.Uint64(ref)
+	if ref[8] > fileSTM || total > MaxValueLen {
+		return fmt.Errorf("malformed long-value reference (file %d, %d bytes)", ref[8], total)
+	}
 	file := makeFileNo(dbid, int(ref[8]))
 	pgno := binary.LittleEndian.Uint32(ref[9:])
 	var got uint64
@@ -390,6 +393,9 @@ func (g *Group) longChain(dbid int, ref []byte, fn func(pgno uint32, data []byte
 }
 
 func (g *Group) readLong(dbid int, ref []byte) ([]byte, error) {
+	if len(ref) != lvRefLen || binary.LittleEndian.Uint64(ref) > MaxValueLen {
+		return nil, fmt.Errorf("%s: malformed long-value reference", g.fileName(makeFileNo(dbid, fileEDB)))
+	}
 	out := make([]byte, 0, binary.LittleEndian.Uint64(ref))
 	err := g.longChain(dbid, ref, func(_ uint32, data []byte) error {
 		out = append(out, data...)

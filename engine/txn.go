@@ -171,6 +171,9 @@ func (tx *Tx) Scan(db, table string, start []byte, fn func(key, value []byte) er
 		if next == nil {
 			return flushPending(nil)
 		}
+		if err := scanProgress(d, cur, next, ents); err != nil {
+			return err
+		}
 		cur = next
 	}
 }

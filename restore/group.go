@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -36,6 +37,9 @@ type GroupOptions struct {
 	Force bool
 	// Log receives progress lines.
 	Log io.Writer
+	// StoreLocked says the caller holds the store lock of To (several
+	// groups restoring in parallel into one store).
+	StoreLocked bool
 }
 
 // Result describes a finished restore.
@@ -50,6 +54,9 @@ type Result struct {
 	Bytes     int64                `json:"bytes"`
 	Duration  time.Duration        `json:"duration_ns"`
 	Recovered bool                 `json:"recovered"`
+	// Replaced is where the group directory this restore replaced was
+	// moved (--force).
+	Replaced string `json:"replaced,omitempty"`
 }
 
 // stagingSink writes a set's files into the staging directory through an
@@ -144,6 +151,18 @@ func (s *stagingSink) closeAll() {
 	}
 }
 
+// LockStore takes the lock of the store a restore writes into.
+func LockStore(to string) (func(), error) {
+	if err := os.MkdirAll(to, 0o755); err != nil {
+		return nil, err
+	}
+	release, err := engine.LockStore(to)
+	if err != nil {
+		return nil, fmt.Errorf("refusing to restore into a store in use (restore through its server, or stop it): %w", err)
+	}
+	return release, nil
+}
+
 // RestoreGroup restores a full set plus its incrementals (in order) or
 // plus one differential into a storage group under o.To.
 func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (res *Result, err error) {
@@ -178,17 +197,22 @@ func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (res *R
 	if err := os.MkdirAll(o.To, 0o755); err != nil {
 		return nil, err
 	}
-	release, err := engine.LockStore(o.To)
-	if err != nil {
-		return nil, fmt.Errorf("refusing to restore into a store in use (restore through its server, or stop it): %w", err)
+	if !o.StoreLocked {
+		release, err := LockStore(o.To)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
 	}
-	defer release()
 
 	// Staging beside the target, named independently of the group: from
 	// standard input the group is known only once the label is read.
-	stage := filepath.Join(o.To, fmt.Sprintf(".restore-%d", os.Getpid()))
-	os.RemoveAll(stage)
-	if err := os.MkdirAll(filepath.Join(stage, "restore-logs"), 0o755); err != nil {
+	stage, err := os.MkdirTemp(o.To, ".restore-")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Mkdir(filepath.Join(stage, "restore-logs"), 0o755); err != nil {
+		os.RemoveAll(stage)
 		return nil, err
 	}
 	stagingRoot, err := os.OpenRoot(stage)
@@ -307,8 +331,11 @@ func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (res *R
 	}
 	stagingRoot.Close()
 	stagingRoot = nil
-	if err := switchIntoPlace(stage, target); err != nil {
+	if res.Replaced, err = switchIntoPlace(stage, target); err != nil {
 		return nil, err
+	}
+	if res.Replaced != "" {
+		logf("the replaced storage group is kept in %s; remove it once the restore is proven", res.Replaced)
 	}
 	stage = ""
 	res.Duration = time.Since(t0)
@@ -367,6 +394,14 @@ func groupConfigFor(name string, full *SetInfo, st *stagingSink) (*engine.GroupC
 		h, err := engine.ParseHeaderPages(f.Name, f.DBHeader)
 		if err != nil {
 			return nil, fmt.Errorf("set %s: header snapshot of %s: %w", l.SetID, f.Name, err)
+		}
+		// The name becomes a path: it must be a plain name, match the
+		// file the set actually holds, and its id must be unique.
+		if err := engine.ValidName(h.Name); err != nil || h.Name+".edb" != f.Name || !slices.Contains(st.dbFiles, f.Name) {
+			return nil, fmt.Errorf("set %s: database header names %q for file %q: refusing a mismatched or unsafe name", l.SetID, h.Name, f.Name)
+		}
+		if present[h.DBID] || h.DBID < 0 || h.DBID > 255 {
+			return nil, fmt.Errorf("set %s: database %s has a duplicate or invalid id %d", l.SetID, h.Name, h.DBID)
 		}
 		cfg.Databases = append(cfg.Databases, engine.DBConfig{Name: h.Name, ID: h.DBID, GUID: h.GUID, Streaming: stm[h.Name]})
 		present[h.DBID] = true
@@ -461,28 +496,25 @@ func moveLogs(from, to string) error {
 }
 
 // switchIntoPlace replaces target with stage: two renames in one
-// directory, then the old group is removed.
-func switchIntoPlace(stage, target string) error {
-	old := ""
+// directory. A replaced group is kept beside it (its name is returned), not
+// deleted: it may hold logs the restore did not replay, and a restore
+// never deletes logs a set did not capture.
+func switchIntoPlace(stage, target string) (replaced string, err error) {
 	if _, err := os.Stat(target); err == nil {
-		old = filepath.Join(filepath.Dir(target), "."+filepath.Base(target)+".old")
-		os.RemoveAll(old)
-		if err := os.Rename(target, old); err != nil {
-			return err
+		replaced = filepath.Join(filepath.Dir(target), fmt.Sprintf(".%s.replaced-%s", filepath.Base(target), time.Now().UTC().Format("20060102T150405")))
+		if err := os.Rename(target, replaced); err != nil {
+			return "", err
 		}
 	}
 	if err := os.Rename(stage, target); err != nil {
-		if old != "" {
-			os.Rename(old, target)
+		if replaced != "" {
+			os.Rename(replaced, target)
 		}
-		return err
+		return "", err
 	}
 	if d, err := os.Open(filepath.Dir(target)); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	if old != "" {
-		return os.RemoveAll(old)
-	}
-	return nil
+	return replaced, nil
 }

@@ -12,7 +12,6 @@ import (
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/pipeline"
@@ -174,20 +173,25 @@ func runBackup(ctx context.Context, o backupOpts) ([]*pipeline.Result, error) {
 	if o.Output == "-" {
 		defer sink.HandleSIGPIPE()()
 	}
+	// Each group is its own session and set: one group's failure (a full
+	// disk, a corrupt page) does not abort the others.
 	results := make([]*pipeline.Result, len(o.Groups))
+	errs := make([]error, len(o.Groups))
 	var mu sync.Mutex
-	g, gctx := errgroup.WithContext(ctx)
+	var wg sync.WaitGroup
 	for i, group := range o.Groups {
-		g.Go(func() error {
-			r, err := backupGroup(gctx, src, group, typ, o, sopts, popts, &mu)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := backupGroup(ctx, src, group, typ, o, sopts, popts, &mu)
 			results[i] = r
 			if err != nil {
-				return fmt.Errorf("storage group %s: %w", group, err)
+				errs[i] = fmt.Errorf("storage group %s: %w", group, err)
 			}
-			return nil
-		})
+		}()
 	}
-	err = g.Wait()
+	wg.Wait()
+	err = errors.Join(errs...)
 	for _, r := range results {
 		if r == nil {
 			continue

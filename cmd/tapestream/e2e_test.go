@@ -417,3 +417,49 @@ func TestRestoreUntil(t *testing.T) {
 		t.Fatal("--until before the end of the full was accepted")
 	}
 }
+
+// TestTwoGroupsBackupAndRestoreInOneCommand: one command backs up two
+// storage groups concurrently, one restores both in parallel.
+func TestTwoGroupsBackupAndRestoreInOneCommand(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "store")
+	if err := engine.InitStore(dir, []engine.GroupSpec{{Name: "SG1", Databases: []string{"Mailbox1"}}, {Name: "SG2", Databases: []string{"Mailbox2"}}}, engine.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := engine.OpenServer(dir, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"SG1", "SG2"} {
+		g, _ := srv.Group(name)
+		if _, err := workload.Run(context.Background(), mailstore.New(g), workload.RunOptions{
+			Workload: workload.Workload{Seed: 9, Streams: 2, Databases: g.Databases()}, StopAfterBytes: 1 << 20,
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	srv.Close()
+	sets := t.TempDir()
+	if _, err := runBackup(context.Background(), backupOpts{Store: dir, Groups: []string{"SG1", "SG2"}, Type: "full", Compress: "zstd",
+		Output: filepath.Join(sets, "{group}.tar"), BlockSize: "64KiB", Progress: "never", Out: io.Discard, Err: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	to := filepath.Join(t.TempDir(), "r")
+	if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{filepath.Join(sets, "SG1.tar"), filepath.Join(sets, "SG2.tar")}, To: to, BlockSize: "64KiB", Out: io.Discard, Err: io.Discard}); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"SG1", "SG2"} {
+		srv, err := engine.OpenServer(to, engine.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := srv.Group(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := workload.VerifyWith(context.Background(), mailstore.New(g), workload.VerifyOptions{MetaDB: g.Databases()[0]})
+		srv.Close()
+		if err != nil || !rep.OK() {
+			t.Fatalf("%s: %v %v", name, err, rep.Err())
+		}
+	}
+}

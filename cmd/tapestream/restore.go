@@ -3,15 +3,16 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/sink"
@@ -148,19 +149,28 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 			chains = append(chains, byGroup[g])
 		}
 	}
-	results := make([]*restore.Result, len(chains))
-	g, gctx := errgroup.WithContext(ctx)
-	for i, chain := range chains {
-		g.Go(func() error {
-			r, err := restore.RestoreGroup(gctx, chain, restore.GroupOptions{
-				Options: ro, To: o.To, Group: o.Group, NoRecover: o.NoRecover,
-				UntilGen: untilGen, UntilTime: untilTime, Force: o.Force, Log: o.Err,
-			})
-			results[i] = r
-			return err
-		})
+	// One lock for the store; each group restores on its own, and one
+	// group's failure does not stop the others (each is atomic).
+	release, err := restore.LockStore(o.To)
+	if err != nil {
+		return nil, err
 	}
-	err = g.Wait()
+	defer release()
+	results := make([]*restore.Result, len(chains))
+	errs := make([]error, len(chains))
+	var wg sync.WaitGroup
+	for i, chain := range chains {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = restore.RestoreGroup(ctx, chain, restore.GroupOptions{
+				Options: ro, To: o.To, Group: o.Group, NoRecover: o.NoRecover,
+				UntilGen: untilGen, UntilTime: untilTime, Force: o.Force, Log: o.Err, StoreLocked: true,
+			})
+		}()
+	}
+	wg.Wait()
+	err = errors.Join(errs...)
 	for _, r := range results {
 		if r == nil {
 			continue
@@ -183,8 +193,12 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 			fmt.Fprintf(o.Out, "  LOST %s\n", p)
 		}
 	}
-	if err != nil && o.Salvage {
-		return results, &corruptionError{err.Error()}
+	lost := false
+	for _, r := range results {
+		lost = lost || r != nil && len(r.Problems) > 0
+	}
+	if err != nil && o.Salvage && lost {
+		return results, fmt.Errorf("%w: %w", &corruptionError{"salvaged restore lost data"}, err)
 	}
 	return results, err
 }
