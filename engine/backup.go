@@ -632,11 +632,7 @@ func (s *Session) lastChainHigh() uint32 {
 		if !d.mounted {
 			continue
 		}
-		b := d.hdr.PreviousFull
-		if s.typ == Incremental && d.hdr.PreviousIncremental.IsSet() && d.hdr.PreviousIncremental.HighGen > b.HighGen {
-			b = d.hdr.PreviousIncremental
-		}
-		if b.IsSet() && (high == 0 || b.HighGen < high) {
+		if b := chainTip(d.hdr, s.typ != Incremental); b.IsSet() && (high == 0 || b.HighGen < high) {
 			high = b.HighGen
 		}
 	}
@@ -673,15 +669,11 @@ func (s *Session) truncFloor() uint32 {
 		case s.typ == Full && inSession[d], s.typ == Incremental:
 			f = s.low
 		default:
-			full, inc := d.hdr.PreviousFull, d.hdr.PreviousIncremental
-			switch {
-			case inc.IsSet() && full.IsSet() && !inc.Time.Before(full.Time):
-				f = inc.LowGen
-			case full.IsSet():
-				f = full.LowGen
-			default:
+			b := chainTip(d.hdr, false)
+			if !b.IsSet() {
 				return 0
 			}
+			f = b.LowGen
 		}
 		floor = min(floor, f)
 	}
@@ -976,16 +968,21 @@ func (s *Session) PreviousSetID() string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, d := range g.dbs {
-		if !d.mounted {
-			continue
-		}
-		b := d.hdr.PreviousFull
-		if s.typ == Incremental && d.hdr.PreviousIncremental.IsSet() && b.IsSet() && !d.hdr.PreviousIncremental.Time.Before(b.Time) {
-			b = d.hdr.PreviousIncremental
-		}
-		if b.IsSet() {
+		if b := chainTip(d.hdr, s.typ == Differential); d.mounted && b.IsSet() {
 			return b.SetID
 		}
 	}
 	return ""
+}
+
+// chainTip is the backup a new incremental continues: the newer (by time)
+// of Previous Full and Previous Incremental; with fullOnly (differential)
+// Previous Full alone. lastChainHigh, truncFloor and PreviousSetID all ask
+// this one question.
+func chainTip(h *DBHeader, fullOnly bool) *BackupInfo {
+	b := h.PreviousFull
+	if !fullOnly && h.PreviousIncremental.IsSet() && (!b.IsSet() || !h.PreviousIncremental.Time.Before(b.Time)) {
+		b = h.PreviousIncremental
+	}
+	return b
 }
