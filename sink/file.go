@@ -43,6 +43,7 @@ type fileSink struct {
 	finals   []string // final name of every volume created
 	renamed  []string // finals already renamed (a failed Commit)
 	ewSent   bool
+	wbOff    int64 // bytes of the current volume handed to startWriteback
 
 	state   lifecycle
 	failErr error
@@ -112,6 +113,7 @@ func (s *fileSink) openVolume(n int) error {
 	s.vols = append(s.vols, VolumeInfo{Number: n, Name: final, FileNumber: -1})
 	s.cur = len(s.vols) - 1
 	s.ewSent = false
+	s.wbOff = 0
 	return nil
 }
 
@@ -129,6 +131,10 @@ func (s *fileSink) usable() error {
 }
 
 func (s *fileSink) curPartial() string { return s.partials[s.cur] }
+
+// writebackChunk is how much is written before the kernel is asked to
+// start writing it back (see startWriteback).
+const writebackChunk = 8 << 20
 
 // Write writes one record to the current volume.
 func (s *fileSink) Write(p []byte) (int, error) {
@@ -149,6 +155,10 @@ func (s *fileSink) Write(p []byte) (int, error) {
 	v.Bytes += int64(n)
 	if n == len(p) {
 		v.Records++
+	}
+	if v.Bytes-s.wbOff >= writebackChunk {
+		startWriteback(s.f, s.wbOff, v.Bytes-s.wbOff)
+		s.wbOff = v.Bytes
 	}
 	if err != nil {
 		s.failErr = err
