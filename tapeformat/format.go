@@ -23,10 +23,10 @@ const (
 	partFormat   = ".part%06d"                // WIRE CONSTANT: segment suffix, 1-based
 	maxParts     = 999999
 
-	DefaultRecordSize  = 1 << 20   // tape block size
-	DefaultSegmentSize = 32 << 20  // uncompressed-ish bytes per segment member (compressed, as stored)
-	DefaultFrameSize   = 256 << 10 // uncompressed bytes per chunk
-	BlockSize          = 512       // WIRE CONSTANT: tar block
+	DefaultRecordSize  = 1 << 20  // tape block size
+	DefaultSegmentSize = 32 << 20 // uncompressed-ish bytes per segment member (compressed, as stored)
+	DefaultFrameSize   = 1 << 20  // uncompressed bytes per chunk (FORMAT.md: ratio within 2% of zstd -1)
+	BlockSize          = 512      // WIRE CONSTANT: tar block
 
 	// Reader limits (untrusted input).
 	DefaultMaxMemberSize   = 256 << 20

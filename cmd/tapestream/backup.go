@@ -74,7 +74,7 @@ func newBackupCmd() *cobra.Command {
 	f.IntVar(&o.Workers, "workers", 0, "compression workers (default: number of CPUs)")
 	f.StringVarP(&o.Output, "output", "o", "", "FILE, - (stdout), /dev/nstN (tape) or tape:PATH?capacity=SIZE (emulated tape); {group} is replaced by the group name")
 	f.StringVar(&o.BlockSize, "block-size", "1MiB", "record (tape block) size, a multiple of 512")
-	f.StringVar(&o.FrameSize, "frame-size", "", "uncompressed bytes per compressed frame (multiple of 64KiB; default 256KiB)")
+	f.StringVar(&o.FrameSize, "frame-size", "", "uncompressed bytes per compressed frame (multiple of 64KiB; default 1MiB)")
 	f.StringVar(&o.SegmentSize, "segment-size", "", "largest stored segment member (default 32MiB); a volume must hold at least one, and memory grows with it")
 	f.StringVar(&o.VolumeSize, "volume-size", "", "split a file set into volumes NAME.001, NAME.002, ... of this size")
 	f.StringVar(&o.NextVolumeCmd, "next-volume-cmd", "", "command run to load the next tape volume (gets TAPESTREAM_VOLUME, TAPESTREAM_DEVICE)")
