@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -208,4 +209,45 @@ func (s *Server) Close() error {
 		s.release = nil
 	}
 	return err
+}
+
+// DetachGroup closes a storage group cleanly and removes it from the
+// server (a dismount of the whole group, for a restore into it). It is
+// refused while a backup session holds the group.
+func (s *Server) DetachGroup(name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	g, ok := s.groups[name]
+	if !ok {
+		return fmt.Errorf("store %s has no storage group %q", s.root, name)
+	}
+	g.mu.Lock()
+	busy := g.backup != nil
+	g.mu.Unlock()
+	if busy {
+		return g.eseErr(CodeBackupInProgress, nil, "cannot dismount the group during a backup")
+	}
+	if err := g.Close(); err != nil {
+		return err
+	}
+	delete(s.groups, name)
+	s.order = slices.DeleteFunc(s.order, func(n string) bool { return n == name })
+	return nil
+}
+
+// AttachGroup opens (recovering) the storage group in root/name and
+// serves it again.
+func (s *Server) AttachGroup(name string) (*Group, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.groups[name]; ok {
+		return nil, fmt.Errorf("storage group %s is already mounted", name)
+	}
+	g, err := OpenGroup(filepath.Join(s.root, name), s.opts)
+	if err != nil {
+		return nil, err
+	}
+	s.groups[name] = g
+	s.order = append(s.order, name)
+	return g, nil
 }

@@ -20,6 +20,10 @@ type RestoreRequest struct {
 	Sets     []string `json:"sets"`
 	Group    string   `json:"group"`
 	UntilGen uint32   `json:"until_gen,omitempty"`
+	// Replace restores into a group the server owns: it is dismounted,
+	// restored (its later logs replayed: point of failure), recovered and
+	// mounted again. A failed restore mounts the old group again.
+	Replace bool `json:"replace,omitempty"`
 }
 
 // RestoreResponse describes the restored, recovered and mounted group.
@@ -119,6 +123,10 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 	}
 	s.restoreMu.Lock()
 	defer s.restoreMu.Unlock()
+	if req.Replace {
+		s.restoreOwned(w, r, srcs, req)
+		return
+	}
 	if _, err := s.groupByName(req.Group); err == nil {
 		s.fail(w, errorf(http.StatusConflict, "exists", "storage group %s exists; restore into a new recovery group", req.Group))
 		return
@@ -168,5 +176,35 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	s.metrics.group(req.Group)
 	s.cfg.Logf("restored %d set(s) into recovery group %s in %s", len(srcs), req.Group, time.Since(t0).Round(time.Millisecond))
+	reply(w, RestoreResponse{Result: res, Group: g.Info()})
+}
+
+// restoreOwned restores into a live group of the engine: dismount, restore
+// in place under the server's own store lock, recover, mount.
+func (s *Server) restoreOwned(w http.ResponseWriter, r *http.Request, srcs []restore.SetSource, req RestoreRequest) {
+	if _, err := s.eng.Group(req.Group); err != nil {
+		s.fail(w, errorf(http.StatusNotFound, "not_found", "storage group %s is not a group of this store", req.Group))
+		return
+	}
+	if err := s.eng.DetachGroup(req.Group); err != nil {
+		s.fail(w, err)
+		return
+	}
+	t0 := time.Now()
+	res, rerr := restore.RestoreGroup(r.Context(), srcs, restore.GroupOptions{
+		To: s.eng.Root(), Group: req.Group, UntilGen: req.UntilGen, Force: true, StoreLocked: true,
+	})
+	// Mount whatever is in place now: the restored group, or the old one
+	// when the restore failed (a failed restore leaves it untouched).
+	g, merr := s.eng.AttachGroup(req.Group)
+	if rerr != nil {
+		s.fail(w, fmt.Errorf("restore into storage group %s (the old group is mounted again): %w", req.Group, rerr))
+		return
+	}
+	if merr != nil {
+		s.fail(w, fmt.Errorf("mounting restored group %s: %w", req.Group, merr))
+		return
+	}
+	s.cfg.Logf("restored %d set(s) into storage group %s in %s", len(srcs), req.Group, time.Since(t0).Round(time.Millisecond))
 	reply(w, RestoreResponse{Result: res, Group: g.Info()})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapestream/tapestream/restore"
+	"github.com/tapestream/tapestream/server"
 	"github.com/tapestream/tapestream/sink"
 )
 
@@ -35,6 +36,8 @@ type restoreOpts struct {
 	Catalog       string // catalog_cmd.go: restore the chain the catalog picks
 	At            string
 	FromGroup     string
+	Remote        remoteFlags // --server: the server restores sets from its restore directory
+	Replace       bool        // with --server: into the live group the server owns
 	Out, Err      io.Writer
 	stdin         io.Reader // replaces the process's stdin for `-` (tests)
 }
@@ -70,7 +73,49 @@ func newRestoreCmd() *cobra.Command {
 	f.StringVar(&o.Catalog, "catalog", "", "pick the sets from this catalog: the chain of --from-group (else --group) as of --at")
 	f.StringVar(&o.At, "at", "", "with --catalog: restore the newest chain state at or before this RFC 3339 time (default: newest)")
 	f.StringVar(&o.FromGroup, "from-group", "", "with --catalog: the cataloged storage group to restore (into --group)")
+	f.BoolVar(&o.Replace, "replace", false, "with --server: restore into the live group the server owns (dismount, restore, replay its later logs, mount)")
+	addRemoteFlags(c, &o.Remote)
 	return c
+}
+
+// runRestoreRemote asks a store server to restore sets that lie in its
+// restore directory (paths relative to it): into a new recovery group, or
+// with --replace into a live group it owns.
+func runRestoreRemote(ctx context.Context, o restoreOpts) error {
+	if o.Group == "" {
+		return usagef("with --server, --group names the group to restore into")
+	}
+	if o.To != "" || o.NoRecover || o.Salvage || o.Catalog != "" {
+		return usagef("with --server the server decides where the group goes: --to, --no-recover, --salvage and --catalog do not apply")
+	}
+	untilGen, untilTime, err := parseUntil(o.Until)
+	if err != nil {
+		return err
+	}
+	if !untilTime.IsZero() {
+		return usagef("with --server, --until takes a generation")
+	}
+	r, err := o.Remote.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	res, err := r.Restore(ctx, server.RestoreRequest{Sets: o.Sets, Group: o.Group, UntilGen: untilGen, Replace: o.Replace})
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		enc := json.NewEncoder(o.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(res)
+	}
+	rr := res.Result
+	fmt.Fprintf(o.Out, "server restored %d set(s) into storage group %s: logs %d-%d", len(rr.Sets), res.Group.Name, rr.LowGen, rr.HighGen)
+	if rr.Recovery != nil {
+		fmt.Fprintf(o.Out, ", replayed generations %d-%d (%d commits)", rr.Recovery.FromGen, rr.Recovery.ToGen, rr.Recovery.Commits)
+	}
+	fmt.Fprintln(o.Out, "; mounted")
+	return nil
 }
 
 func parseUntil(s string) (uint32, time.Time, error) {
@@ -108,6 +153,9 @@ func readOptions(blockSize, nextCmd string, salvage bool) (restore.Options, erro
 }
 
 func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
+	if o.Remote.Server != "" {
+		return nil, runRestoreRemote(ctx, o)
+	}
 	if o.To == "" {
 		return nil, usagef("--to is required")
 	}
