@@ -79,6 +79,17 @@ func chunksOf(fs int) [][]byte {
 	return c
 }
 
+// altFrame is the frame size compared with the default one: 1 MiB, or
+// 256 KiB when the default is 1 MiB (zstd's ratio on mail depends on it).
+func altFrame() int {
+	if tapeformat.DefaultFrameSize == 1<<20 {
+		return 256 << 10
+	}
+	return 1 << 20
+}
+
+func altFrameFlag() string { return fmt.Sprintf("%dKiB", altFrame()>>10) }
+
 func dropCeilingData() {
 	ceilFiles, ceilChunks = nil, map[int][][]byte{}
 	debug.FreeOSMemory()
@@ -104,7 +115,7 @@ func ceilingRows(c *config, st *storeInfo) []*row {
 			add(cs, c.Workers, def)
 		}
 	}
-	add(codecZFast, c.Workers, 1<<20)
+	add(codecZFast, c.Workers, altFrame())
 	add(codecZDef, c.Workers, def)
 	add("gzip", c.Workers, def)
 	return rows

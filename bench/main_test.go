@@ -35,7 +35,7 @@ func TestTable(t *testing.T) {
 	}
 	rep := &report{Config: &config{Workers: 2, SizeText: "1GiB", Runs: 3}, Main: rows, Started: time.Now(), Finished: time.Now()}
 	md := rep.markdown()
-	if !strings.Contains(md, "| zstd:fastest throughput vs tar \\| zstd -1 -T2 | >= 1.0x | 1.11x (222.2 / 200.0 MB/s) | yes |") {
+	if !strings.Contains(md, "| zstd:fastest throughput vs tar \\| zstd -1 -T2 | >= 1.0x | 1.11x (222.2 / 200.0 MB/s); per CPU-second 1.00x | yes |") {
 		t.Errorf("targets:\n%s", md)
 	}
 	svg, err := chart(rows, "test")

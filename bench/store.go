@@ -140,7 +140,7 @@ func describeMachine(c *config) machine {
 			continue
 		}
 		first, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-		m.Tools = append(m.Tools, strings.TrimSpace(first))
+		m.Tools = append(m.Tools, strings.Trim(first, "* \t"))
 	}
 	return m
 }
