@@ -258,15 +258,8 @@ func (s *tapeSink) NextVolume() error {
 	if err := s.usable(); err != nil {
 		return newErr("next volume", dev, err)
 	}
-	if err := s.drive.WriteFilemark(1); err != nil {
-		s.failErr = err
-		return newErr("write filemark", dev, err)
-	}
-	err := s.drive.Close()
-	s.drive = nil
-	if err != nil {
-		s.failErr = err
-		return newErr("close", dev, err)
+	if err := s.endVolume(dev); err != nil {
+		return err
 	}
 	s.infoMu.Lock()
 	n := len(s.vols) + 1
@@ -288,15 +281,9 @@ func (s *tapeSink) NextVolume() error {
 	return nil
 }
 
-// Commit writes the filemark that ends the set (MTWEOF also flushes the
-// drive's buffer to the medium) and releases the drive.
-func (s *tapeSink) Commit() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	dev := s.ld.name()
-	if err := s.usable(); err != nil {
-		return newErr("commit", dev, err)
-	}
+// endVolume writes the filemark that ends the volume's part of the set
+// and releases the drive; held s.mu.
+func (s *tapeSink) endVolume(dev string) error {
 	if err := s.drive.WriteFilemark(1); err != nil {
 		s.failErr = err
 		return newErr("write filemark", dev, err)
@@ -306,6 +293,21 @@ func (s *tapeSink) Commit() error {
 	if err != nil {
 		s.failErr = err
 		return newErr("close", dev, err)
+	}
+	return nil
+}
+
+// Commit writes the filemark that ends the set (MTWEOF also flushes the
+// drive's buffer to the medium) and releases the drive.
+func (s *tapeSink) Commit() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	dev := s.ld.name()
+	if err := s.usable(); err != nil {
+		return newErr("commit", dev, err)
+	}
+	if err := s.endVolume(dev); err != nil {
+		return err
 	}
 	s.state = stateCommitted
 	s.cancel()

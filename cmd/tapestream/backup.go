@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -197,9 +196,7 @@ func runBackup(ctx context.Context, o backupOpts) ([]*pipeline.Result, error) {
 			continue
 		}
 		if o.JSON {
-			enc := json.NewEncoder(o.Out)
-			enc.SetIndent("", "  ")
-			enc.Encode(r)
+			printJSON(o.Out, r)
 		} else {
 			printBackupSummary(o.Out, r)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -147,12 +146,10 @@ func runCatalogList(_ context.Context, o catalogOpts) error {
 		return err
 	}
 	if o.JSON {
-		enc := json.NewEncoder(o.Out)
-		enc.SetIndent("", "  ")
 		if sets == nil {
 			sets = []*catalog.Set{}
 		}
-		return enc.Encode(sets)
+		return printJSON(o.Out, sets)
 	}
 	fmt.Fprintf(o.Out, "%-12s  %-20s  %-8s  %-12s  %-8s  %-12s  %-11s  %9s  %s\n", "SET", "CREATED", "GROUP", "TYPE", "STATUS", "PARENT", "LOGS", "SIZE", "LOCATION")
 	for _, s := range sets {
@@ -182,9 +179,7 @@ func runCatalogShow(_ context.Context, o catalogOpts, id string) error {
 		return err
 	}
 	if o.JSON {
-		enc := json.NewEncoder(o.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(s)
+		return printJSON(o.Out, s)
 	}
 	fmt.Fprintf(o.Out, "set %s\n  job %s, storage group %s (%s), databases %s\n  %s, %s, created %s\n", s.ID, s.Job, s.Group, s.GroupSignature,
 		strings.Join(s.Databases, ", "), s.Type, s.Status, s.Created.Format(time.RFC3339))
@@ -291,9 +286,7 @@ func runCatalogVolumes(_ context.Context, o catalogOpts) error {
 		return err
 	}
 	if o.JSON {
-		enc := json.NewEncoder(o.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(vols)
+		return printJSON(o.Out, vols)
 	}
 	fmt.Fprintf(o.Out, "%-12s  %-10s  %-20s  %s\n", "LABEL", "STATUS", "LABELLED", "TAPE")
 	for _, v := range vols {

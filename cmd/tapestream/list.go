@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -60,9 +59,7 @@ func runList(ctx context.Context, o listOpts) error {
 	}
 	in := infos[0]
 	if o.JSON {
-		enc := json.NewEncoder(o.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(listing{Label: in.Label, Manifest: in.Manifest})
+		return printJSON(o.Out, listing{Label: in.Label, Manifest: in.Manifest})
 	}
 	l := in.Label
 	fmt.Fprintf(o.Out, "set %s\n  type: %s\n  storage group: %s\n  created: %s on %s\n  codec: %s, record size %d, frame size %d\n",

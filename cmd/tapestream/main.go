@@ -4,7 +4,9 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -39,3 +41,10 @@ func newRootCmd() *cobra.Command {
 
 // extraCommands are registered by the files that implement them.
 var extraCommands []func() *cobra.Command
+
+// printJSON writes v as indented JSON: every --json output goes through it.
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -105,9 +104,7 @@ func runRestoreRemote(ctx context.Context, o restoreOpts) error {
 		return err
 	}
 	if o.JSON {
-		enc := json.NewEncoder(o.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
+		return printJSON(o.Out, res)
 	}
 	rr := res.Result
 	fmt.Fprintf(o.Out, "server restored %d set(s) into storage group %s: logs %d-%d", len(rr.Sets), res.Group.Name, rr.LowGen, rr.HighGen)
@@ -224,9 +221,7 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 			continue
 		}
 		if o.JSON {
-			enc := json.NewEncoder(o.Out)
-			enc.SetIndent("", "  ")
-			enc.Encode(r)
+			printJSON(o.Out, r)
 			continue
 		}
 		fmt.Fprintf(o.Out, "restored storage group %s into %s from %d set(s): logs %d-%d, %s in %s\n",

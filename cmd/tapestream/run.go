@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -115,9 +114,7 @@ func runRun(ctx context.Context, o runOpts) (*scheduler.Summary, error) {
 	sum, err := r.Run(ctx, o.Job)
 	if sum != nil {
 		if o.JSON {
-			enc := json.NewEncoder(o.Out)
-			enc.SetIndent("", "  ")
-			enc.Encode(sum)
+			printJSON(o.Out, sum)
 		} else {
 			printRunSummary(o.Out, sum)
 		}

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -42,9 +41,7 @@ func runStoreHeader(_ context.Context, o storeHeaderOpts) error {
 		return err
 	}
 	if o.JSON {
-		enc := json.NewEncoder(o.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(h)
+		return printJSON(o.Out, h)
 	}
 	printHeader(o.Out, o.File, h)
 	return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -81,9 +80,7 @@ func runVerify(ctx context.Context, o verifyOpts) error {
 		rep.Sets = append(rep.Sets, vs)
 	}
 	if o.JSON {
-		enc := json.NewEncoder(o.Out)
-		enc.SetIndent("", "  ")
-		enc.Encode(rep)
+		printJSON(o.Out, rep)
 	} else {
 		for _, s := range rep.Sets {
 			state := "OK"
