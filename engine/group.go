@@ -45,10 +45,16 @@ type DBConfig struct {
 // Prefix is the log file prefix of the group, E00..E0F.
 func (c *GroupConfig) Prefix() string { return fmt.Sprintf("E0%X", c.ID) }
 
-func (c *GroupConfig) sig() [16]byte {
+func (c *GroupConfig) sig() [16]byte { return ParseSignature(c.Signature) }
+
+// ParseSignature decodes a storage group signature as labels, manifests
+// and GroupInfo carry it (hex); a malformed one decodes to zero, which log
+// verifiers treat as "accept the first header's signature".
+func ParseSignature(hexSig string) [16]byte {
 	var s [16]byte
-	b, _ := hex.DecodeString(c.Signature)
-	copy(s[:], b)
+	if b, err := hex.DecodeString(hexSig); err == nil && len(b) == len(s) {
+		copy(s[:], b)
+	}
 	return s
 }
 

@@ -321,7 +321,7 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 		index++
 		var logv *wal.StreamVerifier
 		if bf.Kind == engine.KindLog && !opts.NoVerify {
-			logv = wal.NewStreamVerifier([16]byte{})
+			logv = wal.NewStreamVerifier(engine.ParseSignature(sess.Group().Signature))
 			logv.SetName(bf.Name)
 		}
 		var off int64

@@ -72,7 +72,6 @@ type stagingSink struct {
 	dbFiles  []string
 	logs     []string
 	bytes    int64
-	sizes    map[string]int64
 }
 
 func (s *stagingSink) begin(l tapeformat.Label) error {
@@ -109,10 +108,8 @@ func (s *stagingSink) create(fh *tapeformat.FileHeader, kind string) (io.WriterA
 	}
 	if s.open == nil {
 		s.open = map[int]*os.File{}
-		s.sizes = map[string]int64{}
 	}
 	s.open[fh.Index] = f
-	s.sizes[name] = fh.Size
 	return countingWriterAt{f, &s.bytes}, nil
 }
 
@@ -319,9 +316,6 @@ func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (res *R
 		if n > 0 {
 			logf("replaying %d later log files found in %s", n, target)
 		}
-	}
-	if len(res.Problems) > 0 && !o.Salvage {
-		return nil, fmt.Errorf("set damaged: %s", res.Problems[0])
 	}
 	recover := !o.NoRecover
 	if recover {

@@ -19,9 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 
 	"github.com/tapestream/tapestream/engine"
@@ -61,7 +58,7 @@ func (p Problem) String() string {
 	if p.Length != 0 {
 		fmt.Fprintf(&b, "bytes [%d,+%d): ", p.Offset, p.Length)
 	}
-	if p.Page >= 0 && p.Page != 0 {
+	if p.Page >= 0 && (p.Page > 0 || p.File != "" && p.Length > 0 && p.Offset == 0) {
 		fmt.Fprintf(&b, "page %d: ", p.Page)
 	}
 	if p.Gen != 0 {
@@ -241,7 +238,7 @@ func readSet(ctx context.Context, src SetSource, o Options, out fileSink) (*SetI
 		}
 		var logv *wal.StreamVerifier
 		if fh.Kind == tapeformat.KindLog {
-			logv = wal.NewStreamVerifier([16]byte{})
+			logv = wal.NewStreamVerifier(engine.ParseSignature(info.Label.Extra["group_signature"]))
 			logv.SetName(fh.Name)
 		}
 		logOK := true
@@ -358,14 +355,3 @@ func Verify(ctx context.Context, srcs []SetSource, o Options) ([]*SetInfo, []str
 	}
 	return infos, chainProblems, nil
 }
-
-func atoiDefault(s string, d int) int {
-	if n, err := strconv.Atoi(s); err == nil {
-		return n
-	}
-	return d
-}
-
-var _ = engine.StateRestored
-var _ = filepath.Base
-var _ = os.Getpid

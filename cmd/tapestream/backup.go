@@ -196,7 +196,7 @@ func runBackup(ctx context.Context, o backupOpts) ([]*pipeline.Result, error) {
 			continue
 		}
 		if o.JSON {
-			printJSON(o.Out, r)
+			err = errors.Join(err, printJSON(o.Out, r))
 		} else {
 			printBackupSummary(o.Out, r)
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -165,6 +166,9 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 		return nil, err
 	}
 	ro.Sink.Stdin = o.stdin
+	if len(o.Sets) > 1 && slices.Contains(o.Sets, "-") {
+		return nil, usagef("standard input holds one set; give the others as files or tapes")
+	}
 	srcs := setSources(o.Sets, o.FileNumber)
 	if o.Catalog != "" {
 		if srcs, err = restoreFromCatalog(o); err != nil {
@@ -221,7 +225,7 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 			continue
 		}
 		if o.JSON {
-			printJSON(o.Out, r)
+			err = errors.Join(err, printJSON(o.Out, r))
 			continue
 		}
 		fmt.Fprintf(o.Out, "restored storage group %s into %s from %d set(s): logs %d-%d, %s in %s\n",

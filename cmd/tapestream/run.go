@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -114,7 +115,7 @@ func runRun(ctx context.Context, o runOpts) (*scheduler.Summary, error) {
 	sum, err := r.Run(ctx, o.Job)
 	if sum != nil {
 		if o.JSON {
-			printJSON(o.Out, sum)
+			err = errors.Join(err, printJSON(o.Out, sum))
 		} else {
 			printRunSummary(o.Out, sum)
 		}

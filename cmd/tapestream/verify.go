@@ -80,7 +80,9 @@ func runVerify(ctx context.Context, o verifyOpts) error {
 		rep.Sets = append(rep.Sets, vs)
 	}
 	if o.JSON {
-		printJSON(o.Out, rep)
+		if err := printJSON(o.Out, rep); err != nil {
+			return err
+		}
 	} else {
 		for _, s := range rep.Sets {
 			state := "OK"
