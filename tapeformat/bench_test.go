@@ -2,6 +2,7 @@ package tapeformat
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"testing"
 
@@ -68,5 +69,31 @@ func BenchmarkReader(b *testing.B) {
 				rd.Close()
 			}
 		})
+	}
+}
+
+// BenchmarkWriterSmallFiles writes 50 files of 100 KiB (like a set of log
+// generations): a short segment must not cost a fresh segment buffer.
+func BenchmarkWriterSmallFiles(b *testing.B) {
+	c := mustCodec(b, "none")
+	data := mail(100<<10, 3)
+	meta := codec.ChunkMeta{Length: uint32(len(data)), CRC32C: codec.Checksum(data)}
+	b.SetBytes(50 * int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		w, _ := NewWriter(io.Discard, WriterOptions{Codec: c})
+		w.Begin(testLabel())
+		for i := 0; i < 50; i++ {
+			idx, _ := w.BeginFile(FileInfo{Name: fmt.Sprintf("E%010d.log", i), Kind: KindLog, Size: int64(len(data))})
+			m := meta
+			m.FileIndex = uint32(idx)
+			if err := w.WriteFrame(data, m); err != nil {
+				b.Fatal(err)
+			}
+			w.EndFile(FileSummary{SHA256: make([]byte, 32)})
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

@@ -537,8 +537,17 @@ func (w *Writer) emitSegment(last bool) error {
 	w.cur.Segments++
 	w.cur.StoredBytes += int64(len(w.seg))
 	w.totals.StoredBytes += int64(len(w.seg))
-	m := &member{name: name, hdr: hdr, data: w.seg, buf: w.seg}
-	w.seg = nil
+	m := &member{name: name, hdr: hdr}
+	if len(w.seg) < w.opts.RecordSize {
+		// A short segment (a small file, a file's tail) can stay pending
+		// behind later members of the same record: give it a copy of its
+		// own size and keep the segment buffer for the next one, instead
+		// of leaving a SegmentSize buffer to the garbage collector.
+		m.data = bytes.Clone(w.seg)
+	} else {
+		m.data, m.buf = w.seg, w.seg
+		w.seg = nil
+	}
 	if err := w.emit(m); err != nil {
 		return err
 	}
