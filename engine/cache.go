@@ -49,9 +49,7 @@ func newCache(bytes int) *cache {
 // flight. It returns nil when every frame is busy or dirty.
 func (c *cache) victim() *frame {
 	if len(c.frames) < c.budget {
-		f := &frame{data: make([]byte, page.Size)}
-		c.frames = append(c.frames, f)
-		return f
+		return c.grow()
 	}
 	for i := 0; i < 2*len(c.frames); i++ {
 		f := c.frames[c.hand]

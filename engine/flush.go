@@ -46,9 +46,7 @@ func (g *Group) flush(force bool) error {
 		if !f.valid || !f.dirty || f.inflight {
 			continue
 		}
-		pf := g.pagefile(f.key.file)
 		page.Seal(f.data, f.key.pgno) // clean frames always carry a valid checksum
-		_ = pf
 		batch = append(batch, flushEnt{f: f, key: f.key, modSeq: f.modSeq, data: append([]byte(nil), f.data...)})
 		if need.Less(f.lastLSN) {
 			need = f.lastLSN
@@ -161,7 +159,7 @@ func (g *Group) advanceCheckpoint(force bool) error {
 		g.mu.Unlock()
 		return nil
 	}
-	if !force && time.Since(g.chkWritten) < checkpointInterval {
+	if !force && g.opts.Now().Sub(g.chkWritten) < checkpointInterval {
 		g.mu.Unlock()
 		return nil
 	}
@@ -208,7 +206,7 @@ func (g *Group) advanceCheckpoint(force bool) error {
 		return nil
 	}
 	g.checkpoint = pos
-	g.chkWritten = time.Now()
+	g.chkWritten = g.opts.Now()
 	circular := g.cfg.CircularLogging
 	g.mu.Unlock()
 	if circular {

@@ -245,12 +245,22 @@ func BenchmarkMemory(b *testing.B) {
 func TestMemoryWithinCacheBudget(t *testing.T) {
 	const cache = 2 << 20
 	const slack = 16 << 20
+	// The budget bound alone cannot fail at these sizes (a store keeping
+	// every byte in memory would still be under it), so the heap must also
+	// stay flat while the database grows 4x.
+	var heaps []uint64
+	defer func() {
+		if len(heaps) == 2 && heaps[1] > heaps[0]+4<<20 {
+			t.Errorf("live heap grew from %d to %d MiB with the database: not flat", heaps[0]>>20, heaps[1]>>20)
+		}
+	}()
 	for _, mb := range []int64{4, 16} {
 		base := heapInUse()
 		g := openMailGroup(t, filepath.Join(t.TempDir(), "SG1"), DefaultLogSize, Options{CacheSize: cache})
 		loadMail(t, g, 4, mb<<20)
 		h := heapInUse()
 		heap := h - min(h, base)
+		heaps = append(heaps, heap)
 		t.Logf("%d MiB of mail, database %d MiB: live heap %.1f MiB (cache budget %d MiB)", mb, g.DatabaseSize()>>20, float64(heap)/(1<<20), cache>>20)
 		if heap > cache+slack {
 			t.Errorf("live heap %d MiB exceeds the cache budget %d MiB + %d MiB", heap>>20, cache>>20, slack>>20)

@@ -44,11 +44,9 @@ type pagefile struct {
 	f    vfs.File
 	no   fileNo
 
-	mu       sync.Mutex // guards phys
-	phys     uint32     // pages physically present and formatted
-	stripes  [rangeStripes]sync.RWMutex
-	scratch  []byte
-	pageSize int
+	mu      sync.Mutex // guards phys
+	phys    uint32     // pages physically present and formatted
+	stripes [rangeStripes]sync.RWMutex
 }
 
 func openPagefile(fs vfs.FS, path, name string, no fileNo, create bool) (*pagefile, error) {

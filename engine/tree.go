@@ -198,7 +198,8 @@ func (a *applier) replace(f *frame, slot int, cell []byte) error {
 // image logs the whole (compacted) page after build rewrote it. Used where
 // a change cannot be replayed from an older version of the page: new
 // pages, splits, merges, frees, the space page.
-func (a *applier) image(f *frame, before uint64, build func(p []byte)) error {
+func (a *applier) image(f *frame, build func(p []byte)) error {
+	before := page.DBTime(f.data)
 	build(f.data)
 	d := a.db(f.key.file)
 	d.dbtime++
@@ -209,7 +210,7 @@ func (a *applier) image(f *frame, before uint64, build func(p []byte)) error {
 
 // rebuild rewrites f as a slotted page of kind with link and cells.
 func (a *applier) rebuild(f *frame, kind page.Kind, link uint32, cells [][]byte) error {
-	return a.image(f, page.DBTime(f.data), func(p []byte) {
+	return a.image(f, func(p []byte) {
 		page.Init(p, kind)
 		page.SetLink(p, link)
 		for i, c := range cells {
@@ -271,7 +272,7 @@ func (a *applier) alloc(file fileNo, n int) ([]*frame, error) {
 		}
 		out = append(out, f)
 	}
-	err = a.image(sp, page.DBTime(sp.data), func(p []byte) { spaceSet(p, count, head, nfree) })
+	err = a.image(sp, func(p []byte) { spaceSet(p, count, head, nfree) })
 	return out, err
 }
 
@@ -292,7 +293,7 @@ func (a *applier) free(file fileNo, pgnos []uint32) error {
 			return err
 		}
 		link := head
-		err = a.image(f, page.DBTime(f.data), func(p []byte) {
+		err = a.image(f, func(p []byte) {
 			page.Init(p, page.KindFree)
 			page.SetLink(p, link)
 		})
@@ -303,7 +304,7 @@ func (a *applier) free(file fileNo, pgnos []uint32) error {
 		head = pgno
 		nfree++
 	}
-	return a.image(sp, page.DBTime(sp.data), func(p []byte) { spaceSet(p, count, head, nfree) })
+	return a.image(sp, func(p []byte) { spaceSet(p, count, head, nfree) })
 }
 
 // longCap is the data one long-value page holds.
@@ -332,7 +333,7 @@ func (a *applier) writeLong(d *database, val []byte) ([]byte, error) {
 		if i+1 < n {
 			next = frames[i+1].key.pgno
 		}
-		if err := a.image(f, page.DBTime(f.data), func(p []byte) {
+		if err := a.image(f, func(p []byte) {
 			page.Init(p, page.KindLong)
 			page.SetLink(p, next)
 			page.SetAux(p, uint32(len(chunk)))

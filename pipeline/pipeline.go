@@ -204,20 +204,13 @@ func Backup(ctx context.Context, sess source.Session, dst sink.Sink, opts Option
 		return nil, err
 	}
 	label := tapeformat.Label{
-		FormatVersion: tapeformat.FormatVersion, SetID: opts.SetID, SetType: sess.Type().String(),
+		SetID: opts.SetID, SetType: sess.Type().String(),
 		StorageGroup: gi.Name, Databases: sess.Databases(), Created: opts.Now().UTC(), Host: opts.Host,
-		Codec: opts.Codec.String(), RecordSize: opts.RecordSize, SegmentSize: opts.SegmentSize, FrameSize: opts.FrameSize,
 		PreviousSetID: opts.PreviousSetID,
 		Extra: map[string]string{
 			"group_signature": gi.Signature, "log_prefix": gi.LogPrefix, "group_id": fmt.Sprint(gi.ID),
 			"circular_logging": fmt.Sprint(gi.CircularLogging), "group_database_ids": databaseIDs(gi),
 		},
-	}
-	if label.RecordSize == 0 {
-		label.RecordSize = tapeformat.DefaultRecordSize
-	}
-	if label.SegmentSize == 0 {
-		label.SegmentSize = tapeformat.DefaultSegmentSize
 	}
 	if err := tw.Begin(label); err != nil {
 		return nil, err
@@ -533,10 +526,7 @@ func writeStage(ctx context.Context, tw *tapeformat.Writer, opts Options, free, 
 		}
 		st.Write.Busy.Add(int64(time.Since(t0)))
 		st.Write.BytesIn.Add(int64(len(j.unit)))
-		select {
-		case free <- j:
-		default:
-		}
+		free <- j // never blocks: free holds every job
 	}
 	return nil
 }
