@@ -155,7 +155,6 @@ type JobState struct {
 type Catalog struct {
 	Path    string
 	Timeout time.Duration
-	mu      sync.Mutex
 }
 
 var (

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"time"
 )
 
@@ -78,11 +79,8 @@ func (ix Index) Path(id string) ([]*Set, error) {
 		}
 		cur = s.ParentID
 	}
-	out := make([]*Set, len(rev))
-	for i, s := range rev {
-		out[len(rev)-1-i] = s
-	}
-	return out, nil
+	slices.Reverse(rev)
+	return rev, nil
 }
 
 // FullOf returns the id of the full a set's chain starts with, following
@@ -164,20 +162,8 @@ func Chains(sets []*Set) []*Chain {
 		c := get(fid)
 		c.Members = append(c.Members, s)
 	}
-	out := order[:0]
-	for _, c := range order {
-		out = append(out, c)
-	}
-	sortChains(out)
-	return out
-}
-
-func sortChains(cs []*Chain) {
-	for i := 1; i < len(cs); i++ {
-		for j := i; j > 0 && cs[j].Start().Before(cs[j-1].Start()); j-- {
-			cs[j], cs[j-1] = cs[j-1], cs[j]
-		}
-	}
+	slices.SortStableFunc(order, func(a, b *Chain) int { return a.Start().Compare(b.Start()) })
+	return order
 }
 
 // SameGroup selects the sets of storage group group (and signature, when

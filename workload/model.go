@@ -213,7 +213,6 @@ func seqValue(seq uint64) []byte { return binary.BigEndian.AppendUint64(nil, seq
 // ---- model ----
 
 type msgState struct {
-	pos    int32 // index in streamState.live
 	db     uint8
 	folder uint8
 	nAtt   uint8
@@ -300,7 +299,7 @@ func (st *streamState) step(seq uint64, ops *[]op) {
 		case p < 55: // insert
 			st.next++
 			msg := st.next
-			m := &msgState{pos: int32(len(st.live))}
+			m := &msgState{}
 			if ndb > 1 && r.chance(15) {
 				m.db = uint8(1 + r.intn(ndb-1))
 				m.folder = uint8(r.intn(numFolders))
@@ -353,7 +352,6 @@ func (st *streamState) step(seq uint64, ops *[]op) {
 			emit(op{kind: opDelEntry, db: m.db, folder: m.folder, msg: msg})
 			last := st.live[len(st.live)-1]
 			st.live[i] = last
-			st.msgs[last].pos = int32(i)
 			st.live = st.live[:len(st.live)-1]
 			delete(st.msgs, msg)
 		}

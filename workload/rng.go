@@ -21,7 +21,6 @@ func (r *rng) intn(n int) int {
 func (r *rng) chance(pct int) bool { return r.intn(100) < pct }
 
 // float returns a value in [0, 1).
-func (r *rng) float() float64 { return float64(r.next()>>11) / (1 << 53) }
 
 func mix64(x uint64) uint64 {
 	x ^= x >> 30
