@@ -224,7 +224,11 @@ func Backup(ctx context.Context, sess source.Session, dst sink.Sink, opts Option
 	hashq := make(chan *job, njobs)
 	ordered := make(chan *job, njobs)
 	for i := 0; i < njobs; i++ {
-		free <- &job{data: make([]byte, 0, opts.FrameSize), unit: make([]byte, 0, opts.FrameSize+opts.FrameSize/16+1024), ready: make(chan struct{}, 1)}
+		j := &job{data: make([]byte, 0, opts.FrameSize), ready: make(chan struct{}, 1)}
+		if opts.Codec.Kind != codec.None { // with none the unit is the data itself
+			j.unit = make([]byte, 0, opts.FrameSize+opts.FrameSize/16+1024)
+		}
+		free <- j
 	}
 
 	g.Go(func() error {
@@ -473,8 +477,13 @@ func compressStage(ctx context.Context, opts Options, work chan *job) error {
 			// process boundary.
 			j.err = page.VerifyChunk(j.file.info.Name, j.data, uint32(j.off/page.Size))
 		}
-		if j.err == nil {
-			j.unit, j.meta = enc.Encode(j.unit[:0], codec.ChunkMeta{FileIndex: uint32(j.file.index), Offset: j.off}, j.data)
+		meta := codec.ChunkMeta{FileIndex: uint32(j.file.index), Offset: j.off}
+		switch {
+		case j.err != nil:
+		case opts.Codec.Kind == codec.None:
+			j.unit, j.meta = j.data, codec.Describe(meta, j.data) // no copy
+		default:
+			j.unit, j.meta = enc.Encode(j.unit[:0], meta, j.data)
 		}
 		st.Compress.Busy.Add(int64(time.Since(t0)))
 		st.Compress.BytesIn.Add(int64(len(j.data)))

@@ -11,11 +11,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/vfs"
 	"github.com/tapestream/tapestream/engine/wal"
+	"github.com/tapestream/tapestream/sink"
 	"github.com/tapestream/tapestream/tapeformat"
 )
 
@@ -61,6 +63,12 @@ type Result struct {
 
 // stagingSink writes a set's files into the staging directory through an
 // os.Root: databases only from the first (full) set, logs into logDir.
+//
+// The writes, and each file's closing truncate+fsync, are done by one
+// goroutine in the order they were queued, so that decoding and checking
+// the next chunks overlaps the write(2) calls and the fsyncs (they were
+// the restore's serial path). Chunk buffers are taken from the set reader
+// (no copy) and come back through recycle.
 type stagingSink struct {
 	root     *os.Root
 	onLabel  func(l tapeformat.Label, first bool) error
@@ -68,10 +76,32 @@ type stagingSink struct {
 	logDir   string // relative to root
 	prefix   string
 	allowDBs bool
-	open     map[int]*os.File
+	open     map[int]*stagedFile
 	dbFiles  []string
 	logs     []string
 	bytes    int64
+
+	ops  chan stagingOp
+	done chan struct{}
+	back chan []byte // buffers written, for the reader to reuse
+	mu   sync.Mutex
+	werr error // the writer's first error
+}
+
+type stagedFile struct {
+	name string
+	f    *os.File
+	w    *sink.FileWriter
+}
+
+// stagingOp is a write of data at off, or (finish) the file's completion:
+// truncate to size (if >= 0), fsync, close.
+type stagingOp struct {
+	sf     *stagedFile
+	data   []byte
+	off    int64
+	finish bool
+	size   int64
 }
 
 func (s *stagingSink) begin(l tapeformat.Label) error {
@@ -79,86 +109,142 @@ func (s *stagingSink) begin(l tapeformat.Label) error {
 	return s.onLabel(l, s.sets == 1)
 }
 
-func (s *stagingSink) create(fh *tapeformat.FileHeader, kind string) (io.WriterAt, error) {
+func (s *stagingSink) create(fh *tapeformat.FileHeader, kind string) (bool, error) {
 	name := fh.Name
 	if err := tapeformat.ValidateName(name); err != nil || strings.ContainsAny(name, `/\`) || name != filepath.Base(name) {
-		return nil, fmt.Errorf("set holds a file named %q, which a restore does not write", name)
+		return false, fmt.Errorf("set holds a file named %q, which a restore does not write", name)
 	}
 	var rel string
 	switch kind {
 	case tapeformat.KindDatabase, tapeformat.KindStreaming:
 		ext := filepath.Ext(name)
 		if !s.allowDBs || (ext != ".edb" && ext != ".stm") {
-			return nil, fmt.Errorf("database file %q where only logs belong (an incremental or differential set holds logs)", name)
+			return false, fmt.Errorf("database file %q where only logs belong (an incremental or differential set holds logs)", name)
 		}
 		rel = name
 		s.dbFiles = append(s.dbFiles, name)
 	case tapeformat.KindLog:
 		if _, ok := wal.ParseGenName(s.prefix, name); !ok {
-			return nil, fmt.Errorf("log file %q is not a %s log generation", name, s.prefix)
+			return false, fmt.Errorf("log file %q is not a %s log generation", name, s.prefix)
 		}
 		rel = filepath.Join(s.logDir, name)
 		s.logs = append(s.logs, name)
 	default:
-		return nil, fmt.Errorf("file %q of kind %q is not part of a storage group backup", name, kind)
+		return false, fmt.Errorf("file %q of kind %q is not part of a storage group backup", name, kind)
+	}
+	if err := s.failed(); err != nil {
+		return false, err
 	}
 	f, err := s.root.OpenFile(rel, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
-		return nil, err
+		return false, err
 	}
 	if s.open == nil {
-		s.open = map[int]*os.File{}
+		s.open = map[int]*stagedFile{}
 	}
-	s.open[fh.Index] = f
-	return countingWriterAt{f, &s.bytes}, nil
+	s.open[fh.Index] = &stagedFile{name: rel, f: f, w: sink.NewFileWriter(f)}
+	if s.ops == nil {
+		s.ops, s.done, s.back = make(chan stagingOp, 4), make(chan struct{}), make(chan []byte, 8)
+		go s.writer()
+	}
+	return true, nil
 }
 
-type countingWriterAt struct {
-	f *os.File
-	n *int64
+// write queues data (which the sink now owns) for file fh at off.
+func (s *stagingSink) write(fh *tapeformat.FileHeader, data []byte, off int64) error {
+	if err := s.failed(); err != nil {
+		return err
+	}
+	s.bytes += int64(len(data))
+	s.ops <- stagingOp{sf: s.open[fh.Index], data: data, off: off}
+	return nil
 }
 
-// WriteAt writes in pieces of at most writePiece bytes: on the kernels
-// measured here one 1 MiB write costs 4-5x the system time of eight
-// 128 KiB ones (bench/README.md), and chunks are 1 MiB by default.
-func (c countingWriterAt) WriteAt(p []byte, off int64) (int, error) {
-	*c.n += int64(len(p))
-	n := 0
-	for n < len(p) {
-		k, err := c.f.WriteAt(p[n:min(len(p), n+writePiece)], off+int64(n))
-		n += k
-		if err != nil {
-			return n, err
+// recycle hands the buffers already written back to the reader.
+func (s *stagingSink) recycle(put func([]byte)) {
+	for {
+		select {
+		case b := <-s.back:
+			put(b)
+		default:
+			return
 		}
 	}
-	return n, nil
 }
 
-const writePiece = 128 << 10
-
 func (s *stagingSink) finish(fh *tapeformat.FileHeader) error {
-	f := s.open[fh.Index]
-	if f == nil {
+	sf := s.open[fh.Index]
+	if sf == nil {
 		return nil
 	}
 	delete(s.open, fh.Index)
-	if fh.Size >= 0 {
-		if err := f.Truncate(fh.Size); err != nil {
-			f.Close()
-			return err
-		}
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	// Queued even after a failure: the writer closes the file.
+	s.ops <- stagingOp{sf: sf, finish: true, size: fh.Size}
+	return s.failed()
 }
 
-func (s *stagingSink) closeAll() {
-	for _, f := range s.open {
-		f.Close()
+func (s *stagingSink) failed() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.werr
+}
+
+// writer performs the queued operations in order. After the first error
+// it only closes files (and the error is reported to the next caller).
+func (s *stagingSink) writer() {
+	defer close(s.done)
+	fail := func(err error) {
+		s.mu.Lock()
+		if s.werr == nil {
+			s.werr = err
+		}
+		s.mu.Unlock()
 	}
+	for op := range s.ops {
+		ok := s.failed() == nil
+		if op.finish {
+			if ok && op.size >= 0 {
+				if err := op.sf.f.Truncate(op.size); err != nil {
+					fail(fmt.Errorf("restore: %s: %w", op.sf.name, err))
+				}
+			}
+			if s.failed() == nil {
+				if err := op.sf.f.Sync(); err != nil {
+					fail(fmt.Errorf("restore: %s: %w", op.sf.name, err))
+				}
+			}
+			if err := op.sf.f.Close(); err != nil {
+				fail(fmt.Errorf("restore: %s: %w", op.sf.name, err))
+			}
+			continue
+		}
+		if ok {
+			if _, err := op.sf.w.WriteAt(op.data, op.off); err != nil {
+				fail(fmt.Errorf("restore: %s: %w", op.sf.name, err))
+			}
+		}
+		select {
+		case s.back <- op.data:
+		default: // the reader's pool is full: let it go
+		}
+	}
+}
+
+// closeAll waits for the queued operations, closes the files still open
+// (a set that ended early) and returns the writer's first error.
+func (s *stagingSink) closeAll() error {
+	for _, sf := range s.open {
+		s.ops <- stagingOp{sf: sf, finish: true, size: -1}
+	}
+	clear(s.open)
+	if s.ops == nil {
+		return nil
+	}
+	close(s.ops)
+	<-s.done
+	err := s.werr
+	s.ops, s.done, s.back, s.werr = nil, nil, nil, nil
+	return err
 }
 
 // LockStore takes the lock of the store a restore writes into.
@@ -270,7 +356,9 @@ func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (res *R
 	for _, src := range srcs {
 		logf("reading set %s", src.Path)
 		info, rerr := readSet(ctx, src, o.Options, sinkSt)
-		sinkSt.closeAll()
+		if werr := sinkSt.closeAll(); rerr == nil {
+			rerr = werr
+		}
 		if rerr != nil {
 			return nil, rerr
 		}

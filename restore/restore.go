@@ -186,7 +186,11 @@ type fileSink interface {
 	// begin sees the set's label before any file.
 	begin(l tapeformat.Label) error
 	// create returns where file fh's bytes go (nil: discard).
-	create(fh *tapeformat.FileHeader, kind string) (io.WriterAt, error)
+	create(fh *tapeformat.FileHeader, kind string) (bool, error)
+	// write takes ownership of data (from Reader.TakeData).
+	write(fh *tapeformat.FileHeader, data []byte, off int64) error
+	// recycle gives buffers written back to put.
+	recycle(put func([]byte))
 	finish(fh *tapeformat.FileHeader) error
 }
 
@@ -230,9 +234,9 @@ func readSet(ctx context.Context, src SetSource, o Options, out fileSink) (*SetI
 			return info, fmt.Errorf("%s: %w", setName, err)
 		}
 		info.Files = append(info.Files, *fh)
-		var w io.WriterAt
+		var keep bool
 		if out != nil {
-			if w, err = out.create(fh, fh.Kind); err != nil {
+			if keep, err = out.create(fh, fh.Kind); err != nil {
 				return info, err
 			}
 		}
@@ -244,6 +248,9 @@ func readSet(ctx context.Context, src SetSource, o Options, out fileSink) (*SetI
 		logOK := true
 		var want int64
 		for {
+			if keep {
+				out.recycle(tr.Recycle)
+			}
 			c, err := tr.NextChunk()
 			if err == io.EOF {
 				break
@@ -277,8 +284,8 @@ func readSet(ctx context.Context, src SetSource, o Options, out fileSink) (*SetI
 					}
 				}
 			}
-			if w != nil {
-				if _, err := w.WriteAt(c.Data, c.Meta.Offset); err != nil {
+			if keep {
+				if err := out.write(fh, tr.TakeData(), c.Meta.Offset); err != nil {
 					return info, err
 				}
 			}

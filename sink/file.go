@@ -37,13 +37,13 @@ type fileSink struct {
 	reserve int64
 
 	f        *os.File
+	fw       *FileWriter
 	cur      int // index into vols of the open volume
 	vols     []VolumeInfo
 	partials []string // partial name of every volume created
 	finals   []string // final name of every volume created
 	renamed  []string // finals already renamed (a failed Commit)
 	ewSent   bool
-	wbOff    int64 // bytes of the current volume handed to startWriteback
 
 	state   lifecycle
 	failErr error
@@ -107,13 +107,12 @@ func (s *fileSink) openVolume(n int) error {
 	if err != nil {
 		return newErr("create", partial, err)
 	}
-	s.f = f
+	s.f, s.fw = f, NewFileWriter(f)
 	s.partials = append(s.partials, partial)
 	s.finals = append(s.finals, final)
 	s.vols = append(s.vols, VolumeInfo{Number: n, Name: final, FileNumber: -1})
 	s.cur = len(s.vols) - 1
 	s.ewSent = false
-	s.wbOff = 0
 	return nil
 }
 
@@ -132,27 +131,6 @@ func (s *fileSink) usable() error {
 
 func (s *fileSink) curPartial() string { return s.partials[s.cur] }
 
-// filePiece is the largest single write(2) to a file volume: on the
-// kernels measured here 1 MiB writes cost 4-5x the system time of 128 KiB
-// ones (bench/README.md), while tape keeps one write per record.
-const filePiece = 128 << 10
-
-func writePieces(f *os.File, p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		k, err := f.Write(p[n:min(len(p), n+filePiece)])
-		n += k
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
-}
-
-// writebackChunk is how much is written before the kernel is asked to
-// start writing it back (see startWriteback).
-const writebackChunk = 8 << 20
-
 // Write writes one record to the current volume.
 func (s *fileSink) Write(p []byte) (int, error) {
 	s.mu.Lock()
@@ -168,14 +146,10 @@ func (s *fileSink) Write(p []byte) (int, error) {
 		v.EarlyWarning = true
 		return 0, newErr("write", s.curPartial(), fmt.Errorf("%w: volume size %d reached", tapeformat.ErrEndOfMedium, s.volSize))
 	}
-	n, err := writePieces(s.f, p)
+	n, err := s.fw.WriteAt(p, v.Bytes)
 	v.Bytes += int64(n)
 	if n == len(p) {
 		v.Records++
-	}
-	if v.Bytes-s.wbOff >= writebackChunk {
-		startWriteback(s.f, s.wbOff, v.Bytes-s.wbOff)
-		s.wbOff = v.Bytes
 	}
 	if err != nil {
 		s.failErr = err

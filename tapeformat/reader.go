@@ -168,9 +168,7 @@ func (r *Reader) takeAhead() *aheadUnit {
 			break
 		}
 		a := &aheadUnit{pos: r.scan, n: h.UnitLen, done: make(chan struct{})}
-		if n := len(r.outFree); n > 0 {
-			a.out, r.outFree = r.outFree[n-1][:0], r.outFree[:n-1]
-		}
+		a.out = r.getOut()
 		unit := b[:h.UnitLen]
 		r.scan += h.UnitLen
 		r.ahead = append(r.ahead, a)
@@ -190,12 +188,48 @@ func (r *Reader) takeAhead() *aheadUnit {
 	return a
 }
 
+// getOut returns a recycled chunk buffer, or nil (a decode then allocates).
+func (r *Reader) getOut() []byte {
+	n := len(r.outFree)
+	if n == 0 {
+		return nil
+	}
+	b := r.outFree[n-1][:0]
+	r.outFree = r.outFree[:n-1]
+	return b
+}
+
+// putOut keeps b for a later chunk; the pool is bounded so that buffers a
+// caller recycles cannot pile up.
+func (r *Reader) putOut(b []byte) {
+	if cap(b) > 0 && len(r.outFree) < 2*r.opts.Workers+4 {
+		r.outFree = append(r.outFree, b[:0])
+	}
+}
+
+// TakeData transfers the data of the chunk NextChunk returned last to the
+// caller, who may then keep it past later calls (a restore hands it to its
+// writing goroutine instead of copying it); the Reader no longer touches
+// it. Recycle gives such buffers back.
+func (r *Reader) TakeData() []byte {
+	b := r.chunk.Data
+	if len(b) > 0 && len(r.out) > 0 && &b[0] == &r.out[0] {
+		r.out = nil
+	}
+	r.chunk.Data = nil
+	return b
+}
+
+// Recycle returns a buffer from TakeData for reuse by later chunks. Like
+// every Reader method it must not be called concurrently with the others.
+func (r *Reader) Recycle(b []byte) { r.putOut(b) }
+
 // drainAhead waits for every scheduled decode: the member buffer they
 // read is about to be reused.
 func (r *Reader) drainAhead() {
 	for _, a := range r.ahead {
 		<-a.done
-		r.outFree = append(r.outFree, a.out)
+		r.putOut(a.out)
 	}
 	r.ahead = r.ahead[:0]
 	r.scan = 0
@@ -623,6 +657,9 @@ func (r *Reader) nextUnit() (meta codec.ChunkMeta, ok bool, err error) {
 				r.setFileReason(int(meta.FileIndex))
 				continue
 			}
+			if r.out == nil {
+				r.out = r.getOut()
+			}
 			r.out = append(r.out[:0], b[:e[0]]...)
 			return meta, true, nil
 		}
@@ -630,7 +667,7 @@ func (r *Reader) nextUnit() (meta codec.ChunkMeta, ok bool, err error) {
 		if a := r.takeAhead(); a != nil {
 			// Decoded in parallel, in order.
 			r.memPos += a.n
-			r.outFree = append(r.outFree, r.out)
+			r.putOut(r.out)
 			r.out, meta, derr = a.out, a.meta, a.err
 		} else {
 			h, herr := codec.ParseHeader(b)
@@ -650,6 +687,9 @@ func (r *Reader) nextUnit() (meta codec.ChunkMeta, ok bool, err error) {
 				continue
 			}
 			r.memPos += h.UnitLen
+			if r.out == nil {
+				r.out = r.getOut()
+			}
 			r.out, meta, derr = r.dec.DecodeFrame(r.out[:0], b[:h.UnitLen])
 		}
 		if derr == nil && r.memRec != nil && (int(meta.FileIndex) != r.memRec.File || meta.Offset < r.memRec.Offset ||

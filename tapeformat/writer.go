@@ -235,9 +235,19 @@ func (w *Writer) writeLabel() error {
 
 var zeroBlock [BlockSize]byte
 
-// write appends p to the record stream.
+// write appends p to the record stream. Whole records of p are written
+// from p itself: a member's data is only copied to fill the records it
+// shares with its neighbours.
 func (w *Writer) write(p []byte) error {
 	for len(p) > 0 {
+		if rs := cap(w.rec); len(w.rec) == 0 && len(p) >= rs {
+			w.pos += int64(rs)
+			if err := w.commitRecord(p[:rs]); err != nil {
+				return err
+			}
+			p = p[rs:]
+			continue
+		}
 		n := min(len(p), cap(w.rec)-len(w.rec))
 		w.rec = append(w.rec, p[:n]...)
 		w.pos += int64(n)
@@ -264,8 +274,12 @@ func (w *Writer) writeZeros(n int) error {
 
 var errEOM = errors.New("end of medium")
 
-func (w *Writer) flushRecord() error {
-	_, err := w.dst.Write(w.rec)
+func (w *Writer) flushRecord() error { return w.commitRecord(w.rec) }
+
+// commitRecord writes one record, w.rec or a record-sized piece of a
+// member (then w.rec is empty).
+func (w *Writer) commitRecord(rec []byte) error {
+	_, err := w.dst.Write(rec)
 	switch {
 	case err == nil:
 	case errors.Is(err, ErrEarlyWarning):
@@ -275,7 +289,7 @@ func (w *Writer) flushRecord() error {
 	default:
 		return err
 	}
-	w.committed += int64(len(w.rec))
+	w.committed += int64(len(rec))
 	w.rec = w.rec[:0]
 	// release members now durably written
 	k := 0

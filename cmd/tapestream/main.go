@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -19,6 +20,7 @@ func main() {
 	defer stop()
 	root := newRootCmd()
 	err := root.ExecuteContext(ctx)
+	stopProfile() // also after a failure: the profile of a failed run is wanted too
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tapestream:", err)
 	}
@@ -32,12 +34,34 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// A CPU profile of any command: where a backup or restore spends its
+	// time on the user's own machine and data (go tool pprof FILE).
+	var cpuProfile string
+	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file")
+	root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(cpuProfile)
+		if err != nil {
+			return err
+		}
+		stopProfile = func() {
+			pprof.StopCPUProfile()
+			f.Close()
+		}
+		return pprof.StartCPUProfile(f)
+	}
 	root.AddCommand(newStoreCmd())
 	for _, add := range extraCommands {
 		root.AddCommand(add())
 	}
 	return root
 }
+
+// stopProfile ends the --cpuprofile profile, if one was started.
+var stopProfile = func() {}
 
 // extraCommands are registered by the files that implement them.
 var extraCommands []func() *cobra.Command
