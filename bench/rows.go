@@ -69,6 +69,12 @@ func mainRows(c *config, st *storeInfo) ([]*row, error) {
 	var s0 sample
 	backupJSON(js, &s0)
 	tsIn := s0.In
+	// That full backup truncated the logs that earlier runs left: what
+	// tar reads is the store as it is now (counting the logs gone since
+	// would inflate the peers' MB/s and compression ratio).
+	if st.DataBytes, err = warm(st.Dir); err != nil {
+		return nil, err
+	}
 	peerSet := filepath.Join(setDir, "peer.tar.zst")
 	if err := exec.Command("sh", "-c", tarSrc+" | zstd -1 -T2 -q -f -o "+q(peerSet)).Run(); err != nil {
 		return nil, fmt.Errorf("peer set: %w", err)

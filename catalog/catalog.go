@@ -67,7 +67,16 @@ type File struct {
 	Name   string `json:"name"`
 	Kind   string `json:"kind"`
 	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+	BLAKE3 string `json:"blake3,omitempty"` // the set's file digest (hex)
+	SHA256 string `json:"sha256,omitempty"` // sets written before BLAKE3
+}
+
+// Digest returns the file's digest and its algorithm ("blake3", "sha256").
+func (f File) Digest() (alg, hex string) {
+	if f.BLAKE3 != "" {
+		return "blake3", f.BLAKE3
+	}
+	return "sha256", f.SHA256
 }
 
 // TapeVolume is where a set (or its continuation) is on one tape volume.

@@ -51,7 +51,7 @@ func SetFromInfo(info *restore.SetInfo) *Set {
 	if m := info.Manifest; m != nil {
 		s.LowGen, s.HighGen = uint32(m.Info.LogFirst), uint32(m.Info.LogLast)
 		for _, f := range m.Files {
-			s.Files = append(s.Files, File{Name: f.Name, Kind: f.Kind, Size: f.Size, SHA256: f.SHA256})
+			s.Files = append(s.Files, File{Name: f.Name, Kind: f.Kind, Size: f.Size, BLAKE3: f.BLAKE3, SHA256: f.SHA256})
 		}
 		s.BytesIn, s.BytesOut = m.Totals.Bytes, m.Totals.StoredBytes
 	} else {

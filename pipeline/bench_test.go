@@ -209,7 +209,7 @@ func BenchmarkCodecCeiling(b *testing.B) {
 
 // BenchmarkPipeline is a full backup of the bench store to /dev/null
 // through the whole pipeline: session reads with page verification,
-// workers, SHA-256, writer, tapeformat, stream sink. A full backup
+// workers, BLAKE3 digests, writer, tapeformat, stream sink. A full backup
 // truncates the logs it rolled over, so every iteration reads the same
 // databases plus a few logs (a copy backup would add a log per iteration).
 func BenchmarkPipeline(b *testing.B) {

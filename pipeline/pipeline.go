@@ -6,17 +6,16 @@
 //	  chunks)      │ limit)  │              │ ready (per job)
 //	               └────┬────┘ ┌───────┐ ┌──▼─────┐
 //	                    └─────►│ hasher├─►  writer ├──► tapeformat ──► sink
-//	              in order     │SHA-256│ │        │
+//	              in order     │BLAKE3 │ │        │
 //	                           └───────┘ └────────┘
 //
 // The reader fills frame-sized jobs from a fixed set (memory is bounded by
 // configuration and flat in database size: no allocation per chunk), hands
 // each to the workers and, in the same order, to the writer, so the order
 // of the set is kept by reserving the writer's slot before the work starts
-// (as klauspost/pgzip does). The SHA-256 of each file, inherently serial,
-// is computed by its own stage on the way to the writer, in parallel with
-// the workers and the writer (it used to be the writer's: at ~0.6 GB/s per
-// core it then bounded codec none and lz4). Every stage runs under one errgroup: the first
+// (as klauspost/pgzip does). The digest of each file (BLAKE3), inherently
+// serial, is computed by its own stage on the way to the writer, in
+// parallel with the workers and the writer. Every stage runs under one errgroup: the first
 // error cancels the others, the session is aborted (no header update, no
 // truncation) and the sink is aborted (no set that looks complete).
 //
@@ -26,10 +25,8 @@ package pipeline
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
-	"hash"
 	"io"
 	"os"
 	"runtime"
@@ -114,7 +111,7 @@ type StageStats struct {
 // Stats are the live counters of a backup.
 type Stats struct {
 	Read, Compress, Write StageStats
-	// Hash is the SHA-256 stage between the reader and the writer (Blocked
+	// Hash is the digest stage between the reader and the writer (Blocked
 	// counts waiting for the reader and for the writer).
 	Hash StageStats
 	// TotalEstimate is the expected number of bytes to read (database
@@ -129,7 +126,7 @@ type FileResult struct {
 	Name   string `json:"name"`
 	Kind   string `json:"kind"`
 	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+	BLAKE3 string `json:"blake3"`
 }
 
 // Result summarises a finished backup.
@@ -159,7 +156,7 @@ type job struct {
 	off   int64
 	data  []byte // uncompressed, up to FrameSize
 	unit  []byte // encoded unit
-	sum   []byte // SHA-256 of the whole file, on the file's last job
+	sum   []byte // digest (BLAKE3) of the whole file, on the file's last job
 	meta  codec.ChunkMeta
 	err   error
 	ready chan struct{} // cap 1: the worker's result is in
@@ -409,11 +406,14 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 	return nil
 }
 
-// hashStage computes each file's SHA-256 over its jobs in set order and
+// hashStage computes each file's digest over its jobs in set order and
 // passes them on to the writer; the file's last job carries the sum.
 func hashStage(ctx context.Context, opts Options, in, out chan *job) error {
 	st := opts.Stats
-	var h hash.Hash = sha256.New()
+	h, err := tapeformat.NewDigest(tapeformat.DigestBLAKE3)
+	if err != nil {
+		return err
+	}
 	for {
 		t0 := time.Now()
 		var j *job
@@ -528,10 +528,10 @@ func writeStage(ctx context.Context, tw *tapeformat.Writer, opts Options, free, 
 		}
 		if fj.end {
 			sum := append([]byte(nil), j.sum...)
-			if err := tw.EndFile(tapeformat.FileSummary{SHA256: sum}); err != nil {
+			if err := tw.EndFile(tapeformat.FileSummary{Digest: sum}); err != nil {
 				return err
 			}
-			res.Files = append(res.Files, FileResult{Name: fj.info.Name, Kind: string(fj.info.Kind), Size: fj.size, SHA256: fmt.Sprintf("%x", sum)})
+			res.Files = append(res.Files, FileResult{Name: fj.info.Name, Kind: string(fj.info.Kind), Size: fj.size, BLAKE3: fmt.Sprintf("%x", sum)})
 		}
 		st.Write.Busy.Add(int64(time.Since(t0)))
 		st.Write.BytesIn.Add(int64(len(j.unit)))

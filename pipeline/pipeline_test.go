@@ -3,12 +3,13 @@ package pipeline
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"sync"
 	"testing"
+
+	"github.com/zeebo/blake3"
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
@@ -159,9 +160,9 @@ func TestBackupKeepsOrderEveryCodec(t *testing.T) {
 					}
 				}
 				for _, f := range res.Files {
-					sum := sha256.Sum256(s.files[f.Name])
-					if f.SHA256 != fmt.Sprintf("%x", sum) {
-						t.Fatalf("%s: SHA-256 %s", f.Name, f.SHA256)
+					sum := blake3.Sum256(s.files[f.Name])
+					if f.BLAKE3 != fmt.Sprintf("%x", sum) {
+						t.Fatalf("%s: BLAKE3 %s", f.Name, f.BLAKE3)
 					}
 				}
 			})

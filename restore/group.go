@@ -95,13 +95,14 @@ type stagedFile struct {
 }
 
 // stagingOp is a write of data at off, or (finish) the file's completion:
-// truncate to size (if >= 0), fsync, close.
+// truncate to size (if >= 0), fsync, close; or (abandon) just the close.
 type stagingOp struct {
-	sf     *stagedFile
-	data   []byte
-	off    int64
-	finish bool
-	size   int64
+	sf      *stagedFile
+	data    []byte
+	off     int64
+	finish  bool
+	abandon bool
+	size    int64
 }
 
 func (s *stagingSink) begin(l tapeformat.Label) error {
@@ -201,14 +202,14 @@ func (s *stagingSink) writer() {
 		s.mu.Unlock()
 	}
 	for op := range s.ops {
-		ok := s.failed() == nil
+		ok := s.failed() == nil && !op.abandon
 		if op.finish {
 			if ok && op.size >= 0 {
 				if err := op.sf.f.Truncate(op.size); err != nil {
 					fail(fmt.Errorf("restore: %s: %w", op.sf.name, err))
 				}
 			}
-			if s.failed() == nil {
+			if ok && s.failed() == nil {
 				if err := op.sf.f.Sync(); err != nil {
 					fail(fmt.Errorf("restore: %s: %w", op.sf.name, err))
 				}
@@ -231,10 +232,11 @@ func (s *stagingSink) writer() {
 }
 
 // closeAll waits for the queued operations, closes the files still open
-// (a set that ended early) and returns the writer's first error.
+// (a set that ended early: the staging directory is not used) and returns
+// the writer's first error.
 func (s *stagingSink) closeAll() error {
 	for _, sf := range s.open {
-		s.ops <- stagingOp{sf: sf, finish: true, size: -1}
+		s.ops <- stagingOp{sf: sf, finish: true, abandon: true}
 	}
 	clear(s.open)
 	if s.ops == nil {

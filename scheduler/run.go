@@ -535,7 +535,7 @@ func (r *Runner) backupOnce(ctx context.Context, cat *catalog.Catalog, src sourc
 				BytesIn: res.BytesIn, BytesOut: res.BytesOut, Promoted: reason, Location: loc,
 			}
 			for _, f := range res.Files {
-				rec.Files = append(rec.Files, catalog.File{Name: f.Name, Kind: f.Kind, Size: f.Size, SHA256: f.SHA256})
+				rec.Files = append(rec.Files, catalog.File{Name: f.Name, Kind: f.Kind, Size: f.Size, BLAKE3: f.BLAKE3})
 			}
 			for i, v := range res.Volumes {
 				if j.IsTape() {

@@ -32,7 +32,7 @@ func BenchmarkWriter(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		w.EndFile(FileSummary{SHA256: make([]byte, 32)})
+		w.EndFile(FileSummary{Digest: make([]byte, 32)})
 		if err := w.Close(); err != nil {
 			b.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func BenchmarkWriterSmallFiles(b *testing.B) {
 			if err := w.WriteFrame(data, m); err != nil {
 				b.Fatal(err)
 			}
-			w.EndFile(FileSummary{SHA256: make([]byte, 32)})
+			w.EndFile(FileSummary{Digest: make([]byte, 32)})
 		}
 		if err := w.Close(); err != nil {
 			b.Fatal(err)

@@ -35,8 +35,8 @@
 //
 // Reading: NewReader reads the label; Next moves from file to file;
 // NextChunk returns verified chunks (Read gives the file in order and fails
-// on a gap). The Reader verifies every chunk's CRC-32C, each file's SHA-256
-// against the manifest, validates names and caps sizes. In salvage mode
+// on a gap). The Reader verifies every chunk's CRC-32C, each file's digest
+// (BLAKE3; SHA-256 in the first sets written) against the manifest, validates names and caps sizes. In salvage mode
 // (default) damage is skipped, resynchronising at the next unit or member,
 // and Damage reports exactly which byte ranges of which files were lost;
 // with ReaderOptions.Strict the first damage is a *FormatError.

@@ -1,13 +1,17 @@
 package tapeformat
 
 import (
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/zeebo/blake3"
 
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )
@@ -64,20 +68,23 @@ const (
 
 // Label is the content of the label member, the first member of every volume.
 type Label struct {
-	FormatVersion int               `json:"format_version"`
-	SetID         string            `json:"set_id"`
-	SetType       string            `json:"set_type"`
-	StorageGroup  string            `json:"storage_group"`
-	Databases     []string          `json:"databases"`
-	Created       time.Time         `json:"created"`
-	Host          string            `json:"host"`
-	Codec         string            `json:"codec"`
-	RecordSize    int               `json:"record_size"`
-	SegmentSize   int               `json:"segment_size"`
-	FrameSize     int               `json:"frame_size"`
-	Volume        int               `json:"volume"`
-	PreviousSetID string            `json:"previous_set_id,omitempty"`
-	Extra         map[string]string `json:"extra,omitempty"`
+	FormatVersion int       `json:"format_version"`
+	SetID         string    `json:"set_id"`
+	SetType       string    `json:"set_type"`
+	StorageGroup  string    `json:"storage_group"`
+	Databases     []string  `json:"databases"`
+	Created       time.Time `json:"created"`
+	Host          string    `json:"host"`
+	Codec         string    `json:"codec"`
+	RecordSize    int       `json:"record_size"`
+	SegmentSize   int       `json:"segment_size"`
+	FrameSize     int       `json:"frame_size"`
+	Volume        int       `json:"volume"`
+	PreviousSetID string    `json:"previous_set_id,omitempty"`
+	// Digest names the file digest of the manifest (DigestBLAKE3); sets
+	// written before it existed carry SHA-256 and leave it empty.
+	Digest string            `json:"digest,omitempty"`
+	Extra  map[string]string `json:"extra,omitempty"`
 }
 
 // FileInfo describes a file being backed up.
@@ -91,7 +98,7 @@ type FileInfo struct {
 
 // FileSummary is what the caller knows about a file once written.
 type FileSummary struct {
-	SHA256 []byte // SHA-256 of the uncompressed file content (32 bytes)
+	Digest []byte // BLAKE3-256 of the uncompressed file content (NewDigest)
 }
 
 // ManifestFile is one file in the manifest.
@@ -100,7 +107,8 @@ type ManifestFile struct {
 	Name        string    `json:"name"`
 	Kind        string    `json:"kind"`
 	Size        int64     `json:"size"`
-	SHA256      string    `json:"sha256"`
+	BLAKE3      string    `json:"blake3,omitempty"` // hex; sets of this version
+	SHA256      string    `json:"sha256,omitempty"` // hex; sets written before BLAKE3
 	Chunks      int       `json:"chunks"`
 	Segments    int       `json:"segments"`
 	StoredBytes int64     `json:"stored_bytes"`
@@ -164,6 +172,7 @@ type memberRecord struct {
 	Size   int64       `json:"size"`
 	Last   bool        `json:"last,omitempty"`
 	Codec  string      `json:"codec,omitempty"`
+	Digest string      `json:"digest,omitempty"` // segment: the label's file digest (a lost label loses nothing)
 	SHA256 string      `json:"sha256,omitempty"`
 	Table  [][2]uint32 `json:"raw,omitempty"` // codec none: [length, crc32c] per chunk
 }
@@ -248,3 +257,36 @@ func checkMemberName(name string, rec *memberRecord, c codec.Codec) error {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// File digests. The manifest carries one per file, over its uncompressed
+// content. BLAKE3 is 2.3x faster per core than SHA-256 (with SHA-NI) on the
+// machines measured here, where the digest was a quarter of a restore's
+// CPU time, and just as strong; b3sum checks a file recovered without
+// tapestream. Sets written before it carry SHA-256 (label digest empty)
+// and are still verified.
+const (
+	DigestBLAKE3 = "blake3" // WIRE CONSTANT: label "digest"
+	DigestSHA256 = "sha256" // WIRE CONSTANT (sets without a label digest)
+
+	blake3Size = 32 // BLAKE3-256, the default output
+)
+
+// NewDigest returns the hash a set whose label names digest uses ("" is
+// SHA-256, the digest of sets that predate the label field).
+func NewDigest(digest string) (hash.Hash, error) {
+	switch digest {
+	case DigestBLAKE3:
+		return blake3.New(), nil
+	case DigestSHA256, "":
+		return sha256.New(), nil
+	}
+	return nil, fmt.Errorf("tapeformat: unknown file digest %q", digest)
+}
+
+// Digest returns the file's digest (hex) as the manifest holds it.
+func (mf *ManifestFile) Digest() string {
+	if mf.BLAKE3 != "" {
+		return mf.BLAKE3
+	}
+	return mf.SHA256
+}

@@ -292,14 +292,17 @@ func (r *Reader) recoverLabel(cause error) bool {
 			continue
 		}
 		c, err := codec.ParseCodec(rec.Codec)
+		if err == nil {
+			_, err = NewDigest(rec.Digest)
+		}
 		if rec.Type != mtSegment || err != nil || checkMemberName(h.Name, rec, c) != nil {
 			r.skip(h.Size + int64(-h.Size&(BlockSize-1)))
 			continue
 		}
-		r.label = Label{FormatVersion: FormatVersion, SetID: rec.Set, Codec: rec.Codec, Volume: 1}
+		r.label = Label{FormatVersion: FormatVersion, SetID: rec.Set, Codec: rec.Codec, Digest: rec.Digest, Volume: 1}
 		r.labeled, r.codec = true, c
 		r.pendingHdr, r.pendingRec = h, rec
-		r.damage(start, LabelName, fmt.Errorf("label unreadable (%v); set id and codec taken from the next member", cause))
+		r.damage(start, LabelName, fmt.Errorf("label unreadable (%v); set id, codec and digest taken from the next member", cause))
 		return true
 	}
 	return false
@@ -354,6 +357,9 @@ func (r *Reader) readLabel() error {
 	c, err := codec.ParseCodec(l.Codec)
 	if err != nil {
 		return r.ferr(r.off, h.Name, err)
+	}
+	if _, err := NewDigest(l.Digest); err != nil {
+		return r.ferr(r.off, h.Name, fmt.Errorf("%w: label: %v", ErrNotTapestream, err))
 	}
 	if rec.Set != l.SetID {
 		return r.ferr(r.off, h.Name, fmt.Errorf("%w: label set id mismatch", ErrNotTapestream))
@@ -540,7 +546,11 @@ func (r *Reader) nextMember() error {
 	r.active = true
 	f := r.files[rec.File]
 	if f == nil && rec.File >= 0 {
-		f = &fileState{hdr: FileHeader{Index: rec.File, Name: rec.Name, Kind: rec.Kind, Size: -1}, h: sha256.New(), hashOK: true}
+		dg, err := NewDigest(r.label.Digest) // checked when the label was read
+		if err != nil {
+			return r.ferr(r.off, h.Name, err)
+		}
+		f = &fileState{hdr: FileHeader{Index: rec.File, Name: rec.Name, Kind: rec.Kind, Size: -1}, h: dg, hashOK: true}
 		r.files[rec.File] = f
 		r.order = append(r.order, rec.File)
 		r.newFile = f
@@ -791,6 +801,21 @@ func (r *Reader) loss(f *fileState, off, n int64) {
 	}
 }
 
+// wantDigest is mf's digest in the algorithm the set's label names.
+func (r *Reader) wantDigest(mf *ManifestFile) string {
+	if r.label.Digest == DigestBLAKE3 {
+		return mf.BLAKE3
+	}
+	return mf.SHA256
+}
+
+func (r *Reader) digestName() string {
+	if r.label.Digest == DigestBLAKE3 {
+		return "BLAKE3"
+	}
+	return "SHA-256"
+}
+
 // finalize reports the files and tails never read, and checks hashes.
 func (r *Reader) finalize() {
 	if r.finalized {
@@ -826,8 +851,8 @@ func (r *Reader) finalize() {
 		f.hdr.Size = mf.Size
 		if f.pos < mf.Size {
 			r.loss(f, f.pos, mf.Size-f.pos)
-		} else if f.hashOK && hex.EncodeToString(f.h.Sum(nil)) != mf.SHA256 {
-			r.lastReason = "SHA-256 of the file does not match the manifest"
+		} else if f.hashOK && hex.EncodeToString(f.h.Sum(nil)) != r.wantDigest(&mf) {
+			r.lastReason = r.digestName() + " of the file does not match the manifest"
 			r.loss(f, 0, mf.Size)
 		}
 	}

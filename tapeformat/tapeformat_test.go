@@ -3,7 +3,6 @@ package tapeformat
 import (
 	"archive/tar"
 	"bytes"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -14,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/zeebo/blake3"
 
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )
@@ -56,8 +57,9 @@ func TestRoundTrip(t *testing.T) {
 				if m == nil || len(m.Files) != len(files) || m.Info.LogLast != 0xA3 || m.Totals.Bytes == 0 {
 					t.Fatalf("manifest %+v", m)
 				}
-				sum := sha256.Sum256(files[3].data)
-				if m.Files[3].SHA256 != hex.EncodeToString(sum[:]) || string(m.Files[3].DBHeader) != "ESE header" ||
+				sum := blake3.Sum256(files[3].data)
+				if m.Files[3].BLAKE3 != hex.EncodeToString(sum[:]) || m.Files[3].SHA256 != "" || res.label.Digest != DigestBLAKE3 ||
+					string(m.Files[3].DBHeader) != "ESE header" ||
 					m.Files[3].Segments < 2 || m.Files[3].Size != 400_000 {
 					t.Fatalf("manifest file %+v", m.Files[3])
 				}

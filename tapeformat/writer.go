@@ -13,6 +13,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/zeebo/blake3"
+
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )
 
@@ -174,6 +176,7 @@ func (w *Writer) Begin(l Label) error {
 	}
 	l.Created = l.Created.UTC()
 	l.Codec = w.opts.Codec.String()
+	l.Digest = DigestBLAKE3
 	l.RecordSize = w.opts.RecordSize
 	l.SegmentSize = w.opts.SegmentSize
 	l.FrameSize = w.opts.FrameSize
@@ -540,7 +543,7 @@ func (w *Writer) emitSegment(last bool) error {
 	}
 	rec := &memberRecord{Type: mtSegment, File: w.cur.Index, Name: w.curInfo.Name, Kind: w.curInfo.Kind,
 		Part: w.part, Offset: w.segStart, Length: w.segLen, Chunks: w.segChk, Size: size, Last: last,
-		Codec: w.opts.Codec.String()}
+		Codec: w.opts.Codec.String(), Digest: DigestBLAKE3}
 	if w.opts.Codec.Kind == codec.None {
 		rec.Table = w.segTable
 	}
@@ -582,14 +585,14 @@ func (w *Writer) EndFile(sum FileSummary) error {
 	if w.curInfo.Size >= 0 && w.curInfo.Size != w.curOff {
 		return w.fail(fmt.Errorf("tapeformat: file %q: %d bytes written, size %d declared", w.curInfo.Name, w.curOff, w.curInfo.Size))
 	}
-	if len(sum.SHA256) != sha256.Size {
-		return w.fail(fmt.Errorf("tapeformat: file %q: SHA-256 missing", w.curInfo.Name))
+	if len(sum.Digest) != blake3Size {
+		return w.fail(fmt.Errorf("tapeformat: file %q: BLAKE3 digest missing", w.curInfo.Name))
 	}
 	if err := w.emitSegment(true); err != nil {
 		return w.fail(err)
 	}
 	w.cur.Size = w.curOff
-	w.cur.SHA256 = hex.EncodeToString(sum.SHA256)
+	w.cur.BLAKE3 = hex.EncodeToString(sum.Digest)
 	w.totals.Files++
 	w.totals.Bytes += w.curOff
 	w.files = append(w.files, *w.cur)
@@ -688,7 +691,7 @@ func (w *Writer) CreateFile(fi FileInfo) (io.WriteCloser, error) {
 			return nil, w.fail(err)
 		}
 	}
-	return &fileWriter{w: w, idx: uint32(idx), h: sha256.New(), buf: make([]byte, 0, w.opts.FrameSize)}, nil
+	return &fileWriter{w: w, idx: uint32(idx), h: blake3.New(), buf: make([]byte, 0, w.opts.FrameSize)}, nil
 }
 
 type fileWriter struct {
@@ -733,7 +736,7 @@ func (f *fileWriter) Close() error {
 			return err
 		}
 	}
-	return f.w.EndFile(FileSummary{SHA256: f.h.Sum(nil)})
+	return f.w.EndFile(FileSummary{Digest: f.h.Sum(nil)})
 }
 
 // EndVolume ends the current volume now (trailer, padding, NextVolume) and

@@ -198,7 +198,8 @@ func runCatalogShow(_ context.Context, o catalogOpts, id string) error {
 		fmt.Fprintf(o.Out, "    volume %d: label %q, %s, file %d\n", tv.Number, tv.Label, tv.Name, tv.FileNumber)
 	}
 	for _, f := range s.Files {
-		fmt.Fprintf(o.Out, "  %-9s %-24s %10s  sha256 %s\n", f.Kind, f.Name, humanize.IBytes(uint64(f.Size)), f.SHA256)
+		alg, sum := f.Digest()
+		fmt.Fprintf(o.Out, "  %-9s %-24s %10s  %s %s\n", f.Kind, f.Name, humanize.IBytes(uint64(f.Size)), alg, sum)
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -262,7 +261,10 @@ func demoByHand(ctx context.Context, dir, set string, info *restore.SetInfo, ste
 		return err
 	}
 	defer f.Close()
-	h := sha256.New()
+	h, err := tapeformat.NewDigest(info.Label.Digest)
+	if err != nil {
+		return err
+	}
 	if _, err := io.Copy(h, f); err != nil {
 		return err
 	}
@@ -270,14 +272,14 @@ func demoByHand(ctx context.Context, dir, set string, info *restore.SetInfo, ste
 	var want string
 	for _, mf := range info.Manifest.Files {
 		if mf.Name == "Mailbox1.edb" && mf.Kind == tapeformat.KindDatabase {
-			want = mf.SHA256
+			want = mf.Digest()
 		}
 	}
 	if got != want {
-		return fmt.Errorf("recovery by hand: Mailbox1.edb has SHA-256 %s, the manifest says %s", got, want)
+		return fmt.Errorf("recovery by hand: Mailbox1.edb has %s digest %s, the manifest says %s", info.Label.Digest, got, want)
 	}
 	names, _ := filepath.Glob(filepath.Join(work, "databases", "*"))
 	sort.Strings(names)
-	step("recovered Mailbox1.edb with only tar and zstd (SHA-256 matches the manifest):\n          cd %s && %s", work, strings.ReplaceAll(cmdline, set, "../sets/"+filepath.Base(set)))
+	step("recovered Mailbox1.edb with only tar and zstd (its %s digest matches the manifest):\n          cd %s && %s", info.Label.Digest, work, strings.ReplaceAll(cmdline, set, "../sets/"+filepath.Base(set)))
 	return nil
 }
