@@ -54,6 +54,7 @@ func main() {
 	var scaling string
 	flag.StringVar(&c.SizeText, "size", "1GiB", "database size of the generated mail store")
 	flag.IntVar(&c.Runs, "runs", 5, "runs per row (the median is reported)")
+	flag.DurationVar(&settle, "settle", settle, "pause after each run that deletes its output, before the next timed run")
 	flag.StringVar(&c.Work, "work", filepath.Join(os.TempDir(), "tapestream-bench"), "work directory (stores are generated once and kept here)")
 	flag.StringVar(&c.Bin, "bin", "", "tapestream binary (default: go build ./cmd/tapestream into --work)")
 	flag.StringVar(&c.Results, "results", "bench/results", "directory for the results (markdown, SVG)")

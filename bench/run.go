@@ -111,9 +111,17 @@ func (rw *row) once() (sample, error) {
 		if err := rw.post(&s); err != nil {
 			return s, err
 		}
+		time.Sleep(settle)
 	}
 	return s, nil
 }
+
+// settle is the pause after a run's cleanup (which deletes its GiB of
+// output). On the VMs measured here a run that writes a GiB right after
+// another GiB was freed spent 2-4 s more in the kernel, copying into page
+// cache pages the hypervisor had to hand back first (perf:
+// copy_folio_from_iter_atomic), and whichever row came next paid for it.
+var settle = 2 * time.Second
 
 // timeBin is GNU time, used for the peak RSS of children: a child forked
 // from this process starts with this process's high-water RSS in its
