@@ -185,7 +185,8 @@ func ValidateLogRanges(sets []*SetInfo) error {
 type fileSink interface {
 	// begin sees the set's label before any file.
 	begin(l tapeformat.Label) error
-	// create returns where file fh's bytes go (nil: discard).
+	// create reports whether file fh's bytes are kept (then they go
+	// through write) or discarded.
 	create(fh *tapeformat.FileHeader, kind string) (bool, error)
 	// write takes ownership of data (from Reader.TakeData).
 	write(fh *tapeformat.FileHeader, data []byte, off int64) error

@@ -173,7 +173,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// client has been told, or shutdownGrace: a client between two
 	// requests would otherwise find the port closed and could only say
 	// "connection refused".
-	grace := time.NewTimer(shutdownGrace)
+	// At most half of what is left of ctx: the in-flight requests still
+	// need time to finish.
+	g := shutdownGrace
+	if dl, ok := ctx.Deadline(); ok {
+		g = min(g, time.Until(dl)/2)
+	}
+	grace := time.NewTimer(g)
 	defer grace.Stop()
 wait:
 	for _, c := range told {
@@ -202,8 +208,14 @@ wait:
 // sessions to come back and be told.
 var shutdownGrace = 3 * time.Second
 
-// toldShutdown records that the client of session id had its answer.
-func (s *Server) toldShutdown(id string) {
+// toldIfSession records that the client of the session r names had its
+// answer.
+func (s *Server) toldIfSession(r *http.Request) {
+	rest, ok := strings.CutPrefix(r.URL.Path, "/v1/sessions/")
+	if !ok {
+		return
+	}
+	id, _, _ := strings.Cut(rest, "/")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c, ok := s.untold[id]; ok {
@@ -250,10 +262,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	if closing {
 		s.fail(w, errorf(http.StatusServiceUnavailable, "shutdown", "store server shutting down"))
-		if rest, ok := strings.CutPrefix(r.URL.Path, "/v1/sessions/"); ok {
-			id, _, _ := strings.Cut(rest, "/")
-			s.toldShutdown(id)
-		}
+		s.toldIfSession(r)
 		return
 	}
 	s.mux.ServeHTTP(w, r)
@@ -763,7 +772,8 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 			_, e := toWire(c.err)
 			if s.isClosing() {
 				e.Kind = "shutdown"
-				defer s.toldShutdown(se.id)
+				// The client reading this stream is told.
+				defer s.toldIfSession(r)
 			}
 			body, _ := json.Marshal(ErrorBody{Error: e})
 			WriteFrame(bw, FrameError, body)

@@ -19,7 +19,11 @@ import (
 // Format constants. Values marked WIRE CONSTANT are part of the on-tape
 // format (FORMAT.md) and must never change meaning.
 const (
-	FormatVersion = 1 // WIRE CONSTANT: label/manifest/member "v"
+	// FormatVersion 2: file digests are BLAKE3 (label "digest"); version
+	// 1 sets carry SHA-256 and are still read. A reader of version 1
+	// refuses version 2 sets instead of reporting every file's digest
+	// as wrong.
+	FormatVersion = 2 // WIRE CONSTANT: label/manifest/member "v"
 
 	LabelName    = "tapestream/label.json"    // WIRE CONSTANT
 	ManifestName = "tapestream/manifest.json" // WIRE CONSTANT

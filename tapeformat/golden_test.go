@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"flag"
 	"os"
 	"path/filepath"
@@ -44,11 +45,11 @@ func TestGolden(t *testing.T) {
 		}
 		js, _ := json.MarshalIndent(exp, "", "  ")
 		os.WriteFile(expPath, append(js, '\n'), 0o644)
-		// The sets of earlier writers (golden-v1-*: SHA-256 digests) are
-		// never rewritten; -update adds the current writer's.
+		// The sets of earlier format versions (golden-v1-*: SHA-256
+		// digests) are never rewritten; -update writes the current one's.
 		for _, c := range codecs {
 			set := writeSet(t, smallOpts(t, c), goldenFiles())
-			os.WriteFile(filepath.Join("testdata", "golden-v1-blake3-"+c+".tar"), set, 0o644)
+			os.WriteFile(filepath.Join("testdata", fmt.Sprintf("golden-v%d-%s.tar", FormatVersion, c)), set, 0o644)
 		}
 	}
 	js, err := os.ReadFile(expPath)
@@ -82,11 +83,11 @@ func TestGolden(t *testing.T) {
 	}
 }
 
-// goldenSets are the frozen sets: every codec, SHA-256 (the first writer)
-// and BLAKE3 file digests.
+// goldenSets are the frozen sets: every codec, format version 1 (SHA-256
+// file digests) and 2 (BLAKE3).
 func goldenSets(t *testing.T) []string {
 	var names []string
-	for _, gen := range []string{"golden-v1-", "golden-v1-blake3-"} {
+	for _, gen := range []string{"golden-v1-", "golden-v2-"} {
 		for _, c := range codecs {
 			names = append(names, gen+c+".tar")
 		}

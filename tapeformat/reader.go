@@ -212,11 +212,10 @@ func (r *Reader) putOut(b []byte) {
 // writing goroutine instead of copying it); the Reader no longer touches
 // it. Recycle gives such buffers back.
 func (r *Reader) TakeData() []byte {
+	// Chunk.Data is r.out (empty chunks included: their buffer has
+	// capacity and would otherwise be both the caller's and ours).
 	b := r.chunk.Data
-	if len(b) > 0 && len(r.out) > 0 && &b[0] == &r.out[0] {
-		r.out = nil
-	}
-	r.chunk.Data = nil
+	r.out, r.chunk.Data = nil, nil
 	return b
 }
 

@@ -77,7 +77,8 @@ func newRootCmd() *cobra.Command {
 	return root
 }
 
-// stopProfile ends the --cpuprofile profile, if one was started.
+// stopProfile ends the --cpuprofile profile and writes the --memprofile
+// one, if they were asked for.
 var stopProfile = func() {}
 
 // extraCommands are registered by the files that implement them.
