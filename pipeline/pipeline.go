@@ -1,9 +1,10 @@
 // Package pipeline streams a backup session into a backup set.
 //
 //	               ┌─────────┐ jobs  ┌──────────────┐
-//	source ──read──► reader  ├──────►  N workers   │ verify pages, CRC32C, compress
-//	 (64 KiB       │ (rate   │       └──────┬───────┘
-//	  chunks)      │ limit)  │              │ ready (per job)
+//	source ──read──► reader  ├──────►  N workers   │ CRC32C, compress
+//	 (64 KiB       │ verify  │       └──────┬───────┘
+//	  chunks)      │ pages,  │              │ ready (per job)
+//	               │ limit   │              │
 //	               └────┬────┘ ┌───────┐ ┌──▼─────┐
 //	                    └─────►│ hasher├─►  writer ├──► tapeformat ──► sink
 //	              in order     │BLAKE3 │ │        │
@@ -158,7 +159,6 @@ type job struct {
 	unit  []byte // encoded unit
 	sum   []byte // digest (BLAKE3) of the whole file, on the file's last job
 	meta  codec.ChunkMeta
-	err   error
 	ready chan struct{} // cap 1: the worker's result is in
 }
 
@@ -313,6 +313,10 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 		st.File.Store(&name)
 		fj := &fileJob{index: index, info: f.Info(), size: f.Size(), header: f.HeaderSnapshot()}
 		index++
+		// Pages are verified as they arrive, while they are in the cache:
+		// verified by the workers a frame later, the same check cost
+		// ~3x the CPU (0.28 instead of ~0.1 CPU-s per GiB here).
+		verifyPages := !opts.NoVerify && (bf.Kind == engine.KindDatabase || bf.Kind == engine.KindStreaming)
 		var logv *wal.StreamVerifier
 		if bf.Kind == engine.KindLog && !opts.NoVerify {
 			logv = wal.NewStreamVerifier(engine.ParseSignature(sess.Group().Signature))
@@ -329,7 +333,8 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 			}
 			st.Read.Blocked.Add(int64(time.Since(t0)))
 			t0 = time.Now()
-			j.off, j.data, j.err = off, j.data[:0], nil
+			j.off, j.data = off, j.data[:0]
+			verified := 0
 			// Read straight into the job's buffer (cap FrameSize, a
 			// multiple of ChunkSize): no copy from a read buffer.
 			for len(j.data) < opts.FrameSize && off+int64(len(j.data)) < fj.size {
@@ -356,6 +361,17 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 					}
 				}
 				j.data = j.data[:n0+n]
+				if end := len(j.data) &^ (page.Size - 1); verifyPages && end > verified {
+					if err := page.VerifyChunk(bf.Name, j.data[verified:end], uint32((off+int64(verified))/page.Size)); err != nil {
+						return err
+					}
+					verified = end
+				}
+			}
+			if verifyPages && verified != len(j.data) { // a partial page
+				if err := page.VerifyChunk(bf.Name, j.data[verified:], uint32((off+int64(verified))/page.Size)); err != nil {
+					return err
+				}
 			}
 			off += int64(len(j.data))
 			jf := *fj
@@ -449,7 +465,7 @@ func hashStage(ctx context.Context, opts Options, in, out chan *job) error {
 	}
 }
 
-// compressStage verifies and encodes jobs; results go back through each
+// compressStage encodes jobs; results go back through each
 // job's ready channel.
 func compressStage(ctx context.Context, opts Options, work chan *job) error {
 	st := opts.Stats
@@ -471,15 +487,8 @@ func compressStage(ctx context.Context, opts Options, work chan *job) error {
 		}
 		st.Compress.Blocked.Add(int64(time.Since(t0)))
 		t0 = time.Now()
-		kind := j.file.info.Kind
-		if !opts.NoVerify && (kind == engine.KindDatabase || kind == engine.KindStreaming) {
-			// Independent of the engine: the data may have crossed a
-			// process boundary.
-			j.err = page.VerifyChunk(j.file.info.Name, j.data, uint32(j.off/page.Size))
-		}
 		meta := codec.ChunkMeta{FileIndex: uint32(j.file.index), Offset: j.off}
 		switch {
-		case j.err != nil:
 		case opts.Codec.Kind == codec.None:
 			j.unit, j.meta = j.data, codec.Describe(meta, j.data) // no copy
 		default:
@@ -505,9 +514,6 @@ func writeStage(ctx context.Context, tw *tapeformat.Writer, opts Options, free, 
 		}
 		st.Write.Blocked.Add(int64(time.Since(t0)))
 		t0 = time.Now()
-		if j.err != nil {
-			return j.err
-		}
 		fj := j.file
 		if fj.first {
 			kind := tapeformat.KindLog
