@@ -244,8 +244,8 @@ func (rep *report) markdown() string {
 	fmt.Fprintf(&b, "## tapestream bench, %s\n\n", m.Date)
 	fmt.Fprintf(&b, "- machine: %s, %d CPUs, %s RAM, %s, host %s\n", m.CPU, m.NCPU, m.MemTotal, m.Kernel, m.Host)
 	fmt.Fprintf(&b, "- %s; peers: %s\n", m.Go, strings.Join(m.Tools, "; "))
-	fmt.Fprintf(&b, "- `go run ./bench --size %s --runs %d --workers %d`: store of %s (databases), from the page cache; %d runs per row, interleaved; took %s\n",
-		c.SizeText, c.Runs, c.Workers, humanize.IBytes(uint64(c.Size)), c.Runs, rep.Finished.Sub(rep.Started).Round(time.Second))
+	fmt.Fprintf(&b, "- `go run ./bench --size %s --runs %d --workers %d`: store of %s (databases), from the page cache; %d runs per row, interleaved, %s pause after each run that deletes its output; took %s\n",
+		c.SizeText, c.Runs, c.Workers, humanize.IBytes(uint64(c.Size)), c.Runs, settle, rep.Finished.Sub(rep.Started).Round(time.Second))
 	b.WriteString("- MB/s = uncompressed input bytes (10^6) per wall second; ratio = input / output bytes; CPU = user+sys of the child processes (of this process for the in-memory ceiling); peak RSS = largest process; `wN` = N compression workers; `> file` = file sink (fsync at commit, unlike the tar peers).\n")
 	if rep.LoadStart != "" {
 		fmt.Fprintf(&b, "- load average (1, 5, 15 min) at the start: %s, at the end: %s (with %d CPUs, anything above ~1 means other work shared the machine and widens the min–max ranges)\n", rep.LoadStart, rep.LoadEnd, m.NCPU)

@@ -121,7 +121,7 @@ func (rw *row) once() (sample, error) {
 // another GiB was freed spent 2-4 s more in the kernel, copying into page
 // cache pages the hypervisor had to hand back first (perf:
 // copy_folio_from_iter_atomic), and whichever row came next paid for it.
-var settle = 2 * time.Second
+var settle = 5 * time.Second
 
 // timeBin is GNU time, used for the peak RSS of children: a child forked
 // from this process starts with this process's high-water RSS in its
