@@ -27,7 +27,9 @@ type Encoder struct {
 	zenc     *zstd.Encoder
 	lz4Hdr   []byte // LZ4 frame header (magic, FLG, BD, HC) of every unit
 	lz4Block int    // LZ4 block maximum size
-	lz4c     interface{ CompressBlock(src, dst []byte) (int, error) }
+	lz4c     interface {
+		CompressBlock(src, dst []byte) (int, error)
+	}
 	fw       *flate.Writer
 	fstore   *flate.Writer
 	buf      appendWriter
