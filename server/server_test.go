@@ -368,7 +368,11 @@ func loadDirect(t testing.TB, dir, group string, size int64) {
 
 func TestClientGoneMidStreamAborts(t *testing.T) {
 	dir := initStore(t, "SG1")
-	loadDirect(t, dir, "SG1", 6<<20)
+	// More than the loopback socket buffers can hold (send up to 4 MiB,
+	// receive up to 32 MiB here): with 6 MiB the whole file could be on
+	// its way before the client died; the stream then ended normally and
+	// only the idle timeout would have noticed (a CI failure).
+	loadDirect(t, dir, "SG1", 80<<20)
 	ts := startServer(t, dir, server.Config{Token: testToken})
 	r := remote(t, ts.url, testToken)
 	ctx, cancel := context.WithCancel(context.Background())
