@@ -313,9 +313,10 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 		st.File.Store(&name)
 		fj := &fileJob{index: index, info: f.Info(), size: f.Size(), header: f.HeaderSnapshot()}
 		index++
-		// Pages are verified as they arrive, while they are in the cache:
-		// verified by the workers a frame later, the same check cost
-		// ~3x the CPU (0.28 instead of ~0.1 CPU-s per GiB here).
+		// Pages are verified independently of the engine (the data may
+		// have crossed a process boundary), as each read arrives, while
+		// they are in the cache: done by the workers a frame later, the
+		// same check left a codec none backup 1.5% slower.
 		verifyPages := !opts.NoVerify && (bf.Kind == engine.KindDatabase || bf.Kind == engine.KindStreaming)
 		var logv *wal.StreamVerifier
 		if bf.Kind == engine.KindLog && !opts.NoVerify {
@@ -334,7 +335,15 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 			st.Read.Blocked.Add(int64(time.Since(t0)))
 			t0 = time.Now()
 			j.off, j.data = off, j.data[:0]
-			verified := 0
+			verified := 0 // bytes of j.data whose pages are verified
+			verifyTo := func(end int) error {
+				if !verifyPages || end <= verified {
+					return nil
+				}
+				err := page.VerifyChunk(bf.Name, j.data[verified:end], uint32((off+int64(verified))/page.Size))
+				verified = end
+				return err
+			}
 			// Read straight into the job's buffer (cap FrameSize, a
 			// multiple of ChunkSize): no copy from a read buffer.
 			for len(j.data) < opts.FrameSize && off+int64(len(j.data)) < fj.size {
@@ -361,17 +370,12 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 					}
 				}
 				j.data = j.data[:n0+n]
-				if end := len(j.data) &^ (page.Size - 1); verifyPages && end > verified {
-					if err := page.VerifyChunk(bf.Name, j.data[verified:end], uint32((off+int64(verified))/page.Size)); err != nil {
-						return err
-					}
-					verified = end
-				}
-			}
-			if verifyPages && verified != len(j.data) { // a partial page
-				if err := page.VerifyChunk(bf.Name, j.data[verified:], uint32((off+int64(verified))/page.Size)); err != nil {
+				if err := verifyTo(len(j.data) &^ (page.Size - 1)); err != nil {
 					return err
 				}
+			}
+			if err := verifyTo(len(j.data)); err != nil { // a partial page fails
+				return err
 			}
 			off += int64(len(j.data))
 			jf := *fj
@@ -488,10 +492,9 @@ func compressStage(ctx context.Context, opts Options, work chan *job) error {
 		st.Compress.Blocked.Add(int64(time.Since(t0)))
 		t0 = time.Now()
 		meta := codec.ChunkMeta{FileIndex: uint32(j.file.index), Offset: j.off}
-		switch {
-		case opts.Codec.Kind == codec.None:
+		if opts.Codec.Kind == codec.None {
 			j.unit, j.meta = j.data, codec.Describe(meta, j.data) // no copy
-		default:
+		} else {
 			j.unit, j.meta = enc.Encode(j.unit[:0], meta, j.data)
 		}
 		st.Compress.Busy.Add(int64(time.Since(t0)))
