@@ -325,15 +325,11 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 		}
 		var off int64
 		for first := true; first || off < fj.size; first = false {
-			t0 := time.Now()
-			var j *job
-			select {
-			case j = <-free:
-			case <-ctx.Done():
-				return ctx.Err()
+			j, err := next(ctx, free, &st.Read) // free is never closed
+			if j == nil {
+				return err
 			}
-			st.Read.Blocked.Add(int64(time.Since(t0)))
-			t0 = time.Now()
+			t0 := time.Now()
 			j.off, j.data = off, j.data[:0]
 			verified := 0 // bytes of j.data whose pages are verified
 			verifyTo := func(end int) error {
@@ -426,6 +422,19 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 	return nil
 }
 
+// next receives a stage's next job, counting the wait as the stage's
+// blocked time. It returns nil at the end of in (nil error) or when ctx
+// is done (its error).
+func next(ctx context.Context, in <-chan *job, st *StageStats) (*job, error) {
+	defer func(t0 time.Time) { st.Blocked.Add(int64(time.Since(t0))) }(time.Now())
+	select {
+	case j := <-in:
+		return j, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // hashStage computes each file's digest over its jobs in set order and
 // passes them on to the writer; the file's last job carries the sum.
 func hashStage(ctx context.Context, opts Options, in, out chan *job) error {
@@ -435,19 +444,11 @@ func hashStage(ctx context.Context, opts Options, in, out chan *job) error {
 		return err
 	}
 	for {
-		t0 := time.Now()
-		var j *job
-		var ok bool
-		select {
-		case j, ok = <-in:
-			if !ok {
-				return nil
-			}
-		case <-ctx.Done():
-			return ctx.Err()
+		j, err := next(ctx, in, &st.Hash)
+		if j == nil {
+			return err
 		}
 		t1 := time.Now()
-		st.Hash.Blocked.Add(int64(t1.Sub(t0)))
 		if j.file.first {
 			h.Reset()
 		}
@@ -478,19 +479,11 @@ func compressStage(ctx context.Context, opts Options, work chan *job) error {
 		return err
 	}
 	for {
-		t0 := time.Now()
-		var j *job
-		var ok bool
-		select {
-		case j, ok = <-work:
-			if !ok {
-				return nil
-			}
-		case <-ctx.Done():
-			return ctx.Err()
+		j, err := next(ctx, work, &st.Compress)
+		if j == nil {
+			return err
 		}
-		st.Compress.Blocked.Add(int64(time.Since(t0)))
-		t0 = time.Now()
+		t0 := time.Now()
 		meta := codec.ChunkMeta{FileIndex: uint32(j.file.index), Offset: j.off}
 		if opts.Codec.Kind == codec.None {
 			j.unit, j.meta = j.data, codec.Describe(meta, j.data) // no copy

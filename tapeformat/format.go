@@ -287,7 +287,9 @@ func NewDigest(digest string) (hash.Hash, error) {
 	return nil, fmt.Errorf("tapeformat: unknown file digest %q", digest)
 }
 
-// Digest returns the file's digest (hex) as the manifest holds it.
+// Digest returns the file's digest (hex) as the manifest holds it. A
+// manifest whose key does not match the label's digest then fails the
+// comparison like a wrong sum: the two hashes never agree.
 func (mf *ManifestFile) Digest() string {
 	if mf.BLAKE3 != "" {
 		return mf.BLAKE3

@@ -809,14 +809,6 @@ func (r *Reader) loss(f *fileState, off, n int64) {
 	}
 }
 
-// wantDigest is mf's digest in the algorithm the set's label names.
-func (r *Reader) wantDigest(mf *ManifestFile) string {
-	if r.label.Digest == DigestBLAKE3 {
-		return mf.BLAKE3
-	}
-	return mf.SHA256
-}
-
 func (r *Reader) digestName() string {
 	if r.label.Digest == DigestBLAKE3 {
 		return "BLAKE3"
@@ -859,7 +851,7 @@ func (r *Reader) finalize() {
 		f.hdr.Size = mf.Size
 		if f.pos < mf.Size {
 			r.loss(f, f.pos, mf.Size-f.pos)
-		} else if f.hashOK && hex.EncodeToString(f.h.Sum(nil)) != r.wantDigest(&mf) {
+		} else if f.hashOK && hex.EncodeToString(f.h.Sum(nil)) != mf.Digest() {
 			r.lastReason = r.digestName() + " of the file does not match the manifest"
 			r.loss(f, 0, mf.Size)
 		}

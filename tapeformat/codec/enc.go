@@ -76,8 +76,8 @@ func NewEncoder(c Codec, frameSize int) (*Encoder, error) {
 		}
 		// Units are built here from lz4 blocks: through lz4.Writer every
 		// chunk was copied into its block buffer and hashed with XXH32
-		// again (12% of an lz4 backup's CPU); the chunk record's CRC-32C
-		// covers the content. The frame header (its checksum byte is an
+		// again, though the chunk record's CRC-32C covers the content
+		// (without both, an lz4 backup took 6% less time). The frame header (its checksum byte is an
 		// XXH32 the package does not export) is taken from an empty
 		// frame the Writer makes.
 		var hdr appendWriter
