@@ -29,7 +29,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 )
 
 type config struct {
@@ -68,14 +68,14 @@ func main() {
 	flag.StringVar(&c.CompareBin, "compare-bin", "", "another tapestream binary (e.g. before a change): adds \"before:\" twins of the key backup rows, interleaved")
 	flag.Parse()
 	var err error
-	if c.Size, err = sink.ParseSize(c.SizeText); err != nil {
+	if c.Size, err = media.ParseSize(c.SizeText); err != nil {
 		fatal(err)
 	}
 	for _, s := range strings.Split(scaling, ",") {
 		if s = strings.TrimSpace(s); s == "" {
 			continue
 		}
-		n, err := sink.ParseSize(s)
+		n, err := media.ParseSize(s)
 		if err != nil {
 			fatal(err)
 		}

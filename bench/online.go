@@ -16,7 +16,7 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
 	"github.com/tapestream/tapestream/pipeline"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 	"github.com/tapestream/tapestream/workload"
@@ -125,7 +125,7 @@ func backupInProcess(ctx context.Context, src source.Source, set string, workers
 	if err != nil {
 		return nil, err
 	}
-	dst, err := sink.Open(set, sink.Options{Force: true})
+	dst, err := media.Open(set, media.Options{Force: true})
 	if err != nil {
 		sess.Abort(err)
 		return nil, err

@@ -15,7 +15,7 @@ import (
 	"strings"
 
 	"github.com/tapestream/tapestream/restore"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/tapeformat"
 )
 
@@ -106,7 +106,7 @@ func ScanFiles(ctx context.Context, paths []string, o ScanOptions) ([]*Set, erro
 		names = append(names, b)
 	}
 	sort.Strings(names)
-	ro := restore.Options{Sink: sink.Options{RecordSize: o.RecordSize, NextVolumeCmd: o.NextVolumeCmd}}
+	ro := restore.Options{Sink: media.Options{RecordSize: o.RecordSize, NextVolumeCmd: o.NextVolumeCmd}}
 	var out []*Set
 	for _, base := range names {
 		if err := ctx.Err(); err != nil {
@@ -151,16 +151,16 @@ func isSetFile(path string) bool {
 // recorded data.
 func ScanTape(ctx context.Context, target string, o ScanOptions) ([]*Set, *Volume, error) {
 	vol := 1
-	if strings.HasPrefix(target, sink.EmulatedPrefix) {
-		if t, err := sink.ParseEmulatedSpec(target); err == nil && t.Volume > 0 {
+	if strings.HasPrefix(target, media.EmulatedPrefix) {
+		if t, err := media.ParseEmulatedSpec(target); err == nil && t.Volume > 0 {
 			vol = t.Volume
 		}
 	}
 	target = WithVolume(BaseTarget(target), vol)
-	if !strings.HasPrefix(target, sink.EmulatedPrefix) {
+	if !strings.HasPrefix(target, media.EmulatedPrefix) {
 		vol = 0
 	}
-	ro := restore.Options{Sink: sink.Options{RecordSize: o.RecordSize, NextVolumeCmd: o.NextVolumeCmd}}
+	ro := restore.Options{Sink: media.Options{RecordSize: o.RecordSize, NextVolumeCmd: o.NextVolumeCmd}}
 	var out []*Set
 	var volume *Volume
 	label := ""
@@ -169,7 +169,7 @@ func ScanTape(ctx context.Context, target string, o ScanOptions) ([]*Set, *Volum
 			return out, volume, err
 		}
 		kind, vl, err := peekTapeFile(target, n, o.RecordSize)
-		if errors.Is(err, sink.ErrEndOfData) {
+		if errors.Is(err, media.ErrEndOfData) {
 			break
 		}
 		if err != nil {
@@ -218,7 +218,7 @@ func ScanTape(ctx context.Context, target string, o ScanOptions) ([]*Set, *Volum
 }
 
 func peekTapeFile(target string, n, recordSize int) (TapeState, *VolumeLabel, error) {
-	rd, err := sink.OpenReader(target, sink.Options{RecordSize: recordSize, FileNumber: n})
+	rd, err := media.OpenReader(target, media.Options{RecordSize: recordSize, FileNumber: n})
 	if err != nil {
 		return 0, nil, err
 	}

@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 )
 
 // VolumeLabelName is the only member of a tape's volume label file (tape
@@ -39,17 +39,17 @@ const (
 
 // IsTape reports whether target names a tape (device or emulated).
 func IsTape(target string) bool {
-	k := sink.Classify(target)
-	return k == sink.KindTape || k == sink.KindEmulated
+	k := media.Classify(target)
+	return k == media.KindTape || k == media.KindEmulated
 }
 
 // LoadedVolume is the cartridge loaded in an emulated tape drive (its
 // state.json), 0 for a real drive.
 func LoadedVolume(target string) int {
-	if !strings.HasPrefix(target, sink.EmulatedPrefix) {
+	if !strings.HasPrefix(target, media.EmulatedPrefix) {
 		return 0
 	}
-	t, err := sink.ParseEmulatedSpec(target)
+	t, err := media.ParseEmulatedSpec(target)
 	if err != nil {
 		return 0
 	}
@@ -69,7 +69,7 @@ func LoadedVolume(target string) int {
 // WithVolume returns an emulated tape target that reads cartridge n
 // (unchanged for a real drive or n <= 0).
 func WithVolume(target string, n int) string {
-	if n <= 0 || !strings.HasPrefix(target, sink.EmulatedPrefix) {
+	if n <= 0 || !strings.HasPrefix(target, media.EmulatedPrefix) {
 		return target
 	}
 	if strings.Contains(target, "?") {
@@ -80,7 +80,7 @@ func WithVolume(target string, n int) string {
 
 // BaseTarget strips options from an emulated target (tape:PATH).
 func BaseTarget(target string) string {
-	if strings.HasPrefix(target, sink.EmulatedPrefix) {
+	if strings.HasPrefix(target, media.EmulatedPrefix) {
 		p, _, _ := strings.Cut(target, "?")
 		return p
 	}
@@ -89,9 +89,9 @@ func BaseTarget(target string) string {
 
 // ReadVolumeLabel reads tape file 0 of the loaded volume of target.
 func ReadVolumeLabel(target string, recordSize int) (TapeState, *VolumeLabel, error) {
-	rd, err := sink.OpenReader(WithVolume(target, LoadedVolume(target)), sink.Options{RecordSize: recordSize})
+	rd, err := media.OpenReader(WithVolume(target, LoadedVolume(target)), media.Options{RecordSize: recordSize})
 	if err != nil {
-		if errors.Is(err, sink.ErrEndOfData) || errors.Is(err, os.ErrNotExist) {
+		if errors.Is(err, media.ErrEndOfData) || errors.Is(err, os.ErrNotExist) {
 			return TapeBlank, nil, nil
 		}
 		return 0, nil, err
@@ -144,9 +144,9 @@ func WriteVolumeLabel(target string, l VolumeLabel, recordSize int, overwrite bo
 		return err
 	}
 	if recordSize <= 0 {
-		recordSize = sink.DefaultRecordSize
+		recordSize = media.DefaultRecordSize
 	}
-	dst, err := sink.Open(target, sink.Options{RecordSize: recordSize, Overwrite: overwrite})
+	dst, err := media.Open(target, media.Options{RecordSize: recordSize, Overwrite: overwrite})
 	if err != nil {
 		return err
 	}

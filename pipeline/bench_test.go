@@ -16,7 +16,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat"
 	"github.com/tapestream/tapestream/tapeformat/codec"
@@ -209,7 +209,7 @@ func BenchmarkCodecCeiling(b *testing.B) {
 
 // BenchmarkPipeline is a full backup of the bench store to /dev/null
 // through the whole pipeline: session reads with page verification,
-// workers, BLAKE3 digests, writer, tapeformat, stream sink. A full backup
+// workers, BLAKE3 digests, writer, tapeformat, stream media. A full backup
 // truncates the logs it rolled over, so every iteration reads the same
 // databases plus a few logs (a copy backup would add a log per iteration).
 func BenchmarkPipeline(b *testing.B) {
@@ -239,7 +239,7 @@ func BenchmarkPipeline(b *testing.B) {
 						if err != nil {
 							b.Fatal(err)
 						}
-						dst, err := sink.Open("/dev/null", sink.Options{})
+						dst, err := media.Open("/dev/null", media.Options{})
 						if err != nil {
 							b.Fatal(err)
 						}

@@ -41,7 +41,7 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/wal"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat"
 	"github.com/tapestream/tapestream/tapeformat/codec"
@@ -146,7 +146,7 @@ type Result struct {
 	Codec         string        `json:"codec"`
 	Files         []FileResult  `json:"files"`
 	Truncated     []string      `json:"truncated_logs"`
-	Volumes       []sink.VolumeInfo
+	Volumes       []media.VolumeInfo
 	PreviousSetID string `json:"previous_set_id,omitempty"`
 }
 
@@ -174,7 +174,7 @@ type fileJob struct {
 
 // Backup runs a backup session into dst and commits it. On any failure the
 // session and the sink are both aborted.
-func Backup(ctx context.Context, sess source.Session, dst sink.Sink, opts Options) (res *Result, err error) {
+func Backup(ctx context.Context, sess source.Session, dst media.Sink, opts Options) (res *Result, err error) {
 	if err := opts.fill(); err != nil {
 		sess.Abort(err)
 		dst.Abort()
@@ -183,7 +183,7 @@ func Backup(ctx context.Context, sess source.Session, dst sink.Sink, opts Option
 	defer func() {
 		if err != nil {
 			sess.Abort(err)
-			if aerr := dst.Abort(); aerr != nil && !errors.Is(aerr, sink.ErrCommitted) {
+			if aerr := dst.Abort(); aerr != nil && !errors.Is(aerr, media.ErrCommitted) {
 				err = fmt.Errorf("%w (and aborting the destination: %v)", err, aerr)
 			}
 		}
@@ -258,7 +258,7 @@ func Backup(ctx context.Context, sess source.Session, dst sink.Sink, opts Option
 	if err := dst.Commit(); err != nil {
 		return nil, err
 	}
-	// The set is durable: from here on a failure must not abort the sink.
+	// The set is durable: from here on a failure must not abort the media.
 	res.LowGen, res.HighGen = sess.LowGen(), sess.HighGen()
 	res.BytesIn = st.Read.BytesOut.Load()
 	res.BytesOut = st.Compress.BytesOut.Load()

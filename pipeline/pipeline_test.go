@@ -13,7 +13,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat"
 	"github.com/tapestream/tapestream/tapeformat/codec"
@@ -110,7 +110,7 @@ type memSink struct {
 func (m *memSink) NextVolume() error          { return errors.New("single volume") }
 func (m *memSink) Commit() error              { m.committed = true; return nil }
 func (m *memSink) Abort() error               { m.aborted = true; return nil }
-func (m *memSink) Volumes() []sink.VolumeInfo { return nil }
+func (m *memSink) Volumes() []media.VolumeInfo { return nil }
 
 func readBack(t *testing.T, set []byte) map[string][]byte {
 	t.Helper()

@@ -11,7 +11,7 @@ import (
 	"github.com/tapestream/tapestream/engine/mailstore"
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/restore"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 	"github.com/tapestream/tapestream/workload"
@@ -53,7 +53,7 @@ func BenchmarkRestore(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		dst, err := sink.Open(set, sink.Options{})
+		dst, err := media.Open(set, media.Options{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -17,7 +17,7 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/vfs"
 	"github.com/tapestream/tapestream/engine/wal"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/tapeformat"
 )
 
@@ -91,7 +91,7 @@ type stagingSink struct {
 type stagedFile struct {
 	name string
 	f    *os.File
-	w    *sink.FileWriter
+	w    *media.FileWriter
 }
 
 // stagingOp is a write of data at off, or (finish) the file's completion:
@@ -143,7 +143,7 @@ func (s *stagingSink) create(fh *tapeformat.FileHeader, kind string) (bool, erro
 	if s.open == nil {
 		s.open = map[int]*stagedFile{}
 	}
-	s.open[fh.Index] = &stagedFile{name: rel, f: f, w: sink.NewFileWriter(f)}
+	s.open[fh.Index] = &stagedFile{name: rel, f: f, w: media.NewFileWriter(f)}
 	if s.ops == nil {
 		s.ops, s.done, s.back = make(chan stagingOp, 4), make(chan struct{}), make(chan []byte, 8)
 		go s.writer()

@@ -24,7 +24,7 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/wal"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/tapeformat"
 )
 
@@ -88,14 +88,14 @@ func (s *SetInfo) LogRange() (uint32, uint32) {
 
 // Options configure reading sets.
 type Options struct {
-	Sink    sink.Options
+	Sink    media.Options
 	Salvage bool
 }
 
-func openSet(src SetSource, o Options) (sink.Reader, *tapeformat.Reader, error) {
+func openSet(src SetSource, o Options) (media.Reader, *tapeformat.Reader, error) {
 	so := o.Sink
 	so.FileNumber = src.FileNumber
-	rd, err := sink.OpenReader(src.Path, so)
+	rd, err := media.OpenReader(src.Path, so)
 	if err != nil {
 		return nil, nil, err
 	}

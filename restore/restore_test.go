@@ -15,7 +15,7 @@ import (
 	"github.com/tapestream/tapestream/engine/mailstore"
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/restore"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 	"github.com/tapestream/tapestream/workload"
@@ -46,7 +46,7 @@ func makeSet(t *testing.T, size int64) string {
 		t.Fatal(err)
 	}
 	set := filepath.Join(t.TempDir(), "full.tar")
-	dst, err := sink.Open(set, sink.Options{RecordSize: recordSize})
+	dst, err := media.Open(set, media.Options{RecordSize: recordSize})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func makeSet(t *testing.T, size int64) string {
 	return set
 }
 
-func opts() restore.Options { return restore.Options{Sink: sink.Options{RecordSize: recordSize}} }
+func opts() restore.Options { return restore.Options{Sink: media.Options{RecordSize: recordSize}} }
 
 // TestDamagedSet zeroes 1 MiB in the middle of a set: verify names the
 // lost ranges, a restore refuses and writes nothing, --salvage restores

@@ -50,7 +50,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/tapestream/tapestream/engine"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )
 
@@ -236,20 +236,20 @@ func (j *Job) validate(dir string) error {
 		return err
 	}
 	if j.MaxRate != "" {
-		if j.maxRate, err = sink.ParseSize(j.MaxRate); err != nil {
+		if j.maxRate, err = media.ParseSize(j.MaxRate); err != nil {
 			return fmt.Errorf("max_rate: %w", err)
 		}
 	}
-	j.recordSize = sink.DefaultRecordSize
+	j.recordSize = media.DefaultRecordSize
 	if j.BlockSize != "" {
-		n, err := sink.ParseSize(j.BlockSize)
+		n, err := media.ParseSize(j.BlockSize)
 		if err != nil || n <= 0 || n%512 != 0 {
 			return fmt.Errorf("block_size %q: want a multiple of 512", j.BlockSize)
 		}
 		j.recordSize = int(n)
 	}
 	if j.SegmentSize != "" {
-		n, err := sink.ParseSize(j.SegmentSize)
+		n, err := media.ParseSize(j.SegmentSize)
 		if err != nil || n < 64<<10 || n > 1<<30 {
 			return fmt.Errorf("segment_size %q: want 64KiB..1GiB", j.SegmentSize)
 		}
@@ -264,13 +264,13 @@ func (j *Job) validate(dir string) error {
 	case d.Tape != "" && !isTapeTarget(d.Tape):
 		return fmt.Errorf("destination tape %q: want /dev/nstN or tape:PATH", d.Tape)
 	}
-	if d.Tape != "" && strings.HasPrefix(d.Tape, sink.EmulatedPrefix) {
-		t, err := sink.ParseEmulatedSpec(d.Tape)
+	if d.Tape != "" && strings.HasPrefix(d.Tape, media.EmulatedPrefix) {
+		t, err := media.ParseEmulatedSpec(d.Tape)
 		if err != nil {
 			return err
 		}
 		if !filepath.IsAbs(t.Dir) {
-			d.Tape = sink.EmulatedPrefix + absIn(dir, strings.TrimPrefix(d.Tape, sink.EmulatedPrefix))
+			d.Tape = media.EmulatedPrefix + absIn(dir, strings.TrimPrefix(d.Tape, media.EmulatedPrefix))
 		}
 	}
 	d.Dir = absIn(dir, d.Dir)
@@ -287,7 +287,7 @@ func (j *Job) validate(dir string) error {
 		if d.Tape != "" {
 			return errors.New("split_size applies to file destinations only")
 		}
-		if j.splitSize, err = sink.ParseSize(d.SplitSize); err != nil {
+		if j.splitSize, err = media.ParseSize(d.SplitSize); err != nil {
 			return fmt.Errorf("split_size: %w", err)
 		}
 	}
@@ -298,8 +298,8 @@ func (j *Job) validate(dir string) error {
 }
 
 func isTapeTarget(t string) bool {
-	k := sink.Classify(t)
-	return k == sink.KindTape || k == sink.KindEmulated || strings.HasPrefix(t, "/dev/")
+	k := media.Classify(t)
+	return k == media.KindTape || k == media.KindEmulated || strings.HasPrefix(t, "/dev/")
 }
 
 // Job returns the job of that name.

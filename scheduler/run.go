@@ -15,7 +15,7 @@ import (
 	"github.com/tapestream/tapestream/catalog"
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/pipeline"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat"
 )
@@ -493,7 +493,7 @@ func (r *Runner) backupOnce(ctx context.Context, cat *catalog.Catalog, src sourc
 	if typ == engine.Full {
 		fullID = setID
 	}
-	sopts := sink.Options{RecordSize: j.recordSize, VolumeSize: j.splitSize, NextVolumeCmd: j.Destination.NextVolumeCmd, Stderr: r.Stderr}
+	sopts := media.Options{RecordSize: j.recordSize, VolumeSize: j.splitSize, NextVolumeCmd: j.Destination.NextVolumeCmd, Stderr: r.Stderr}
 	loc := catalog.Location{Kind: "file"}
 	var target, volLabel string
 	loaded := 0
@@ -514,7 +514,7 @@ func (r *Runner) backupOnce(ctx context.Context, cat *catalog.Catalog, src sourc
 		target = j.FileName(group, typ, start, setID)
 		loc.Target = target
 	}
-	dst, err := sink.Open(target, sopts)
+	dst, err := media.Open(target, sopts)
 	if err != nil {
 		sess.Abort(err)
 		return nil, nil, err
@@ -647,7 +647,7 @@ func LabelTape(cat *catalog.Catalog, target, label, pool string, recordSize int,
 }
 
 // noteTapeVolumes marks volumes that reached their end as full.
-func (r *Runner) noteTapeVolumes(cat *catalog.Catalog, vols []sink.VolumeInfo, label string, now time.Time) {
+func (r *Runner) noteTapeVolumes(cat *catalog.Catalog, vols []media.VolumeInfo, label string, now time.Time) {
 	if label == "" {
 		return
 	}

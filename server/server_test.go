@@ -22,7 +22,7 @@ import (
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/server"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 	"github.com/tapestream/tapestream/workload"
@@ -99,7 +99,7 @@ func backup(t testing.TB, ctx context.Context, src source.Source, group string, 
 	if err != nil {
 		return nil, err
 	}
-	dst, err := sink.Open(path, sink.Options{})
+	dst, err := media.Open(path, media.Options{})
 	if err != nil {
 		sess.Abort(err)
 		t.Fatal(err)

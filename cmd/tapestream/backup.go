@@ -14,7 +14,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/pipeline"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )
@@ -113,7 +113,7 @@ func runBackup(ctx context.Context, o backupOpts) ([]*pipeline.Result, error) {
 	if len(o.Groups) > 1 && !strings.Contains(o.Output, "{group}") {
 		return nil, usagef("with several --group, -o must contain {group} so that each set gets its own destination")
 	}
-	sopts := sink.Options{Force: o.Force, Append: o.Append, Overwrite: o.Overwrite, NextVolumeCmd: o.NextVolumeCmd, Stderr: o.Err, Stdout: o.stdout}
+	sopts := media.Options{Force: o.Force, Append: o.Append, Overwrite: o.Overwrite, NextVolumeCmd: o.NextVolumeCmd, Stderr: o.Err, Stdout: o.stdout}
 	if o.BlockSize != "" {
 		n, err := parseSize("block-size", o.BlockSize)
 		if err != nil {
@@ -170,7 +170,7 @@ func runBackup(ctx context.Context, o backupOpts) ([]*pipeline.Result, error) {
 		src = l
 	}
 	if o.Output == "-" {
-		defer sink.HandleSIGPIPE()()
+		defer media.HandleSIGPIPE()()
 	}
 	// Each group is its own session and set: one group's failure (a full
 	// disk, a corrupt page) does not abort the others.
@@ -204,13 +204,13 @@ func runBackup(ctx context.Context, o backupOpts) ([]*pipeline.Result, error) {
 	return results, err
 }
 
-func backupGroup(ctx context.Context, src source.Source, group string, typ engine.BackupType, o backupOpts, sopts sink.Options, popts pipeline.Options, mu *sync.Mutex) (*pipeline.Result, error) {
+func backupGroup(ctx context.Context, src source.Source, group string, typ engine.BackupType, o backupOpts, sopts media.Options, popts pipeline.Options, mu *sync.Mutex) (*pipeline.Result, error) {
 	target := strings.ReplaceAll(o.Output, "{group}", group)
 	sess, err := src.Begin(ctx, group, typ, o.Databases)
 	if err != nil {
 		return nil, err
 	}
-	dst, err := sink.Open(target, sopts)
+	dst, err := media.Open(target, sopts)
 	if err != nil {
 		sess.Abort(err)
 		return nil, &sinkError{err}
@@ -262,6 +262,6 @@ func printStageStats(w io.Writer, group string, st *pipeline.Stats) {
 }
 
 func isSinkErr(err error) bool {
-	var se *sink.Error
+	var se *media.Error
 	return errors.As(err, &se)
 }

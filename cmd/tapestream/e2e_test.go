@@ -19,7 +19,7 @@ import (
 	"github.com/tapestream/tapestream/engine/vfs"
 	"github.com/tapestream/tapestream/engine/wal"
 	"github.com/tapestream/tapestream/restore"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/workload"
 )
@@ -372,7 +372,7 @@ func TestSIGINTLeavesNoSet(t *testing.T) {
 	}
 }
 
-func sinkOpts64K() sink.Options { return sink.Options{RecordSize: 64 << 10} }
+func sinkOpts64K() media.Options { return media.Options{RecordSize: 64 << 10} }
 
 // TestRestoreUntil stops replay early: at a generation inside the
 // incremental, and at a commit time; a point before the full's end is

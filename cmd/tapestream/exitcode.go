@@ -9,7 +9,7 @@ import (
 	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/wal"
 	"github.com/tapestream/tapestream/scheduler"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 )
 
 // Exit codes (documented in README "Exit codes"). Every command's error is
@@ -52,7 +52,7 @@ func exitCode(ctx context.Context, err error) int {
 	var ce *corruptionError
 	var se *sinkError
 	var le *wal.LogError
-	var sinkErr *sink.Error
+	var sinkErr *media.Error
 	switch {
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted

@@ -16,7 +16,7 @@ import (
 
 	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/server"
-	"github.com/tapestream/tapestream/sink"
+	"github.com/tapestream/tapestream/media"
 )
 
 func init() { extraCommands = append(extraCommands, newRestoreCmd) }
@@ -139,7 +139,7 @@ func setSources(paths []string, fileNumber int) []restore.SetSource {
 }
 
 func readOptions(blockSize, nextCmd string, salvage bool) (restore.Options, error) {
-	so := sink.Options{NextVolumeCmd: nextCmd}
+	so := media.Options{NextVolumeCmd: nextCmd}
 	if blockSize != "" {
 		n, err := parseSize("block-size", blockSize)
 		if err != nil {

@@ -1,4 +1,4 @@
-package sink
+package media
 
 // A btape-like test suite for tape targets. It runs against the emulated
 // drive always, and against a real drive when TAPESTREAM_TEST_TAPE names

@@ -1,4 +1,4 @@
-// Package sink writes backup sets to their destination and reads them back:
+// Package media writes backup sets to their destination and reads them back:
 // files (atomic, optionally split into volumes), stdout/stdin pipes, Linux
 // st tape drives and file-backed emulated tapes.
 //
@@ -169,4 +169,4 @@
 // must not block it), then cleans up. Afterwards every method fails with
 // ErrAborted; Abort after Commit is a no-op. Volumes is safe to call
 // concurrently. Readers are not safe for concurrent use.
-package sink
+package media

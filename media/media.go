@@ -1,4 +1,4 @@
-package sink
+package media
 
 import (
 	"context"
@@ -177,7 +177,7 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("sink: %s %s: %v", e.Op, e.Target, e.Err)
+	return fmt.Sprintf("%s %s: %v", e.Op, e.Target, e.Err)
 }
 
 func (e *Error) Unwrap() error { return e.Err }

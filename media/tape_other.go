@@ -1,6 +1,6 @@
 //go:build !linux
 
-package sink
+package media
 
 // OpenDrive fails outside Linux: tape drives are supported on Linux only
 // (use an emulated tape, tape:PATH, elsewhere).
