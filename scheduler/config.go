@@ -42,7 +42,6 @@ package scheduler
 import (
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -328,13 +327,3 @@ func (j *Job) FileName(group string, typ engine.BackupType, t time.Time, setID s
 }
 
 // readToken reads a token file (trimmed).
-func readToken(path string) (string, error) {
-	if path == "" {
-		return "", nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(b)), nil
-}

@@ -14,9 +14,10 @@ import (
 
 	"github.com/tapestream/tapestream/catalog"
 	"github.com/tapestream/tapestream/engine"
-	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/source"
+	"github.com/tapestream/tapestream/storeapi"
 	"github.com/tapestream/tapestream/tapeformat"
 )
 
@@ -190,17 +191,20 @@ func (r *Runner) openSource(ctx context.Context, j *Job) (source.Source, error) 
 	if j.Store != "" {
 		return source.OpenLocal(j.Store, engine.Options{})
 	}
-	tok, err := readToken(j.TokenFile)
-	if err != nil {
-		return nil, fmt.Errorf("token_file: %w", err)
+	var tok string
+	var err error
+	if j.TokenFile != "" {
+		if tok, err = storeapi.ReadTokenFile(j.TokenFile); err != nil {
+			return nil, fmt.Errorf("job %s: token_file: %w", j.Name, err)
+		}
 	}
-	ro := source.RemoteOptions{Token: tok}
+	ro := storeapi.RemoteOptions{Token: tok}
 	if j.CAFile != "" {
-		if ro.TLS, err = source.LoadTLS(j.CAFile, "", ""); err != nil {
+		if ro.TLS, err = storeapi.LoadTLS(j.CAFile, "", ""); err != nil {
 			return nil, err
 		}
 	}
-	return source.OpenRemote(j.Server, ro)
+	return storeapi.OpenRemote(j.Server, ro)
 }
 
 // RunJob runs one job at level (slot is the schedule slot it serves, zero

@@ -2,12 +2,12 @@
 // `tapestream backup --server URL` streams from a store another process
 // keeps serving, as an Exchange backup application talks to STORE.EXE over
 // RPC), a small data API (the mail workload runs remotely through it), and
-// health and metrics endpoints. source.Remote is its client.
+// health and metrics endpoints. storeapi.Remote is its client.
 //
 // # Protocol
 //
 // net/http: HTTP/1.1, or HTTP/2 over TLS (ALPN; the server speaks both).
-// source.Remote uses HTTP/1.1 unless asked for HTTP/2: measured over
+// storeapi.Remote uses HTTP/1.1 unless asked for HTTP/2: measured over
 // loopback TLS with zstd on 2 cores, HTTP/1.1 streamed 82-84 MiB/s and Go's
 // HTTP/2 57-59 MiB/s (16 KiB frames through one writer goroutine and flow
 // control), and a backup reads one file at a time anyway. Control calls
@@ -17,20 +17,20 @@
 //	GET  /healthz                          "ok" (no authentication)
 //	GET  /metrics                          Prometheus text format
 //	GET  /v1/groups                        []engine.GroupInfo (Prepare)
-//	GET  /v1/groups/{g}                    GroupStatus (size, checkpoint, log generation)
-//	POST /v1/groups/{g}/backup             BeginRequest → BeginResponse (BackupSetup)
-//	GET  /v1/sessions/{id}/files           FilesResponse (database and streaming files)
+//	GET  /v1/groups/{g}                    storeapi.GroupStatus (size, checkpoint, log generation)
+//	POST /v1/groups/{g}/backup             storeapi.BeginRequest → storeapi.BeginResponse (BackupSetup)
+//	GET  /v1/sessions/{id}/files           storeapi.FilesResponse (database and streaming files)
 //	GET  /v1/sessions/{id}/files/{name}    frame stream (OpenFile + Read… + Close)
-//	POST /v1/sessions/{id}/logs            FilesResponse (forced rollover, log list)
-//	POST /v1/sessions/{id}/truncate        TruncateResponse (TruncateLog)
-//	POST /v1/sessions/{id}/end             EndRequest (InstanceEnd + End; success=false aborts)
+//	POST /v1/sessions/{id}/logs            storeapi.FilesResponse (forced rollover, log list)
+//	POST /v1/sessions/{id}/truncate        storeapi.TruncateResponse (TruncateLog)
+//	POST /v1/sessions/{id}/end             storeapi.EndRequest (InstanceEnd + End; success=false aborts)
 //	POST /v1/sessions/{id}/abort           AbortRequest
 //	POST /v1/sessions/{id}/keepalive       resets the idle timer
-//	POST /v1/groups/{g}/get|scan|commit    data API (GetRequest, ScanRequest, CommitRequest)
-//	POST /v1/restore                       RestoreRequest → RestoreResponse (see below)
+//	POST /v1/groups/{g}/get|scan|commit    data API (storeapi.GetRequest, storeapi.ScanRequest, storeapi.CommitRequest)
+//	POST /v1/restore                       storeapi.RestoreRequest → storeapi.RestoreResponse (see below)
 //
 // A frame is a type byte, a 4-byte big-endian length and the payload:
-// 'S' (JSON FileStart: file, fixed size, header snapshot), then one 'D' per
+// 'S' (JSON storeapi.FileStart: file, fixed size, header snapshot), then one 'D' per
 // 64 KiB chunk as the engine read and verified it, then 'Z' (8-byte total)
 // or 'E' (JSON error: the session failed mid-file, e.g. -1018, or the
 // server is shutting down). The server reads the next chunks ahead while

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/tapestream/tapestream/server"
+	"github.com/tapestream/tapestream/storeapi"
 )
 
 // checkResponse is what every handler must honour for any input: no
@@ -23,7 +24,7 @@ func checkResponse(t *testing.T, method, path string, body []byte, rec *httptest
 		t.Fatalf("%s %q: status %d", method, path, rec.Code)
 	}
 	if rec.Code >= 400 && rec.Code != 405 && strings.HasPrefix(rec.Header().Get("Content-Type"), "application/json") {
-		var eb server.ErrorBody
+		var eb storeapi.ErrorBody
 		if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error.Message == "" {
 			t.Fatalf("%s %q: error body %q: %v", method, path, rec.Body.String(), err)
 		}
@@ -134,7 +135,7 @@ func TestRandomRequests(t *testing.T) {
 		rec := serve(srv, method, path, body, testToken)
 		checkResponse(t, method, path, body, rec)
 		if strings.HasSuffix(path, "/backup") && rec.Code == 200 {
-			var br server.BeginResponse
+			var br storeapi.BeginResponse
 			json.Unmarshal(rec.Body.Bytes(), &br)
 			sessions = append(sessions, br.Session)
 		}

@@ -10,27 +10,8 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/restore"
+	"github.com/tapestream/tapestream/storeapi"
 )
-
-// RestoreRequest restores backup sets that are already on the server host
-// into a new recovery storage group the server then serves:
-// POST /v1/restore. Sets are paths relative to the server's restore
-// directory (Config.RestoreDir), full first.
-type RestoreRequest struct {
-	Sets     []string `json:"sets"`
-	Group    string   `json:"group"`
-	UntilGen uint32   `json:"until_gen,omitempty"`
-	// Replace restores into a group the server owns: it is dismounted,
-	// restored (its later logs replayed: point of failure), recovered and
-	// mounted again. A failed restore mounts the old group again.
-	Replace bool `json:"replace,omitempty"`
-}
-
-// RestoreResponse describes the restored, recovered and mounted group.
-type RestoreResponse struct {
-	Result *restore.Result  `json:"result"`
-	Group  engine.GroupInfo `json:"group"`
-}
 
 // groupByName finds an engine group or a restored recovery group.
 func (s *Server) groupByName(name string) (*engine.Group, error) {
@@ -86,20 +67,20 @@ func (s *Server) closeExtra() error {
 // only (no "..", no absolute path, no symlink out of it).
 func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 	if s.cfg.RestoreDir == "" {
-		s.fail(w, errorf(http.StatusForbidden, "forbidden", "restore is disabled on this server (start it with a restore directory)"))
+		s.fail(w, storeapi.Errorf(http.StatusForbidden, "forbidden", "restore is disabled on this server (start it with a restore directory)"))
 		return
 	}
-	var req RestoreRequest
+	var req storeapi.RestoreRequest
 	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
 		s.fail(w, err)
 		return
 	}
 	if len(req.Sets) == 0 || len(req.Sets) > 256 {
-		s.fail(w, errorf(http.StatusBadRequest, "bad_request", "give 1-256 sets"))
+		s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "give 1-256 sets"))
 		return
 	}
 	if err := engine.ValidName(req.Group); err != nil {
-		s.fail(w, errorf(http.StatusBadRequest, "bad_request", "recovery group: %v", err))
+		s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "recovery group: %v", err))
 		return
 	}
 	root, err := os.OpenRoot(s.cfg.RestoreDir)
@@ -111,12 +92,12 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 	var srcs []restore.SetSource
 	for _, p := range req.Sets {
 		if len(p) > 1024 || !filepath.IsLocal(p) {
-			s.fail(w, errorf(http.StatusBadRequest, "bad_request", "set path %q must be relative to the restore directory and stay inside it", truncate(p, 100)))
+			s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "set path %q must be relative to the restore directory and stay inside it", truncate(p, 100)))
 			return
 		}
 		st, err := root.Stat(p)
 		if err != nil || !st.Mode().IsRegular() {
-			s.fail(w, errorf(http.StatusBadRequest, "bad_request", "set %q is not a file inside the restore directory", truncate(p, 100)))
+			s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "set %q is not a file inside the restore directory", truncate(p, 100)))
 			return
 		}
 		srcs = append(srcs, restore.SetSource{Path: filepath.Join(s.cfg.RestoreDir, filepath.Clean(p))})
@@ -128,16 +109,16 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if _, err := s.groupByName(req.Group); err == nil {
-		s.fail(w, errorf(http.StatusConflict, "exists", "storage group %s exists; restore into a new recovery group", req.Group))
+		s.fail(w, storeapi.Errorf(http.StatusConflict, "exists", "storage group %s exists; restore into a new recovery group", req.Group))
 		return
 	}
 	target := filepath.Join(s.eng.Root(), req.Group)
 	if _, err := os.Lstat(target); err == nil {
-		s.fail(w, errorf(http.StatusConflict, "exists", "directory %s exists", target))
+		s.fail(w, storeapi.Errorf(http.StatusConflict, "exists", "directory %s exists", target))
 		return
 	}
 	if len(s.groups()) >= engine.MaxGroups {
-		s.fail(w, errorf(http.StatusConflict, "exists", "the store already holds %d storage groups", engine.MaxGroups))
+		s.fail(w, storeapi.Errorf(http.StatusConflict, "exists", "the store already holds %d storage groups", engine.MaxGroups))
 		return
 	}
 	tmp, err := os.MkdirTemp(s.eng.Root(), ".serve-restore-")
@@ -168,7 +149,7 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 	if s.closing {
 		s.mu.Unlock()
 		g.Close()
-		s.fail(w, errorf(http.StatusServiceUnavailable, "shutdown", "store server shutting down"))
+		s.fail(w, storeapi.Errorf(http.StatusServiceUnavailable, "shutdown", "store server shutting down"))
 		return
 	}
 	s.extra[req.Group] = g
@@ -176,14 +157,14 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 	s.mu.Unlock()
 	s.metrics.group(req.Group)
 	s.cfg.Logf("restored %d set(s) into recovery group %s in %s", len(srcs), req.Group, time.Since(t0).Round(time.Millisecond))
-	reply(w, RestoreResponse{Result: res, Group: g.Info()})
+	reply(w, storeapi.RestoreResponse{Result: res, Group: g.Info()})
 }
 
 // restoreOwned restores into a live group of the engine: dismount, restore
 // in place under the server's own store lock, recover, mount.
-func (s *Server) restoreOwned(w http.ResponseWriter, r *http.Request, srcs []restore.SetSource, req RestoreRequest) {
+func (s *Server) restoreOwned(w http.ResponseWriter, r *http.Request, srcs []restore.SetSource, req storeapi.RestoreRequest) {
 	if _, err := s.eng.Group(req.Group); err != nil {
-		s.fail(w, errorf(http.StatusNotFound, "not_found", "storage group %s is not a group of this store", req.Group))
+		s.fail(w, storeapi.Errorf(http.StatusNotFound, "not_found", "storage group %s is not a group of this store", req.Group))
 		return
 	}
 	if err := s.eng.DetachGroup(req.Group); err != nil {
@@ -206,5 +187,5 @@ func (s *Server) restoreOwned(w http.ResponseWriter, r *http.Request, srcs []res
 		return
 	}
 	s.cfg.Logf("restored %d set(s) into storage group %s in %s", len(srcs), req.Group, time.Since(t0).Round(time.Millisecond))
-	reply(w, RestoreResponse{Result: res, Group: g.Info()})
+	reply(w, storeapi.RestoreResponse{Result: res, Group: g.Info()})
 }

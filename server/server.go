@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/storeapi"
 )
 
 // Config configures a store server.
@@ -254,14 +255,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="tapestream"`)
-		s.fail(w, errorf(http.StatusUnauthorized, "auth", "missing or wrong bearer token"))
+		s.fail(w, storeapi.Errorf(http.StatusUnauthorized, "auth", "missing or wrong bearer token"))
 		return
 	}
 	s.mu.Lock()
 	closing := s.closing
 	s.mu.Unlock()
 	if closing {
-		s.fail(w, errorf(http.StatusServiceUnavailable, "shutdown", "store server shutting down"))
+		s.fail(w, storeapi.Errorf(http.StatusServiceUnavailable, "shutdown", "store server shutting down"))
 		s.toldIfSession(r)
 		return
 	}
@@ -308,7 +309,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/sessions/{id}/keepalive", s.handleKeepalive)
 	m.HandleFunc("POST /v1/restore", s.handleRestore)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		s.fail(w, errorf(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, truncate(r.URL.Path, 200)))
+		s.fail(w, storeapi.Errorf(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, truncate(r.URL.Path, 200)))
 	})
 	s.mux = m
 }
@@ -321,11 +322,11 @@ func truncate(str string, n int) string {
 }
 
 func (s *Server) fail(w http.ResponseWriter, err error) {
-	st, e := toWire(err)
+	st, e := storeapi.ToWire(err)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(st)
-	json.NewEncoder(w).Encode(ErrorBody{Error: e})
+	json.NewEncoder(w).Encode(storeapi.ErrorBody{Error: e})
 }
 
 func reply(w http.ResponseWriter, v any) {
@@ -342,15 +343,15 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return errorf(http.StatusRequestEntityTooLarge, "too_large", "request body over %d bytes", limit)
+			return storeapi.Errorf(http.StatusRequestEntityTooLarge, "too_large", "request body over %d bytes", limit)
 		}
 		if err == io.EOF {
-			return errorf(http.StatusBadRequest, "bad_request", "empty request body")
+			return storeapi.Errorf(http.StatusBadRequest, "bad_request", "empty request body")
 		}
-		return errorf(http.StatusBadRequest, "bad_request", "invalid request body: %v", err)
+		return storeapi.Errorf(http.StatusBadRequest, "bad_request", "invalid request body: %v", err)
 	}
 	if dec.More() {
-		return errorf(http.StatusBadRequest, "bad_request", "trailing data after the request body")
+		return storeapi.Errorf(http.StatusBadRequest, "bad_request", "trailing data after the request body")
 	}
 	return nil
 }
@@ -359,11 +360,11 @@ func decode(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
 func (s *Server) group(r *http.Request) (*engine.Group, error) {
 	name := r.PathValue("group")
 	if err := engine.ValidName(name); err != nil {
-		return nil, errorf(http.StatusBadRequest, "bad_request", "storage group: %v", err)
+		return nil, storeapi.Errorf(http.StatusBadRequest, "bad_request", "storage group: %v", err)
 	}
 	g, err := s.groupByName(name)
 	if err != nil {
-		return nil, errorf(http.StatusNotFound, "not_found", "%v", err)
+		return nil, storeapi.Errorf(http.StatusNotFound, "not_found", "%v", err)
 	}
 	return g, nil
 }
@@ -384,7 +385,7 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 		busy = busy || se.group == g.Name() && se.es.Err() == nil
 	}
 	s.mu.Unlock()
-	reply(w, GroupStatus{Info: g.Info(), DatabaseSize: g.DatabaseSize(), CheckpointGen: g.CheckpointPos().Gen, CurrentGen: g.CurrentGen(), Backup: busy})
+	reply(w, storeapi.GroupStatus{Info: g.Info(), DatabaseSize: g.DatabaseSize(), CheckpointGen: g.CheckpointPos().Gen, CurrentGen: g.CurrentGen(), Backup: busy})
 }
 
 // ---- backup sessions ----
@@ -425,23 +426,23 @@ func (s *Server) handleBegin(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	var req BeginRequest
+	var req storeapi.BeginRequest
 	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
 		s.fail(w, err)
 		return
 	}
 	typ, err := engine.ParseBackupType(req.Type)
 	if err != nil {
-		s.fail(w, errorf(http.StatusBadRequest, "bad_request", "%v", err))
+		s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "%v", err))
 		return
 	}
 	if len(req.Databases) > 64 {
-		s.fail(w, errorf(http.StatusBadRequest, "bad_request", "too many databases (%d)", len(req.Databases)))
+		s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "too many databases (%d)", len(req.Databases)))
 		return
 	}
 	for _, d := range req.Databases {
 		if err := engine.ValidName(d); err != nil {
-			s.fail(w, errorf(http.StatusBadRequest, "bad_request", "database: %v", err))
+			s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "database: %v", err))
 			return
 		}
 	}
@@ -455,14 +456,14 @@ func (s *Server) handleBegin(w http.ResponseWriter, r *http.Request) {
 	if s.closing {
 		s.mu.Unlock()
 		es.Abort(errors.New("store server shutting down"))
-		s.fail(w, errorf(http.StatusServiceUnavailable, "shutdown", "store server shutting down"))
+		s.fail(w, storeapi.Errorf(http.StatusServiceUnavailable, "shutdown", "store server shutting down"))
 		return
 	}
 	s.sessions[se.id] = se
 	s.mu.Unlock()
 	s.metrics.sessionsStarted.Add(1)
 	s.cfg.Logf("session %s: %s backup of %s started by %s", se.id[:8], typ, g.Name(), r.RemoteAddr)
-	reply(w, BeginResponse{
+	reply(w, storeapi.BeginResponse{
 		Session: se.id, Type: typ.String(), Group: se.info, Databases: es.Databases(),
 		PreviousSetID: es.PreviousSetID(), LowGen: es.LowGen(), IdleTimeoutMS: s.cfg.SessionIdleTimeout.Milliseconds(),
 	})
@@ -473,17 +474,17 @@ func (s *Server) handleBegin(w http.ResponseWriter, r *http.Request) {
 func (s *Server) session(r *http.Request, exclusive bool) (*session, func(), error) {
 	id := r.PathValue("id")
 	if len(id) != 32 || strings.Trim(id, "0123456789abcdef") != "" {
-		return nil, nil, errorf(http.StatusBadRequest, "bad_request", "invalid session id")
+		return nil, nil, storeapi.Errorf(http.StatusBadRequest, "bad_request", "invalid session id")
 	}
 	s.mu.Lock()
 	se := s.sessions[id]
 	s.mu.Unlock()
 	if se == nil {
-		return nil, nil, errorf(http.StatusNotFound, "not_found", "no backup session %s (ended, aborted or timed out)", id)
+		return nil, nil, storeapi.Errorf(http.StatusNotFound, "not_found", "no backup session %s (ended, aborted or timed out)", id)
 	}
 	owner := identity(r)
 	if subtle.ConstantTimeCompare(owner[:], se.owner[:]) != 1 {
-		return nil, nil, errorf(http.StatusForbidden, "forbidden", "backup session %s belongs to another client", id)
+		return nil, nil, storeapi.Errorf(http.StatusForbidden, "forbidden", "backup session %s belongs to another client", id)
 	}
 	se.touch(1)
 	if exclusive {
@@ -569,7 +570,7 @@ func (s *Server) handleDatabaseFiles(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	reply(w, FilesResponse{Files: se.es.DatabaseFiles(), LowGen: se.es.LowGen(), HighGen: se.es.HighGen()})
+	reply(w, storeapi.FilesResponse{Files: se.es.DatabaseFiles(), LowGen: se.es.LowGen(), HighGen: se.es.HighGen()})
 }
 
 func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
@@ -584,7 +585,7 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	reply(w, FilesResponse{Files: logs, LowGen: se.es.LowGen(), HighGen: se.es.HighGen()})
+	reply(w, storeapi.FilesResponse{Files: logs, LowGen: se.es.LowGen(), HighGen: se.es.HighGen()})
 }
 
 func (s *Server) handleTruncate(w http.ResponseWriter, r *http.Request) {
@@ -604,7 +605,7 @@ func (s *Server) handleTruncate(w http.ResponseWriter, r *http.Request) {
 	if names == nil {
 		names = []string{}
 	}
-	reply(w, TruncateResponse{Truncated: names})
+	reply(w, storeapi.TruncateResponse{Truncated: names})
 }
 
 func (s *Server) handleEnd(w http.ResponseWriter, r *http.Request) {
@@ -614,13 +615,13 @@ func (s *Server) handleEnd(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	var req EndRequest
+	var req storeapi.EndRequest
 	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
 		s.fail(w, err)
 		return
 	}
 	if len(req.SetID) > 128 {
-		s.fail(w, errorf(http.StatusBadRequest, "bad_request", "set id over 128 bytes"))
+		s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "set id over 128 bytes"))
 		return
 	}
 	if !req.Success {
@@ -648,7 +649,7 @@ func (s *Server) handleAbort(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	var req AbortRequest
+	var req storeapi.AbortRequest
 	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
 		s.fail(w, err)
 		return
@@ -687,7 +688,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	defer release()
 	name := r.PathValue("name")
 	if name == "" || len(name) > 255 || strings.ContainsAny(name, "/\\\x00") || name == "." || name == ".." {
-		s.fail(w, errorf(http.StatusBadRequest, "bad_request", "invalid file name"))
+		s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "invalid file name"))
 		return
 	}
 	fr, err := se.es.OpenFile(name)
@@ -696,7 +697,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer fr.Close()
-	start, _ := json.Marshal(FileStart{File: fr.Info(), Size: fr.Size(), Header: fr.HeaderSnapshot()})
+	start, _ := json.Marshal(storeapi.FileStart{File: fr.Info(), Size: fr.Size(), Header: fr.HeaderSnapshot()})
 	w.Header().Set("Content-Type", "application/x-tapestream-frames")
 	w.WriteHeader(http.StatusOK)
 	// Frames go straight to the connection: a data frame is one write
@@ -747,7 +748,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 	clientGone := func(err error) {
 		s.abortSession(se, fmt.Sprintf("backup client went away while reading %s: %v", name, err), "disconnected")
 	}
-	if err := WriteFrame(bw, FrameStart, start); err != nil {
+	if err := storeapi.WriteFrame(bw, storeapi.FrameStart, start); err != nil {
 		clientGone(err)
 		return
 	}
@@ -757,7 +758,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 			streamBuffers.Put(c.buf)
 			var b [8]byte
 			binary.BigEndian.PutUint64(b[:], uint64(total))
-			if err := WriteFrame(bw, FrameEnd, b[:]); err == nil {
+			if err := storeapi.WriteFrame(bw, storeapi.FrameEnd, b[:]); err == nil {
 				err = bw.Flush()
 				if err != nil {
 					clientGone(err)
@@ -769,20 +770,20 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		}
 		if c.err != nil {
 			streamBuffers.Put(c.buf)
-			_, e := toWire(c.err)
+			_, e := storeapi.ToWire(c.err)
 			if s.isClosing() {
 				e.Kind = "shutdown"
 				// The client reading this stream is told.
 				defer s.toldIfSession(r)
 			}
-			body, _ := json.Marshal(ErrorBody{Error: e})
-			WriteFrame(bw, FrameError, body)
+			body, _ := json.Marshal(storeapi.ErrorBody{Error: e})
+			storeapi.WriteFrame(bw, storeapi.FrameError, body)
 			bw.Flush()
 			return
 		}
 		deadline()
 		b := *c.buf
-		b[0] = FrameData
+		b[0] = storeapi.FrameData
 		binary.BigEndian.PutUint32(b[1:5], uint32(c.n))
 		_, err := bw.Write(b[:5+c.n])
 		streamBuffers.Put(c.buf)
@@ -810,10 +811,10 @@ func (s *Server) isClosing() bool {
 
 func validTable(db, table string) error {
 	if err := engine.ValidName(db); err != nil {
-		return errorf(http.StatusBadRequest, "bad_request", "database: %v", err)
+		return storeapi.Errorf(http.StatusBadRequest, "bad_request", "database: %v", err)
 	}
 	if table == "" || len(table) > engine.MaxKeyLen {
-		return errorf(http.StatusBadRequest, "bad_request", "table name must be 1-%d bytes", engine.MaxKeyLen)
+		return storeapi.Errorf(http.StatusBadRequest, "bad_request", "table name must be 1-%d bytes", engine.MaxKeyLen)
 	}
 	return nil
 }
@@ -824,7 +825,7 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	var req GetRequest
+	var req storeapi.GetRequest
 	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
 		s.fail(w, err)
 		return
@@ -834,10 +835,10 @@ func (s *Server) handleGet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(req.Key) > engine.MaxKeyLen {
-		s.fail(w, errorf(http.StatusBadRequest, "bad_request", "key over %d bytes", engine.MaxKeyLen))
+		s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "key over %d bytes", engine.MaxKeyLen))
 		return
 	}
-	var resp GetResponse
+	var resp storeapi.GetResponse
 	err = g.View(func(tx *engine.Tx) error {
 		var err error
 		resp.Value, resp.Found, err = tx.Get(req.DB, req.Table, req.Key)
@@ -858,7 +859,7 @@ func (s *Server) handleScan(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	var req ScanRequest
+	var req storeapi.ScanRequest
 	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
 		s.fail(w, err)
 		return
@@ -868,14 +869,14 @@ func (s *Server) handleScan(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(req.Start) > engine.MaxKeyLen+1 {
-		s.fail(w, errorf(http.StatusBadRequest, "bad_request", "start key over %d bytes", engine.MaxKeyLen+1))
+		s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "start key over %d bytes", engine.MaxKeyLen+1))
 		return
 	}
 	limit := req.Limit
 	if limit <= 0 || limit > s.cfg.MaxScanEntries {
 		limit = s.cfg.MaxScanEntries
 	}
-	resp := ScanResponse{Entries: []KV{}}
+	resp := storeapi.ScanResponse{Entries: []storeapi.KV{}}
 	size := 0
 	err = g.View(func(tx *engine.Tx) error {
 		return tx.Scan(req.DB, req.Table, req.Start, func(k, v []byte) error {
@@ -883,7 +884,7 @@ func (s *Server) handleScan(w http.ResponseWriter, r *http.Request) {
 				resp.More = true
 				return errScanFull
 			}
-			resp.Entries = append(resp.Entries, KV{Key: append([]byte(nil), k...), Value: append([]byte(nil), v...)})
+			resp.Entries = append(resp.Entries, storeapi.KV{Key: append([]byte(nil), k...), Value: append([]byte(nil), v...)})
 			size += len(k) + len(v)
 			return nil
 		})
@@ -904,7 +905,7 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request) {
 	// The body must arrive in bounded time (no server-wide ReadTimeout:
 	// it would cancel long file streams).
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(5 * time.Minute))
-	var req CommitRequest
+	var req storeapi.CommitRequest
 	if err := decode(w, r, s.cfg.MaxCommitBytes, &req); err != nil {
 		s.fail(w, err)
 		return
@@ -916,7 +917,7 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if len(wr.Key) == 0 || len(wr.Key) > engine.MaxKeyLen {
-			s.fail(w, errorf(http.StatusBadRequest, "bad_request", "key must be 1-%d bytes", engine.MaxKeyLen))
+			s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "key must be 1-%d bytes", engine.MaxKeyLen))
 			return
 		}
 		n += len(wr.Value)
@@ -930,7 +931,7 @@ func (s *Server) handleCommit(w http.ResponseWriter, r *http.Request) {
 				err = tx.Put(wr.DB, wr.Table, wr.Key, wr.Value)
 			}
 			if err != nil {
-				return errorf(http.StatusBadRequest, "bad_request", "%v", err)
+				return storeapi.Errorf(http.StatusBadRequest, "bad_request", "%v", err)
 			}
 		}
 		return nil

@@ -19,11 +19,12 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/server"
-	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
+	"github.com/tapestream/tapestream/storeapi"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 	"github.com/tapestream/tapestream/workload"
 )
@@ -83,9 +84,9 @@ func (ts *testServer) stop(t testing.TB) {
 	ts.srv = nil
 }
 
-func remote(t testing.TB, url, token string) *source.Remote {
+func remote(t testing.TB, url, token string) *storeapi.Remote {
 	t.Helper()
-	r, err := source.OpenRemote(url, source.RemoteOptions{Token: token})
+	r, err := storeapi.OpenRemote(url, storeapi.RemoteOptions{Token: token})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,7 +180,7 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 }
 
 // groupFree reports whether the group accepts a new backup session.
-func groupFree(t testing.TB, r *source.Remote, group string) bool {
+func groupFree(t testing.TB, r *storeapi.Remote, group string) bool {
 	st, err := r.Status(context.Background(), group)
 	if err != nil {
 		t.Fatal(err)
@@ -260,7 +261,7 @@ func TestAuth(t *testing.T) {
 	ctx := context.Background()
 	for _, tok := range []string{"", "wrong-token-wrong-token", testToken + "x"} {
 		_, err := remote(t, ts.url, tok).Prepare(ctx)
-		var re *server.RemoteError
+		var re *storeapi.RemoteError
 		if !errors.As(err, &re) || re.Status != http.StatusUnauthorized {
 			t.Fatalf("token %q: got %v, want 401", tok, err)
 		}
@@ -468,7 +469,7 @@ func TestShutdownMidBackup(t *testing.T) {
 		_, rerr = f.Read(buf)
 	}
 	<-stopped
-	if !errors.Is(rerr, server.ErrServerShutdown) || !strings.Contains(rerr.Error(), "shutting down") {
+	if !errors.Is(rerr, storeapi.ErrServerShutdown) || !strings.Contains(rerr.Error(), "shutting down") {
 		t.Fatalf("client error on server shutdown: %v", rerr)
 	}
 	f.Close()
@@ -540,7 +541,7 @@ func TestStalledReaderIsAborted(t *testing.T) {
 		return resp
 	}
 	resp := do("POST", "/v1/groups/SG1/backup", `{"type":"full"}`)
-	var br server.BeginResponse
+	var br storeapi.BeginResponse
 	json.NewDecoder(resp.Body).Decode(&br)
 	resp.Body.Close()
 	stream := do("GET", "/v1/sessions/"+br.Session+"/files/Mailbox1.edb", "")
@@ -573,14 +574,14 @@ func TestRestoreIntoRecoveryGroup(t *testing.T) {
 	os.WriteFile(filepath.Join(filepath.Dir(sets), "outside.tar"), []byte("x"), 0o644)
 	os.Symlink("../outside.tar", filepath.Join(sets, "link.tar"))
 	for _, bad := range []string{"../outside.tar", "/etc/passwd", "link.tar", "missing.tar", ""} {
-		if _, err := r.Restore(ctx, server.RestoreRequest{Sets: []string{bad}, Group: "RSG1"}); err == nil || !strings.Contains(err.Error(), "restore directory") {
+		if _, err := r.Restore(ctx, storeapi.RestoreRequest{Sets: []string{bad}, Group: "RSG1"}); err == nil || !strings.Contains(err.Error(), "restore directory") {
 			t.Errorf("restore of %q: %v", bad, err)
 		}
 	}
-	if _, err := r.Restore(ctx, server.RestoreRequest{Sets: []string{"full.tar"}, Group: "SG1"}); err == nil {
+	if _, err := r.Restore(ctx, storeapi.RestoreRequest{Sets: []string{"full.tar"}, Group: "SG1"}); err == nil {
 		t.Error("restore over the live group accepted")
 	}
-	res, err := r.Restore(ctx, server.RestoreRequest{Sets: []string{"full.tar"}, Group: "RSG1"})
+	res, err := r.Restore(ctx, storeapi.RestoreRequest{Sets: []string{"full.tar"}, Group: "RSG1"})
 	if err != nil {
 		t.Fatalf("restore: %v", err)
 	}
@@ -659,10 +660,10 @@ func TestRestoreIntoOwnedGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Restore(ctx, server.RestoreRequest{Sets: []string{"nope.tar"}, Group: "SG1", Replace: true}); err == nil {
+	if _, err := r.Restore(ctx, storeapi.RestoreRequest{Sets: []string{"nope.tar"}, Group: "SG1", Replace: true}); err == nil {
 		t.Fatal("restore of a missing set accepted")
 	}
-	res, err := r.Restore(ctx, server.RestoreRequest{Sets: []string{"full.tar"}, Group: "SG1", Replace: true})
+	res, err := r.Restore(ctx, storeapi.RestoreRequest{Sets: []string{"full.tar"}, Group: "SG1", Replace: true})
 	if err != nil {
 		t.Fatalf("restore into the owned group: %v", err)
 	}

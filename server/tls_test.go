@@ -19,7 +19,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/server"
-	"github.com/tapestream/tapestream/source"
+	"github.com/tapestream/tapestream/storeapi"
 )
 
 type testCA struct {
@@ -89,7 +89,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	clientCfg := func(certs ...tls.Certificate) *tls.Config {
 		return &tls.Config{RootCAs: ca.pool, Certificates: certs}
 	}
-	a, err := source.OpenRemote(url, source.RemoteOptions{Token: testToken, TLS: clientCfg(ca.issue(t, "alice", false))})
+	a, err := storeapi.OpenRemote(url, storeapi.RemoteOptions{Token: testToken, TLS: clientCfg(ca.issue(t, "alice", false))})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +100,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	}
 
 	// No client certificate: the handshake fails.
-	nc, _ := source.OpenRemote(url, source.RemoteOptions{Token: testToken, TLS: clientCfg()})
+	nc, _ := storeapi.OpenRemote(url, storeapi.RemoteOptions{Token: testToken, TLS: clientCfg()})
 	if _, err := nc.Prepare(ctx); err == nil {
 		t.Fatal("a client without a certificate was served")
 	}
@@ -120,7 +120,7 @@ func TestTLSClientCertificates(t *testing.T) {
 		return resp
 	}
 	resp := do(alice, "POST", "/v1/groups/SG1/backup", `{"type":"copy"}`)
-	var br server.BeginResponse
+	var br storeapi.BeginResponse
 	json.NewDecoder(resp.Body).Decode(&br)
 	resp.Body.Close()
 	if resp.StatusCode != 200 || resp.Proto != "HTTP/2.0" {

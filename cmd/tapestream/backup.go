@@ -13,8 +13,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapestream/tapestream/engine"
-	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )

@@ -18,8 +18,8 @@ import (
 	"github.com/tapestream/tapestream/engine/mailstore"
 	"github.com/tapestream/tapestream/engine/vfs"
 	"github.com/tapestream/tapestream/engine/wal"
-	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/workload"
 )

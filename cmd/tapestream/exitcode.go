@@ -8,8 +8,8 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/wal"
-	"github.com/tapestream/tapestream/scheduler"
 	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/scheduler"
 )
 
 // Exit codes (documented in README "Exit codes"). Every command's error is

@@ -14,9 +14,9 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
-	"github.com/tapestream/tapestream/restore"
-	"github.com/tapestream/tapestream/server"
 	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/restore"
+	"github.com/tapestream/tapestream/storeapi"
 )
 
 func init() { extraCommands = append(extraCommands, newRestoreCmd) }
@@ -100,7 +100,7 @@ func runRestoreRemote(ctx context.Context, o restoreOpts) error {
 		return err
 	}
 	defer r.Close()
-	res, err := r.Restore(ctx, server.RestoreRequest{Sets: o.Sets, Group: o.Group, UntilGen: untilGen, Replace: o.Replace})
+	res, err := r.Restore(ctx, storeapi.RestoreRequest{Sets: o.Sets, Group: o.Group, UntilGen: untilGen, Replace: o.Replace})
 	if err != nil {
 		return err
 	}

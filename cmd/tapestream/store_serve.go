@@ -18,7 +18,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/server"
-	"github.com/tapestream/tapestream/source"
+	"github.com/tapestream/tapestream/storeapi"
 	"github.com/tapestream/tapestream/workload"
 )
 
@@ -87,7 +87,7 @@ func runStoreServe(ctx context.Context, o storeServeOpts) error {
 	cfg := server.Config{SessionIdleTimeout: o.SessionTimeout, NoAuth: o.InsecureNoAuth, RestoreDir: o.RestoreDir}
 	switch {
 	case o.TokenFile != "":
-		tok, err := server.ReadTokenFile(o.TokenFile)
+		tok, err := storeapi.ReadTokenFile(o.TokenFile)
 		if err != nil {
 			return usagef(err.Error())
 		}
@@ -205,23 +205,23 @@ func addRemoteFlags(c *cobra.Command, r *remoteFlags) {
 }
 
 // open connects to the store server.
-func (r remoteFlags) open() (*source.Remote, error) {
-	ro := source.RemoteOptions{}
+func (r remoteFlags) open() (*storeapi.Remote, error) {
+	ro := storeapi.RemoteOptions{}
 	if r.TokenFile != "" {
-		tok, err := server.ReadTokenFile(r.TokenFile)
+		tok, err := storeapi.ReadTokenFile(r.TokenFile)
 		if err != nil {
 			return nil, usagef(err.Error())
 		}
 		ro.Token = tok
 	}
 	if r.TLSCA != "" || r.TLSCert != "" || r.TLSKey != "" {
-		t, err := source.LoadTLS(r.TLSCA, r.TLSCert, r.TLSKey)
+		t, err := storeapi.LoadTLS(r.TLSCA, r.TLSCert, r.TLSKey)
 		if err != nil {
 			return nil, usagef(err.Error())
 		}
 		ro.TLS = t
 	}
-	rem, err := source.OpenRemote(r.Server, ro)
+	rem, err := storeapi.OpenRemote(r.Server, ro)
 	if err != nil {
 		return nil, usagef(err.Error())
 	}

@@ -1,4 +1,4 @@
-package source
+package storeapi
 
 import (
 	"context"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
-	"github.com/tapestream/tapestream/server"
+	"github.com/tapestream/tapestream/source"
 )
 
 // fakeServer answers begin with a session and streams whatever frames
@@ -24,10 +24,10 @@ func fakeServer(t *testing.T, frames func(w io.Writer)) *Remote {
 	mux.HandleFunc("POST /v1/groups/{g}/backup", func(w http.ResponseWriter, r *http.Request) {
 		if r.PathValue("g") == "BUSY" {
 			w.WriteHeader(http.StatusConflict)
-			json.NewEncoder(w).Encode(server.ErrorBody{Error: server.Error{Kind: "ese", Code: engine.CodeBackupInProgress, Group: "BUSY", Message: "storage group BUSY: a full backup is already in progress (-505)"}})
+			json.NewEncoder(w).Encode(ErrorBody{Error: Error{Kind: "ese", Code: engine.CodeBackupInProgress, Group: "BUSY", Message: "storage group BUSY: a full backup is already in progress (-505)"}})
 			return
 		}
-		json.NewEncoder(w).Encode(server.BeginResponse{Session: strings.Repeat("a", 32), Type: "full", Group: engine.GroupInfo{Name: "SG1"}, IdleTimeoutMS: 60000})
+		json.NewEncoder(w).Encode(BeginResponse{Session: strings.Repeat("a", 32), Type: "full", Group: engine.GroupInfo{Name: "SG1"}, IdleTimeoutMS: 60000})
 	})
 	mux.HandleFunc("GET /v1/sessions/{id}/files/{name}", func(w http.ResponseWriter, r *http.Request) { frames(w) })
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("{}")) })
@@ -42,11 +42,11 @@ func fakeServer(t *testing.T, frames func(w io.Writer)) *Remote {
 }
 
 func startFrame(kind engine.FileKind, size int64) []byte {
-	b, _ := json.Marshal(server.FileStart{File: engine.BackupFile{Name: "Mailbox1.edb", Kind: kind}, Size: size})
+	b, _ := json.Marshal(FileStart{File: engine.BackupFile{Name: "Mailbox1.edb", Kind: kind}, Size: size})
 	return b
 }
 
-func open(t *testing.T, r *Remote) File {
+func open(t *testing.T, r *Remote) source.File {
 	t.Helper()
 	s, err := r.Begin(context.Background(), "SG1", engine.Full, nil)
 	if err != nil {
@@ -63,12 +63,12 @@ func open(t *testing.T, r *Remote) File {
 
 func TestRemoteVerifiesPagesAfterTheNetwork(t *testing.T) {
 	r := fakeServer(t, func(w io.Writer) {
-		server.WriteFrame(w, server.FrameStart, startFrame(engine.KindDatabase, engine.ChunkSize))
+		WriteFrame(w, FrameStart, startFrame(engine.KindDatabase, engine.ChunkSize))
 		chunk := make([]byte, engine.ChunkSize)
 		for i := range chunk {
 			chunk[i] = byte(i * 7) // garbage: no valid page
 		}
-		server.WriteFrame(w, server.FrameData, chunk)
+		WriteFrame(w, FrameData, chunk)
 	})
 	f := open(t, r)
 	_, err := f.Read(make([]byte, engine.ChunkSize))
@@ -79,29 +79,29 @@ func TestRemoteVerifiesPagesAfterTheNetwork(t *testing.T) {
 
 func TestRemoteStreamErrors(t *testing.T) {
 	eseFrame := func(w io.Writer) {
-		server.WriteFrame(w, server.FrameStart, startFrame(engine.KindLog, 2*engine.ChunkSize))
-		server.WriteFrame(w, server.FrameData, make([]byte, engine.ChunkSize))
-		b, _ := json.Marshal(server.ErrorBody{Error: server.Error{Kind: "ese", Code: engine.CodeLogReadVerifyFailure, Group: "SG1", Message: "log bad"}})
-		server.WriteFrame(w, server.FrameError, b)
+		WriteFrame(w, FrameStart, startFrame(engine.KindLog, 2*engine.ChunkSize))
+		WriteFrame(w, FrameData, make([]byte, engine.ChunkSize))
+		b, _ := json.Marshal(ErrorBody{Error: Error{Kind: "ese", Code: engine.CodeLogReadVerifyFailure, Group: "SG1", Message: "log bad"}})
+		WriteFrame(w, FrameError, b)
 	}
 	cut := func(w io.Writer) {
-		server.WriteFrame(w, server.FrameStart, startFrame(engine.KindLog, 2*engine.ChunkSize))
-		w.Write([]byte{server.FrameData, 0, 1, 0, 0, 1, 2, 3})
+		WriteFrame(w, FrameStart, startFrame(engine.KindLog, 2*engine.ChunkSize))
+		w.Write([]byte{FrameData, 0, 1, 0, 0, 1, 2, 3})
 	}
 	overrun := func(w io.Writer) {
-		server.WriteFrame(w, server.FrameStart, startFrame(engine.KindLog, 100))
-		server.WriteFrame(w, server.FrameData, make([]byte, 200))
+		WriteFrame(w, FrameStart, startFrame(engine.KindLog, 100))
+		WriteFrame(w, FrameData, make([]byte, 200))
 	}
 	short := func(w io.Writer) {
-		server.WriteFrame(w, server.FrameStart, startFrame(engine.KindLog, 100))
-		server.WriteFrame(w, server.FrameData, make([]byte, 50))
+		WriteFrame(w, FrameStart, startFrame(engine.KindLog, 100))
+		WriteFrame(w, FrameData, make([]byte, 50))
 		var b [8]byte
 		binary.BigEndian.PutUint64(b[:], 50)
-		server.WriteFrame(w, server.FrameEnd, b[:])
+		WriteFrame(w, FrameEnd, b[:])
 	}
 	huge := func(w io.Writer) {
-		server.WriteFrame(w, server.FrameStart, startFrame(engine.KindLog, 100))
-		w.Write([]byte{server.FrameData, 0x7f, 0, 0, 0})
+		WriteFrame(w, FrameStart, startFrame(engine.KindLog, 100))
+		w.Write([]byte{FrameData, 0x7f, 0, 0, 0})
 	}
 	for name, tc := range map[string]struct {
 		frames func(io.Writer)

@@ -1,4 +1,4 @@
-package server
+package storeapi
 
 import (
 	"bufio"
@@ -13,8 +13,6 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
 )
-
-// Wire types shared by the server and the remote source (source/remote.go).
 
 // APIVersion is the path prefix of every call but /healthz and /metrics.
 const APIVersion = "/v1"
@@ -185,14 +183,14 @@ func ReadFrameHeader(r *bufio.Reader) (typ byte, n int, err error) {
 	return h[0], n, nil
 }
 
-// toWire describes err for a client.
-func toWire(err error) (int, Error) {
+// ToWire describes err for a client: its HTTP status and error body.
+func ToWire(err error) (int, Error) {
 	var ee *engine.ESEError
 	var pe *page.PageError
-	var he *httpError
+	var he *StatusError
 	switch {
 	case errors.As(err, &he):
-		return he.status, Error{Kind: he.kind, Message: he.msg}
+		return he.Status, Error{Kind: he.Kind, Message: he.Msg}
 	case errors.As(err, &ee):
 		st := http.StatusUnprocessableEntity
 		if ee.Code == engine.CodeBackupInProgress {
@@ -251,17 +249,18 @@ func FromWire(status int, e Error) error {
 	return &RemoteError{Status: status, Kind: e.Kind, Msg: e.Message}
 }
 
-// httpError is a protocol-level failure with its status.
-type httpError struct {
-	status int
-	kind   string
-	msg    string
+// StatusError is a protocol-level failure with its HTTP status and kind.
+type StatusError struct {
+	Status int
+	Kind   string
+	Msg    string
 }
 
-func (e *httpError) Error() string { return e.msg }
+func (e *StatusError) Error() string { return e.Msg }
 
-func errorf(status int, kind, format string, args ...any) error {
-	return &httpError{status: status, kind: kind, msg: fmt.Sprintf(format, args...)}
+// Errorf builds a *StatusError.
+func Errorf(status int, kind, format string, args ...any) error {
+	return &StatusError{Status: status, Kind: kind, Msg: fmt.Sprintf(format, args...)}
 }
 
 // ReadTokenFile reads a bearer token (surrounding white space trimmed). The

@@ -1,4 +1,4 @@
-package source
+package storeapi
 
 import (
 	"bufio"
@@ -22,7 +22,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
-	"github.com/tapestream/tapestream/server"
+	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/workload"
 )
 
@@ -143,12 +143,12 @@ func (r *Remote) do(ctx context.Context, method, path string, body any) (*http.R
 	}
 	if resp.StatusCode/100 != 2 {
 		defer resp.Body.Close()
-		var eb server.ErrorBody
+		var eb ErrorBody
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		if json.Unmarshal(b, &eb) != nil || eb.Error.Message == "" {
-			eb.Error = server.Error{Kind: "internal", Message: fmt.Sprintf("store server %s: %s: %s", r.base.Host, resp.Status, strings.TrimSpace(string(b[:min(len(b), 200)])))}
+			eb.Error = Error{Kind: "internal", Message: fmt.Sprintf("store server %s: %s: %s", r.base.Host, resp.Status, strings.TrimSpace(string(b[:min(len(b), 200)])))}
 		}
-		return nil, server.FromWire(resp.StatusCode, eb.Error)
+		return nil, FromWire(resp.StatusCode, eb.Error)
 	}
 	return resp, nil
 }
@@ -178,8 +178,8 @@ func (r *Remote) Prepare(ctx context.Context) ([]engine.GroupInfo, error) {
 }
 
 // Status reports a group's state (size, checkpoint, current generation).
-func (r *Remote) Status(ctx context.Context, group string) (*server.GroupStatus, error) {
-	var st server.GroupStatus
+func (r *Remote) Status(ctx context.Context, group string) (*GroupStatus, error) {
+	var st GroupStatus
 	if err := r.call(ctx, http.MethodGet, "/v1/groups/"+url.PathEscape(group), nil, &st); err != nil {
 		return nil, err
 	}
@@ -187,9 +187,9 @@ func (r *Remote) Status(ctx context.Context, group string) (*server.GroupStatus,
 }
 
 // Begin implements Source.
-func (r *Remote) Begin(ctx context.Context, group string, typ engine.BackupType, databases []string) (Session, error) {
-	var br server.BeginResponse
-	if err := r.call(ctx, http.MethodPost, "/v1/groups/"+url.PathEscape(group)+"/backup", server.BeginRequest{Type: typ.String(), Databases: databases}, &br); err != nil {
+func (r *Remote) Begin(ctx context.Context, group string, typ engine.BackupType, databases []string) (source.Session, error) {
+	var br BeginResponse
+	if err := r.call(ctx, http.MethodPost, "/v1/groups/"+url.PathEscape(group)+"/backup", BeginRequest{Type: typ.String(), Databases: databases}, &br); err != nil {
 		return nil, err
 	}
 	rs := &remoteSession{r: r, typ: typ, resp: br, low: br.LowGen, stop: make(chan struct{})}
@@ -211,7 +211,7 @@ func (r *Remote) Close() error {
 type remoteSession struct {
 	r    *Remote
 	typ  engine.BackupType
-	resp server.BeginResponse
+	resp BeginResponse
 
 	mu        sync.Mutex
 	low, high uint32
@@ -220,7 +220,7 @@ type remoteSession struct {
 	stopOnce sync.Once
 	hbDone   sync.WaitGroup
 	// finished: End succeeded or Abort was sent; nothing more to tell
-	// the server.
+	// the
 	finished bool
 }
 
@@ -241,7 +241,7 @@ func (s *remoteSession) heartbeat(every time.Duration) {
 		ctx, cancel := context.WithTimeout(context.Background(), every)
 		err := s.r.call(ctx, http.MethodPost, s.path("/keepalive"), nil, nil)
 		cancel()
-		var re *server.RemoteError
+		var re *RemoteError
 		if errors.As(err, &re) && (re.Kind == "not_found" || re.Kind == "shutdown") {
 			return
 		}
@@ -270,7 +270,7 @@ func (s *remoteSession) HighGen() uint32 {
 }
 
 func (s *remoteSession) DatabaseFiles(ctx context.Context) ([]engine.BackupFile, error) {
-	var fr server.FilesResponse
+	var fr FilesResponse
 	if err := s.r.call(ctx, http.MethodGet, s.path("/files"), nil, &fr); err != nil {
 		return nil, err
 	}
@@ -278,7 +278,7 @@ func (s *remoteSession) DatabaseFiles(ctx context.Context) ([]engine.BackupFile,
 }
 
 func (s *remoteSession) LogFiles(ctx context.Context) ([]engine.BackupFile, error) {
-	var fr server.FilesResponse
+	var fr FilesResponse
 	if err := s.r.call(ctx, http.MethodPost, s.path("/logs"), struct{}{}, &fr); err != nil {
 		return nil, err
 	}
@@ -292,7 +292,7 @@ func (s *remoteSession) Truncate(ctx context.Context) ([]string, error) {
 	if !s.typ.Truncates() {
 		return nil, nil
 	}
-	var tr server.TruncateResponse
+	var tr TruncateResponse
 	if err := s.r.call(ctx, http.MethodPost, s.path("/truncate"), struct{}{}, &tr); err != nil {
 		return nil, err
 	}
@@ -300,7 +300,7 @@ func (s *remoteSession) Truncate(ctx context.Context) ([]string, error) {
 }
 
 func (s *remoteSession) End(ctx context.Context, success bool, setID string) error {
-	err := s.r.call(ctx, http.MethodPost, s.path("/end"), server.EndRequest{Success: success, SetID: setID}, nil)
+	err := s.r.call(ctx, http.MethodPost, s.path("/end"), EndRequest{Success: success, SetID: setID}, nil)
 	if err == nil {
 		s.mu.Lock()
 		s.finished = true
@@ -328,19 +328,19 @@ func (s *remoteSession) Abort(reason error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = s.r.call(ctx, http.MethodPost, s.path("/abort"), server.AbortRequest{Reason: msg[:min(len(msg), 512)]}, nil)
+	_ = s.r.call(ctx, http.MethodPost, s.path("/abort"), AbortRequest{Reason: msg[:min(len(msg), 512)]}, nil)
 }
 
 // OpenFile starts the file's stream: one request, the server sends every
 // chunk without waiting to be asked.
-func (s *remoteSession) OpenFile(ctx context.Context, name string) (File, error) {
+func (s *remoteSession) OpenFile(ctx context.Context, name string) (source.File, error) {
 	resp, err := s.r.do(ctx, http.MethodGet, s.path("/files/"+url.PathEscape(name)), nil)
 	if err != nil {
 		return nil, err
 	}
 	f := &remoteFile{s: s, body: resp.Body, br: bufio.NewReaderSize(resp.Body, 256<<10)}
-	typ, n, err := server.ReadFrameHeader(f.br)
-	if err == nil && typ != server.FrameStart {
+	typ, n, err := ReadFrameHeader(f.br)
+	if err == nil && typ != FrameStart {
 		err = f.frameErr(typ, n)
 	}
 	if err == nil {
@@ -361,7 +361,7 @@ type remoteFile struct {
 	s      *remoteSession
 	body   io.ReadCloser
 	br     *bufio.Reader
-	start  server.FileStart
+	start  FileStart
 	off    int64
 	verify bool
 	done   bool
@@ -374,18 +374,18 @@ func (f *remoteFile) HeaderSnapshot() []byte  { return f.start.Header }
 
 // frameErr turns an unexpected or error frame into an error.
 func (f *remoteFile) frameErr(typ byte, n int) error {
-	if typ != server.FrameError {
+	if typ != FrameError {
 		return fmt.Errorf("store server %s: unexpected stream frame %q", f.s.r.base.Host, typ)
 	}
 	b := make([]byte, n)
 	if _, err := io.ReadFull(f.br, b); err != nil {
 		return err
 	}
-	var eb server.ErrorBody
+	var eb ErrorBody
 	if err := json.Unmarshal(b, &eb); err != nil {
 		return fmt.Errorf("store server %s: bad error frame: %w", f.s.r.base.Host, err)
 	}
-	return server.FromWire(http.StatusOK, eb.Error)
+	return FromWire(http.StatusOK, eb.Error)
 }
 
 // Read returns the next chunk as the server sent it (64 KiB but the last).
@@ -400,13 +400,13 @@ func (f *remoteFile) Read(p []byte) (int, error) {
 	if len(p) < engine.ChunkSize {
 		return 0, fmt.Errorf("backup read buffer of %d bytes; need %d", len(p), engine.ChunkSize)
 	}
-	typ, n, err := server.ReadFrameHeader(f.br)
+	typ, n, err := ReadFrameHeader(f.br)
 	if err != nil {
 		f.err = fmt.Errorf("store server %s: reading %s at %d: %w", f.s.r.base.Host, f.start.File.Name, f.off, err)
 		return 0, f.err
 	}
 	switch typ {
-	case server.FrameData:
+	case FrameData:
 		if n > len(p) || n > engine.ChunkSize || f.off+int64(n) > f.start.Size {
 			f.err = fmt.Errorf("store server %s: %s: chunk of %d bytes at %d overruns the file (%d bytes)", f.s.r.base.Host, f.start.File.Name, n, f.off, f.start.Size)
 			return 0, f.err
@@ -427,7 +427,7 @@ func (f *remoteFile) Read(p []byte) (int, error) {
 		}
 		f.off += int64(n)
 		return n, nil
-	case server.FrameEnd:
+	case FrameEnd:
 		b := make([]byte, n)
 		if _, err := io.ReadFull(f.br, b); err != nil || n != 8 {
 			f.err = fmt.Errorf("store server %s: bad end frame: %v", f.s.r.base.Host, err)
@@ -500,7 +500,7 @@ func (st *RemoteStore) Update(fn func(workload.Tx) error) error {
 	if len(tx.writes) == 0 {
 		return nil
 	}
-	req := server.CommitRequest{}
+	req := CommitRequest{}
 	tables := make([]string, 0, len(tx.writes))
 	for t := range tx.writes {
 		tables = append(tables, t)
@@ -509,7 +509,7 @@ func (st *RemoteStore) Update(fn func(workload.Tx) error) error {
 	for _, t := range tables {
 		db, table, _ := strings.Cut(t, "\x00")
 		for k, v := range tx.writes[t] {
-			w := server.Write{DB: db, Table: table, Key: []byte(k)}
+			w := Write{DB: db, Table: table, Key: []byte(k)}
 			if v == nil {
 				w.Delete = true
 			} else {
@@ -548,8 +548,8 @@ func (tx *remoteTx) Get(db, table string, key []byte) ([]byte, bool, error) {
 		}
 		return bytes.Clone(*w), true, nil
 	}
-	var gr server.GetResponse
-	if err := tx.st.r.call(context.Background(), http.MethodPost, tx.st.path("/get"), server.GetRequest{DB: db, Table: table, Key: key}, &gr); err != nil {
+	var gr GetResponse
+	if err := tx.st.r.call(context.Background(), http.MethodPost, tx.st.path("/get"), GetRequest{DB: db, Table: table, Key: key}, &gr); err != nil {
 		return nil, false, err
 	}
 	if gr.Found && gr.Value == nil {
@@ -617,8 +617,8 @@ func (tx *remoteTx) Scan(db, table string, start []byte, fn func(key, value []by
 	}
 	cur := bytes.Clone(start)
 	for {
-		var sr server.ScanResponse
-		if err := tx.st.r.call(context.Background(), http.MethodPost, tx.st.path("/scan"), server.ScanRequest{DB: db, Table: table, Start: cur}, &sr); err != nil {
+		var sr ScanResponse
+		if err := tx.st.r.call(context.Background(), http.MethodPost, tx.st.path("/scan"), ScanRequest{DB: db, Table: table, Start: cur}, &sr); err != nil {
 			return err
 		}
 		for _, e := range sr.Entries {
@@ -645,13 +645,13 @@ func (tx *remoteTx) Scan(db, table string, start []byte, fn func(key, value []by
 }
 
 var _ workload.Store = (*RemoteStore)(nil)
-var _ Source = (*Remote)(nil)
+var _ source.Source = (*Remote)(nil)
 
 // Restore asks the server to restore backup sets already on its host
 // (paths relative to its restore directory, full first) into a new
 // recovery storage group, which it recovers and then serves.
-func (r *Remote) Restore(ctx context.Context, req server.RestoreRequest) (*server.RestoreResponse, error) {
-	var out server.RestoreResponse
+func (r *Remote) Restore(ctx context.Context, req RestoreRequest) (*RestoreResponse, error) {
+	var out RestoreResponse
 	if err := r.call(ctx, http.MethodPost, "/v1/restore", req, &out); err != nil {
 		return nil, err
 	}
