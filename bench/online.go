@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"context"
 	"errors"
 	"fmt"
@@ -15,8 +17,8 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
-	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 	"github.com/tapestream/tapestream/workload"
@@ -121,7 +123,7 @@ func onlinePhase(ctx context.Context, c *config, st *storeInfo) (*onlineResult, 
 }
 
 func backupInProcess(ctx context.Context, src source.Source, set string, workers int) (*pipeline.Result, error) {
-	sess, err := src.Begin(ctx, "SG1", engine.Full, nil)
+	sess, err := src.Begin(ctx, "SG1", ese.Full, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -19,6 +19,8 @@
 package catalog
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -42,14 +44,6 @@ const (
 	// StatusMissing marks a complete set whose files were found gone
 	// (deleted by hand); it no longer counts for chains or restores.
 	StatusMissing = "missing"
-)
-
-// Set types (the tapeformat/engine names).
-const (
-	TypeFull         = "full"
-	TypeIncremental  = "incremental"
-	TypeDifferential = "differential"
-	TypeCopy         = "copy"
 )
 
 var (
@@ -103,16 +97,16 @@ type Location struct {
 
 // Set is one backup set.
 type Set struct {
-	ID             string    `json:"id"`
-	Job            string    `json:"job,omitempty"`
-	Group          string    `json:"group"`
-	GroupSignature string    `json:"group_signature,omitempty"`
-	Databases      []string  `json:"databases"`
-	Type           string    `json:"type"`
-	Status         string    `json:"status"`
-	Created        time.Time `json:"created"`
-	LowGen         uint32    `json:"log_first_generation"`
-	HighGen        uint32    `json:"log_last_generation"`
+	ID             string         `json:"id"`
+	Job            string         `json:"job,omitempty"`
+	Group          string         `json:"group"`
+	GroupSignature string         `json:"group_signature,omitempty"`
+	Databases      []string       `json:"databases"`
+	Type           ese.BackupType `json:"type"`
+	Status         string         `json:"status"`
+	Created        time.Time      `json:"created"`
+	LowGen         uint32         `json:"log_first_generation"`
+	HighGen        uint32         `json:"log_last_generation"`
 	// ParentID is the set this one continues (the engine's header and the
 	// label's PreviousSetID): the full or previous incremental for an
 	// incremental, the full for a differential; empty for full and copy.

@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"errors"
 	"fmt"
 	"os"
@@ -71,7 +73,7 @@ func (ix Index) Path(id string) ([]*Set, error) {
 			return nil, fmt.Errorf("%w: %v", ErrBrokenChain, err)
 		}
 		rev = append(rev, s)
-		if s.Type == TypeFull || s.Type == TypeCopy {
+		if s.Type == ese.Full || s.Type == ese.Copy {
 			break
 		}
 		if s.ParentID == "" {
@@ -89,7 +91,7 @@ func (ix Index) FullOf(s *Set) string {
 	seen := map[string]bool{}
 	for cur := s; cur != nil && !seen[cur.ID]; cur = ix[cur.ParentID] {
 		seen[cur.ID] = true
-		if cur.Type == TypeFull {
+		if cur.Type == ese.Full {
 			return cur.ID
 		}
 		if cur.ParentID == "" {
@@ -148,10 +150,10 @@ func Chains(sets []*Set) []*Chain {
 	ordered := append([]*Set(nil), sets...)
 	SortSets(ordered)
 	for _, s := range ordered {
-		if s.Status == StatusFailed || s.Type == TypeCopy {
+		if s.Status == StatusFailed || s.Type == ese.Copy {
 			continue
 		}
-		if s.Type == TypeFull {
+		if s.Type == ese.Full {
 			get(s.ID).Full = s
 			continue
 		}

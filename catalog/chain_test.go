@@ -5,10 +5,12 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/tapestream/tapestream/ese"
 )
 
 func mk(id, typ, parent string, day int, status string) *Set {
-	return &Set{ID: id, Type: typ, ParentID: parent, Group: "SG1", Status: status,
+	return &Set{ID: id, Type: ese.BackupType(typ), ParentID: parent, Group: "SG1", Status: status,
 		Created: time.Date(2026, 11, 1+day, 2, 0, 0, 0, time.UTC), Location: Location{Kind: "tape"}}
 }
 

@@ -1,6 +1,8 @@
 package catalog
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"archive/tar"
 	"bytes"
 	"context"
@@ -14,8 +16,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/tapeformat"
 )
 
@@ -42,10 +44,10 @@ func SetFromInfo(info *restore.SetInfo) *Set {
 	l := info.Label
 	s := &Set{
 		ID: l.SetID, Group: l.StorageGroup, GroupSignature: l.Extra["group_signature"], Databases: l.Databases,
-		Type: l.SetType, Created: l.Created.UTC(), ParentID: l.PreviousSetID, Codec: l.Codec, RecordSize: l.RecordSize,
+		Type: ese.BackupType(l.SetType), Created: l.Created.UTC(), ParentID: l.PreviousSetID, Codec: l.Codec, RecordSize: l.RecordSize,
 		Status: StatusComplete,
 	}
-	if s.Type == TypeFull {
+	if s.Type == ese.Full {
 		s.FullID = s.ID
 	}
 	if m := info.Manifest; m != nil {

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"errors"
 	"fmt"
 	"io"
@@ -29,46 +31,6 @@ import (
 // every other record applies by dbtime compare to exactly the version it
 // followed. Whatever version of a page the copy read, the logs from the
 // frozen checkpoint rebuild it.
-
-// BackupType is the kind of backup a session takes.
-type BackupType int
-
-const (
-	Full BackupType = iota + 1
-	Incremental
-	Differential
-	Copy
-)
-
-func (t BackupType) String() string {
-	switch t {
-	case Full:
-		return "full"
-	case Incremental:
-		return "incremental"
-	case Differential:
-		return "differential"
-	case Copy:
-		return "copy"
-	}
-	return fmt.Sprintf("type(%d)", int(t))
-}
-
-// ParseBackupType parses full, incremental, differential or copy.
-func ParseBackupType(s string) (BackupType, error) {
-	for _, t := range []BackupType{Full, Incremental, Differential, Copy} {
-		if t.String() == s {
-			return t, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown backup type %q (full, incremental, differential, copy)", s)
-}
-
-// CopiesDatabases reports whether the type copies database files.
-func (t BackupType) CopiesDatabases() bool { return t == Full || t == Copy }
-
-// Truncates reports whether the type may truncate logs.
-func (t BackupType) Truncates() bool { return t == Full || t == Incremental }
 
 // ESE error codes of the backup API.
 const (
@@ -174,28 +136,19 @@ func (s *Server) Prepare() []GroupInfo {
 	return out
 }
 
-// FileKind classifies the files of a backup.
-type FileKind string
-
-const (
-	KindDatabase  FileKind = "database"
-	KindStreaming FileKind = "streaming"
-	KindLog       FileKind = "log"
-)
-
 // BackupFile is a file the session can copy.
 type BackupFile struct {
-	Name     string   `json:"name"` // e.g. Mailbox1.edb, E0000000003.log
-	Kind     FileKind `json:"kind"`
-	Database string   `json:"database,omitempty"`
-	Size     int64    `json:"size"` // at listing time; fixed at OpenFile
-	Gen      uint32   `json:"gen,omitempty"`
+	Name     string       `json:"name"` // e.g. Mailbox1.edb, E0000000003.log
+	Kind     ese.FileKind `json:"kind"`
+	Database string       `json:"database,omitempty"`
+	Size     int64        `json:"size"` // at listing time; fixed at OpenFile
+	Gen      uint32       `json:"gen,omitempty"`
 }
 
 // Session is a backup session of one storage group.
 type Session struct {
 	g     *Group
-	typ   BackupType
+	typ   ese.BackupType
 	dbs   []*database
 	start time.Time
 	low   uint32 // first log generation the set needs
@@ -216,9 +169,9 @@ type Session struct {
 // copy it flushes the cache, freezes the checkpoint and records the first
 // needed generation in each database header's Current Full Backup section.
 // databases selects a subset for full and copy (nil = all).
-func (g *Group) BackupSetup(typ BackupType, databases []string) (*Session, error) {
-	if typ < Full || typ > Copy {
-		return nil, fmt.Errorf("invalid backup type %d", typ)
+func (g *Group) BackupSetup(typ ese.BackupType, databases []string) (*Session, error) {
+	if !typ.Valid() {
+		return nil, fmt.Errorf("invalid backup type %q", typ)
 	}
 	g.mu.Lock()
 	if err := g.err(); err != nil {
@@ -316,7 +269,7 @@ func (g *Group) writeDBHeaders(d *database) error {
 }
 
 // Type is the session's backup type.
-func (s *Session) Type() BackupType { return s.typ }
+func (s *Session) Type() ese.BackupType { return s.typ }
 
 // Group is the session's storage group.
 func (s *Session) Group() *Group { return s.g }
@@ -343,9 +296,9 @@ func (s *Session) DatabaseFiles() []BackupFile {
 	}
 	var out []BackupFile
 	for _, d := range s.dbs {
-		out = append(out, BackupFile{Name: d.name + ".edb", Kind: KindDatabase, Database: d.name, Size: d.files[fileEDB].size()})
+		out = append(out, BackupFile{Name: d.name + ".edb", Kind: ese.KindDatabase, Database: d.name, Size: d.files[fileEDB].size()})
 		if pf := d.files[fileSTM]; pf != nil {
-			out = append(out, BackupFile{Name: d.name + ".stm", Kind: KindStreaming, Database: d.name, Size: pf.size()})
+			out = append(out, BackupFile{Name: d.name + ".stm", Kind: ese.KindStreaming, Database: d.name, Size: pf.size()})
 		}
 	}
 	return out
@@ -400,7 +353,7 @@ func (s *Session) OpenFile(name string) (*FileReader, error) {
 		g.mu.Lock()
 		d, _ := g.database(bf.Database)
 		kind := fileEDB
-		if bf.Kind == KindStreaming {
+		if bf.Kind == ese.KindStreaming {
 			kind = fileSTM
 		}
 		pf := d.files[kind]
@@ -596,7 +549,7 @@ func (s *Session) GetLogAndPatchFiles() (logs []BackupFile, patches []string, er
 		// The set must continue the chain: nothing may be missing between
 		// the last backup and the oldest log on disk.
 		if prev := s.lastChainHigh(); prev != 0 && low > prev+1 {
-			err := g.eseErr(CodeMissingLogFile, nil, "log generations %d-%d since the last %s are missing (oldest on disk is %d); take a full backup", prev+1, low-1, map[bool]string{true: "full or incremental backup", false: "full backup (an incremental truncated them)"}[s.typ == Incremental], low)
+			err := g.eseErr(CodeMissingLogFile, nil, "log generations %d-%d since the last %s are missing (oldest on disk is %d); take a full backup", prev+1, low-1, map[bool]string{true: "full or incremental backup", false: "full backup (an incremental truncated them)"}[s.typ == ese.Incremental], low)
 			s.abort(err)
 			return nil, nil, err
 		}
@@ -612,7 +565,7 @@ func (s *Session) GetLogAndPatchFiles() (logs []BackupFile, patches []string, er
 			s.abort(err)
 			return nil, nil, err
 		}
-		out = append(out, BackupFile{Name: wal.GenName(g.cfg.Prefix(), n), Kind: KindLog, Size: g.cfg.LogSize, Gen: n})
+		out = append(out, BackupFile{Name: wal.GenName(g.cfg.Prefix(), n), Kind: ese.KindLog, Size: g.cfg.LogSize, Gen: n})
 	}
 	s.mu.Lock()
 	s.low, s.high, s.logs = low, closed, out
@@ -632,7 +585,7 @@ func (s *Session) lastChainHigh() uint32 {
 		if !d.mounted {
 			continue
 		}
-		if b := chainTip(d.hdr, s.typ != Incremental); b.IsSet() && (high == 0 || b.HighGen < high) {
+		if b := chainTip(d.hdr, s.typ != ese.Incremental); b.IsSet() && (high == 0 || b.HighGen < high) {
 			high = b.HighGen
 		}
 	}
@@ -666,7 +619,7 @@ func (s *Session) truncFloor() uint32 {
 		}
 		var f uint32
 		switch {
-		case s.typ == Full && inSession[d], s.typ == Incremental:
+		case s.typ == ese.Full && inSession[d], s.typ == ese.Incremental:
 			f = s.low
 		default:
 			b := chainTip(d.hdr, false)
@@ -786,15 +739,15 @@ func (s *Session) InstanceEnd(success bool, setID string) error {
 	for _, d := range dbs {
 		h := d.hdr
 		switch s.typ {
-		case Full:
+		case ese.Full:
 			h.PreviousFull, h.PreviousIncremental, h.PreviousDifferential = info, nil, nil
 			h.CurrentFull = nil
-		case Copy:
+		case ese.Copy:
 			h.PreviousCopy = info
 			h.CurrentFull = nil
-		case Incremental:
+		case ese.Incremental:
 			h.PreviousIncremental = info
-		case Differential:
+		case ese.Differential:
 			h.PreviousDifferential = info
 		}
 		if werr == nil {
@@ -968,7 +921,7 @@ func (s *Session) PreviousSetID() string {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, d := range g.dbs {
-		if b := chainTip(d.hdr, s.typ == Differential); d.mounted && b.IsSet() {
+		if b := chainTip(d.hdr, s.typ == ese.Differential); d.mounted && b.IsSet() {
 			return b.SetID
 		}
 	}

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -113,7 +115,7 @@ func (w *seqWriter) halt(t *testing.T) {
 
 // copiedSet is a backup taken through the API into a plain directory.
 type copiedSet struct {
-	typ      BackupType
+	typ      ese.BackupType
 	dir      string
 	dbFiles  []string
 	logs     []string
@@ -150,7 +152,7 @@ func readAll(t testing.TB, r *FileReader, dst string) {
 	}
 }
 
-func takeBackup(t testing.TB, g *Group, typ BackupType, dbs []string, dir string, w *seqWriter) *copiedSet {
+func takeBackup(t testing.TB, g *Group, typ ese.BackupType, dbs []string, dir string, w *seqWriter) *copiedSet {
 	t.Helper()
 	s, err := g.BackupSetup(typ, dbs)
 	if err != nil {
@@ -307,12 +309,12 @@ func TestOnlineBackupConsistency(t *testing.T) {
 			for w.acked.Load() < 50 {
 			}
 			base := t.TempDir()
-			full := takeBackup(t, g, Full, nil, filepath.Join(base, "full"), w)
-			inc1 := takeBackup(t, g, Incremental, nil, filepath.Join(base, "inc1"), w)
-			inc2 := takeBackup(t, g, Incremental, nil, filepath.Join(base, "inc2"), w)
+			full := takeBackup(t, g, ese.Full, nil, filepath.Join(base, "full"), w)
+			inc1 := takeBackup(t, g, ese.Incremental, nil, filepath.Join(base, "inc1"), w)
+			inc2 := takeBackup(t, g, ese.Incremental, nil, filepath.Join(base, "inc2"), w)
 			// Incrementals keep the logs since the full, so a later
 			// differential restores on top of the same full.
-			diff := takeBackup(t, g, Differential, nil, filepath.Join(base, "diff"), w)
+			diff := takeBackup(t, g, ese.Differential, nil, filepath.Join(base, "diff"), w)
 			w.halt(t)
 			if full.acked == full.started && full.acked == 0 {
 				t.Fatal("writer made no progress")
@@ -367,15 +369,15 @@ func TestBackupErrorCodes(t *testing.T) {
 	next := func(name string) string { return filepath.Join(base, name) }
 
 	// -520: incremental before any full.
-	_, err := g.BackupSetup(Incremental, nil)
+	_, err := g.BackupSetup(ese.Incremental, nil)
 	asESE(t, err, CodeNoBackup)
 
 	// -505: a second session while the first runs.
-	s, err := g.BackupSetup(Full, nil)
+	s, err := g.BackupSetup(ese.Full, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = g.BackupSetup(Copy, nil)
+	_, err = g.BackupSetup(ese.Copy, nil)
 	asESE(t, err, CodeBackupInProgress)
 	if err := g.Dismount("Public"); !errors.Is(err, ErrBackupInProgress) {
 		t.Fatalf("dismount during backup: %v", err)
@@ -387,7 +389,7 @@ func TestBackupErrorCodes(t *testing.T) {
 	_, err = s.TruncateLog()
 	asESE(t, err, CodeLogFileNotCopied)
 	s.InstanceEnd(false, "")
-	takeBackup(t, g, Full, nil, next("full1"), nil) // works after the failures
+	takeBackup(t, g, ese.Full, nil, next("full1"), nil) // works after the failures
 
 	// -528: a generation missing from the incremental's range.
 	writeN(t, g, 300, "b")
@@ -395,14 +397,14 @@ func TestBackupErrorCodes(t *testing.T) {
 	victim := filepath.Join(dir, wal.GenName("E00", gens[len(gens)-1]))
 	saved, _ := os.ReadFile(victim)
 	os.Remove(victim)
-	s, err = g.BackupSetup(Incremental, nil)
+	s, err = g.BackupSetup(ese.Incremental, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	_, _, err = s.GetLogAndPatchFiles()
 	asESE(t, err, CodeMissingLogFile)
 	os.WriteFile(victim, saved, 0o644)
-	takeBackup(t, g, Incremental, nil, next("inc1"), nil)
+	takeBackup(t, g, ese.Incremental, nil, next("inc1"), nil)
 
 	// -612: a damaged closed generation.
 	writeN(t, g, 300, "c")
@@ -412,24 +414,24 @@ func TestBackupErrorCodes(t *testing.T) {
 	bad := bytes.Clone(saved)
 	bad[wal.HeaderSize+100] ^= 0xff
 	os.WriteFile(victim, bad, 0o644)
-	s, err = g.BackupSetup(Incremental, nil)
+	s, err = g.BackupSetup(ese.Incremental, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	err = copyLogs(s)
 	asESE(t, err, CodeLogReadVerifyFailure)
 	os.WriteFile(victim, saved, 0o644)
-	takeBackup(t, g, Incremental, nil, next("inc2"), nil)
+	takeBackup(t, g, ese.Incremental, nil, next("inc2"), nil)
 	// A differential needs every log since the full: one removed by hand
 	// is refused naming the gap.
-	full2 := takeBackup(t, g, Full, nil, next("full2"), nil)
+	full2 := takeBackup(t, g, ese.Full, nil, next("full2"), nil)
 	writeN(t, g, 300, "d")
 	gens, _, _ = wal.ListGenerations(vfs.OS, dir, "E00")
 	if gens[len(gens)-2] <= full2.high {
 		t.Fatalf("workload too small: generations %v, full ended at %d", gens, full2.high)
 	}
 	os.Remove(filepath.Join(dir, wal.GenName("E00", gens[len(gens)-2])))
-	s, err = g.BackupSetup(Differential, nil)
+	s, err = g.BackupSetup(ese.Differential, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,7 +454,7 @@ func TestBackupErrorCodes(t *testing.T) {
 		dmg := bytes.Clone(orig)
 		tc.damage(dmg)
 		os.WriteFile(path, dmg, 0o644)
-		s, err := g.BackupSetup(Full, []string{"Public"})
+		s, err := g.BackupSetup(ese.Full, []string{"Public"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -474,7 +476,7 @@ func TestBackupErrorCodes(t *testing.T) {
 			t.Fatal("failed session still holds the group")
 		}
 		os.WriteFile(path, orig, 0o644)
-		takeBackup(t, g, Full, []string{"Public"}, next(fmt.Sprint("fix", tc.code)), nil)
+		takeBackup(t, g, ese.Full, []string{"Public"}, next(fmt.Sprint("fix", tc.code)), nil)
 	}
 }
 
@@ -507,8 +509,8 @@ func TestCircularLoggingRefusesIncremental(t *testing.T) {
 	g, dir := newBackupGroup(t, 128<<10, true)
 	defer g.Close()
 	writeN(t, g, 600, "a")
-	takeBackup(t, g, Full, nil, t.TempDir(), nil)
-	for _, typ := range []BackupType{Incremental, Differential} {
+	takeBackup(t, g, ese.Full, nil, t.TempDir(), nil)
+	for _, typ := range []ese.BackupType{ese.Incremental, ese.Differential} {
 		_, err := g.BackupSetup(typ, nil)
 		asESE(t, err, CodeInvalidBackup)
 	}
@@ -536,17 +538,17 @@ func TestTruncationSeed002(t *testing.T) {
 		return gens[0]
 	}
 	writeN(t, g, 400, "mon")
-	tue := takeBackup(t, g, Full, []string{"Mailbox1"}, t.TempDir(), nil)
+	tue := takeBackup(t, g, ese.Full, []string{"Mailbox1"}, t.TempDir(), nil)
 	if len(tue.truncked) != 0 {
 		t.Fatalf("Tuesday truncated %v although Public was never backed up", tue.truncked)
 	}
 	writeN(t, g, 400, "wed")
-	thu := takeBackup(t, g, Full, []string{"Public"}, t.TempDir(), nil)
+	thu := takeBackup(t, g, ese.Full, []string{"Public"}, t.TempDir(), nil)
 	if got := lowest(); got != tue.low {
 		t.Fatalf("after Thursday the oldest log is %d; want Tuesday's low %d (truncated %v)", got, tue.low, thu.truncked)
 	}
 	writeN(t, g, 400, "thu")
-	fri := takeBackup(t, g, Full, []string{"Mailbox1"}, t.TempDir(), nil)
+	fri := takeBackup(t, g, ese.Full, []string{"Mailbox1"}, t.TempDir(), nil)
 	if got := lowest(); got != thu.low {
 		t.Fatalf("after Friday the oldest log is %d; want Thursday's low %d (truncated %v)", got, thu.low, fri.truncked)
 	}
@@ -556,18 +558,18 @@ func TestTruncationSeed002(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := lowest()
-	sat := takeBackup(t, g, Full, []string{"Mailbox1"}, t.TempDir(), nil)
+	sat := takeBackup(t, g, ese.Full, []string{"Mailbox1"}, t.TempDir(), nil)
 	if len(sat.truncked) != 0 || lowest() != before {
 		t.Fatalf("truncated %v with Public dismounted", sat.truncked)
 	}
 	g.Mount("Public")
 	// A differential or copy never truncates.
 	writeN(t, g, 400, "sun")
-	sun := takeBackup(t, g, Full, nil, t.TempDir(), nil)
+	sun := takeBackup(t, g, ese.Full, nil, t.TempDir(), nil)
 	writeN(t, g, 400, "mon2")
 	before = lowest()
-	takeBackup(t, g, Differential, nil, t.TempDir(), nil)
-	takeBackup(t, g, Copy, nil, t.TempDir(), nil)
+	takeBackup(t, g, ese.Differential, nil, t.TempDir(), nil)
+	takeBackup(t, g, ese.Copy, nil, t.TempDir(), nil)
 	if lowest() != before {
 		t.Fatal("differential or copy truncated logs")
 	}
@@ -575,23 +577,23 @@ func TestTruncationSeed002(t *testing.T) {
 	// own low): every log since the last full stays, so a differential of
 	// that full (taken after it) still has them all.
 	writeN(t, g, 400, "tue2")
-	takeBackup(t, g, Incremental, nil, t.TempDir(), nil)
+	takeBackup(t, g, ese.Incremental, nil, t.TempDir(), nil)
 	if got := lowest(); got > sun.low {
 		t.Fatalf("after an incremental the oldest log is %d, past the last full's first generation %d", got, sun.low)
 	}
 	writeN(t, g, 400, "wed2")
-	takeBackup(t, g, Differential, nil, t.TempDir(), nil)
+	takeBackup(t, g, ese.Differential, nil, t.TempDir(), nil)
 }
 
 func TestAbortMidCopy(t *testing.T) {
 	g, dir := newBackupGroup(t, 128<<10, false)
 	defer g.Close()
 	writeN(t, g, 300, "a")
-	takeBackup(t, g, Full, nil, t.TempDir(), nil)
+	takeBackup(t, g, ese.Full, nil, t.TempDir(), nil)
 	writeN(t, g, 300, "b")
 	h0, _ := ReadHeader(nil, filepath.Join(dir, "Mailbox1.edb"))
 	gens0, _, _ := wal.ListGenerations(vfs.OS, dir, "E00")
-	s, err := g.BackupSetup(Full, nil)
+	s, err := g.BackupSetup(ese.Full, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -614,7 +616,7 @@ func TestAbortMidCopy(t *testing.T) {
 	if !frozen.Less(g.CheckpointPos()) {
 		t.Fatalf("checkpoint did not move after abort: %v", g.CheckpointPos())
 	}
-	takeBackup(t, g, Full, nil, t.TempDir(), nil)
+	takeBackup(t, g, ese.Full, nil, t.TempDir(), nil)
 }
 
 func sameBackupSections(a, b *DBHeader) bool {

@@ -6,6 +6,8 @@ package engine
 // wal.Scan.
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"errors"
 	"fmt"
 	"os"
@@ -137,7 +139,7 @@ func TestPageCorruptionReported(t *testing.T) {
 			defer g.Close()
 
 			// The backup API's read of the file fails on that page.
-			s, err := g.BackupSetup(Copy, nil)
+			s, err := g.BackupSetup(ese.Copy, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -5,6 +5,8 @@ package engine
 // cache budget, and the backup API's read throughput.
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"context"
 	"flag"
 	"fmt"
@@ -291,7 +293,7 @@ func BenchmarkBackupRead(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	s, err := g.BackupSetup(Copy, nil)
+	s, err := g.BackupSetup(ese.Copy, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

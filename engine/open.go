@@ -101,7 +101,7 @@ func (g *Group) restoredRange(opts Options) (RecoverOptions, bool, error) {
 			continue
 		}
 		if !p.IsSet() {
-			return ro, false, fmt.Errorf("%s: restored database has no Patch Current Full Backup range", d.name)
+			return ro, false, fmt.Errorf("%s: restored database has no Patch Current ese.Full Backup range", d.name)
 		}
 		if !restored || p.LowGen < ro.From.Gen {
 			ro.From = wal.Pos{Gen: p.LowGen}

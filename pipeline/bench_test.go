@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"context"
 	"fmt"
 	"os"
@@ -235,7 +237,7 @@ func BenchmarkPipeline(b *testing.B) {
 					n := 0
 					c0 := cpuTime()
 					for b.Loop() {
-						sess, err := src.Begin(context.Background(), "SG1", engine.Full, nil)
+						sess, err := src.Begin(context.Background(), "SG1", ese.Full, nil)
 						if err != nil {
 							b.Fatal(err)
 						}

@@ -25,6 +25,8 @@
 package pipeline
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"context"
 	"errors"
 	"fmt"
@@ -132,20 +134,20 @@ type FileResult struct {
 
 // Result summarises a finished backup.
 type Result struct {
-	SetID         string        `json:"set_id"`
-	Type          string        `json:"type"`
-	Group         string        `json:"group"`
-	Databases     []string      `json:"databases"`
-	LowGen        uint32        `json:"log_first_generation"`
-	HighGen       uint32        `json:"log_last_generation"`
-	BytesIn       int64         `json:"bytes_in"`
-	BytesOut      int64         `json:"bytes_out"`
-	Ratio         float64       `json:"ratio"`
-	Duration      time.Duration `json:"duration_ns"`
-	Throughput    float64       `json:"throughput_bytes_per_sec"`
-	Codec         string        `json:"codec"`
-	Files         []FileResult  `json:"files"`
-	Truncated     []string      `json:"truncated_logs"`
+	SetID         string         `json:"set_id"`
+	Type          ese.BackupType `json:"type"`
+	Group         string         `json:"group"`
+	Databases     []string       `json:"databases"`
+	LowGen        uint32         `json:"log_first_generation"`
+	HighGen       uint32         `json:"log_last_generation"`
+	BytesIn       int64          `json:"bytes_in"`
+	BytesOut      int64          `json:"bytes_out"`
+	Ratio         float64        `json:"ratio"`
+	Duration      time.Duration  `json:"duration_ns"`
+	Throughput    float64        `json:"throughput_bytes_per_sec"`
+	Codec         string         `json:"codec"`
+	Files         []FileResult   `json:"files"`
+	Truncated     []string       `json:"truncated_logs"`
 	Volumes       []media.VolumeInfo
 	PreviousSetID string `json:"previous_set_id,omitempty"`
 }
@@ -212,7 +214,7 @@ func Backup(ctx context.Context, sess source.Session, dst media.Sink, opts Optio
 	if err := tw.Begin(label); err != nil {
 		return nil, err
 	}
-	res = &Result{SetID: opts.SetID, Type: sess.Type().String(), Group: gi.Name, Databases: sess.Databases(), Codec: opts.Codec.String(), PreviousSetID: opts.PreviousSetID}
+	res = &Result{SetID: opts.SetID, Type: sess.Type(), Group: gi.Name, Databases: sess.Databases(), Codec: opts.Codec.String(), PreviousSetID: opts.PreviousSetID}
 
 	g, gctx := errgroup.WithContext(ctx)
 	njobs := 2*opts.Workers + 2
@@ -317,9 +319,9 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 		// have crossed a process boundary), as each read arrives, while
 		// they are in the cache: done by the workers a frame later, the
 		// same check left a codec none backup 1.5% slower.
-		verifyPages := !opts.NoVerify && (bf.Kind == engine.KindDatabase || bf.Kind == engine.KindStreaming)
+		verifyPages := !opts.NoVerify && (bf.Kind == ese.KindDatabase || bf.Kind == ese.KindStreaming)
 		var logv *wal.StreamVerifier
-		if bf.Kind == engine.KindLog && !opts.NoVerify {
+		if bf.Kind == ese.KindLog && !opts.NoVerify {
 			logv = wal.NewStreamVerifier(engine.ParseSignature(sess.Group().Signature))
 			logv.SetName(bf.Name)
 		}
@@ -514,9 +516,9 @@ func writeStage(ctx context.Context, tw *tapeformat.Writer, opts Options, free, 
 		if fj.first {
 			kind := tapeformat.KindLog
 			switch fj.info.Kind {
-			case engine.KindDatabase:
+			case ese.KindDatabase:
 				kind = tapeformat.KindDatabase
-			case engine.KindStreaming:
+			case ese.KindStreaming:
 				kind = tapeformat.KindStreaming
 			}
 			if _, err := tw.BeginFile(tapeformat.FileInfo{Name: fj.info.Name, Kind: kind, Size: fj.size, DBHeader: fj.header, ModTime: opts.Now()}); err != nil {

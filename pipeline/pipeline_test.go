@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"bytes"
 	"context"
 	"errors"
@@ -50,7 +52,7 @@ func newFake() *fakeSession {
 	}, order: []string{"A.edb", "B.edb"}, failAt: -1}
 }
 
-func (s *fakeSession) Type() engine.BackupType { return engine.Copy }
+func (s *fakeSession) Type() ese.BackupType { return ese.Copy }
 func (s *fakeSession) Group() engine.GroupInfo {
 	return engine.GroupInfo{Name: "G", LogPrefix: "E00", Signature: "00"}
 }
@@ -68,7 +70,7 @@ func (s *fakeSession) End(_ context.Context, ok bool, _ string) error { s.ended 
 func (s *fakeSession) DatabaseFiles(context.Context) ([]engine.BackupFile, error) {
 	var out []engine.BackupFile
 	for _, n := range s.order {
-		out = append(out, engine.BackupFile{Name: n, Kind: engine.KindDatabase, Size: int64(len(s.files[n]))})
+		out = append(out, engine.BackupFile{Name: n, Kind: ese.KindDatabase, Size: int64(len(s.files[n]))})
 	}
 	return out, nil
 }
@@ -84,7 +86,7 @@ type fakeFile struct {
 }
 
 func (f *fakeFile) Info() engine.BackupFile {
-	return engine.BackupFile{Name: f.name, Kind: engine.KindDatabase, Size: int64(len(f.data))}
+	return engine.BackupFile{Name: f.name, Kind: ese.KindDatabase, Size: int64(len(f.data))}
 }
 func (f *fakeFile) Size() int64            { return int64(len(f.data)) }
 func (f *fakeFile) HeaderSnapshot() []byte { return nil }
@@ -107,9 +109,9 @@ type memSink struct {
 	committed, aborted bool
 }
 
-func (m *memSink) NextVolume() error          { return errors.New("single volume") }
-func (m *memSink) Commit() error              { m.committed = true; return nil }
-func (m *memSink) Abort() error               { m.aborted = true; return nil }
+func (m *memSink) NextVolume() error           { return errors.New("single volume") }
+func (m *memSink) Commit() error               { m.committed = true; return nil }
+func (m *memSink) Abort() error                { m.aborted = true; return nil }
 func (m *memSink) Volumes() []media.VolumeInfo { return nil }
 
 func readBack(t *testing.T, set []byte) map[string][]byte {

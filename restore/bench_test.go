@@ -1,6 +1,8 @@
 package restore_test
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"context"
 	"fmt"
 	"os"
@@ -9,9 +11,9 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/restore"
-	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 	"github.com/tapestream/tapestream/workload"
@@ -49,7 +51,7 @@ func BenchmarkRestore(b *testing.B) {
 			b.Fatal(err)
 		}
 		set := filepath.Join(dir, "set-"+cd.Kind.String())
-		sess, err := src.Begin(context.Background(), "SG1", engine.Copy, nil)
+		sess, err := src.Begin(context.Background(), "SG1", ese.Copy, nil)
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,6 +1,8 @@
 package restore_test
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"archive/tar"
 	"bytes"
 	"context"
@@ -13,9 +15,9 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/restore"
-	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 	"github.com/tapestream/tapestream/workload"
@@ -41,7 +43,7 @@ func makeSet(t *testing.T, size int64) string {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	sess, err := source.NewLocal(srv).Begin(context.Background(), "SG1", engine.Full, nil)
+	sess, err := source.NewLocal(srv).Begin(context.Background(), "SG1", ese.Full, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,8 @@
 package scheduler
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -319,7 +321,7 @@ func (c *Config) Job(name string) (*Job, error) {
 func (j *Job) IsTape() bool { return j.Destination.Tape != "" }
 
 // FileName expands the destination name template.
-func (j *Job) FileName(group string, typ engine.BackupType, t time.Time, setID string) string {
+func (j *Job) FileName(group string, typ ese.BackupType, t time.Time, setID string) string {
 	r := strings.NewReplacer("{job}", j.Name, "{group}", group, "{type}", typ.String(),
 		"{time}", t.UTC().Format("20060102T150405Z"), "{date}", t.UTC().Format("2006-01-02"),
 		"{set}", setID, "{ext}", j.codec.Ext())

@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"github.com/tapestream/tapestream/catalog"
+	"github.com/tapestream/tapestream/ese"
 )
 
 // applyRetention expires the chains of a job's group beyond
@@ -67,7 +68,7 @@ func (r *Runner) applyRetention(cat *catalog.Catalog, j *Job, group, sig string)
 		}
 	}
 	for _, s := range sets {
-		if (s.Status == catalog.StatusFailed || s.Type == catalog.TypeCopy && s.Status != catalog.StatusExpired) && s.Created.Before(cutoff) {
+		if (s.Status == catalog.StatusFailed || s.Type == ese.Copy && s.Status != catalog.StatusExpired) && s.Created.Before(cutoff) {
 			expire[s.ID] = s
 		}
 	}

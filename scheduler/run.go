@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"context"
 	"errors"
 	"fmt"
@@ -103,14 +105,14 @@ func (r *Runner) log() *slog.Logger {
 
 // Due reports whether job is due at now: the newest slot of its schedule
 // is within the due window and was not run yet.
-func (r *Runner) Due(cat *catalog.Catalog, j *Job, now time.Time) (engine.BackupType, time.Time, bool, error) {
+func (r *Runner) Due(cat *catalog.Catalog, j *Job, now time.Time) (ese.BackupType, time.Time, bool, error) {
 	lvl, slot, ok := j.Schedule.LevelAt(now)
 	if !ok {
-		return 0, time.Time{}, false, nil
+		return "", time.Time{}, false, nil
 	}
 	st, err := cat.Job(j.Name)
 	if err != nil {
-		return 0, time.Time{}, false, err
+		return "", time.Time{}, false, err
 	}
 	due := slot.After(now.Add(-r.Config.dueWindow)) && slot.After(st.LastSlot)
 	return lvl, slot, due, nil
@@ -149,7 +151,7 @@ func (r *Runner) Run(ctx context.Context, jobName string) (*Summary, error) {
 			continue
 		}
 		if slot.IsZero() {
-			lvl = engine.Full
+			lvl = ese.Full
 		}
 		if r.Level != "" {
 			if lvl, err = ParseLevel(r.Level); err != nil {
@@ -211,7 +213,7 @@ func (r *Runner) openSource(ctx context.Context, j *Job) (source.Source, error) 
 // for a forced run): every group is locked, backed up (concurrently,
 // through one source), recorded and retention applied; the job's state,
 // the textfile and the notification follow.
-func (r *Runner) RunJob(ctx context.Context, cat *catalog.Catalog, j *Job, lvl engine.BackupType, slot time.Time) (jr JobResult) {
+func (r *Runner) RunJob(ctx context.Context, cat *catalog.Catalog, j *Job, lvl ese.BackupType, slot time.Time) (jr JobResult) {
 	start := r.now()
 	t0 := time.Now()
 	jr = JobResult{Job: j.Name, Level: lvl.String(), Slot: slot, Started: start}
@@ -332,8 +334,8 @@ func (r *Runner) RunJob(ctx context.Context, cat *catalog.Catalog, j *Job, lvl e
 // catalog or the newest full's chain is broken, and a differential is
 // promoted when the catalog proves that logs since the full were
 // truncated (ESE would refuse it with -528).
-func planLevel(sets []*catalog.Set, want engine.BackupType) (engine.BackupType, string) {
-	if want == engine.Full || want == engine.Copy {
+func planLevel(sets []*catalog.Set, want ese.BackupType) (ese.BackupType, string) {
+	if want == ese.Full || want == ese.Copy {
 		return want, ""
 	}
 	chains := catalog.Chains(sets)
@@ -345,12 +347,12 @@ func planLevel(sets []*catalog.Set, want engine.BackupType) (engine.BackupType, 
 		}
 	}
 	if newest == nil {
-		return engine.Full, "no full backup of the group in the catalog"
+		return ese.Full, "no full backup of the group in the catalog"
 	}
 	if err := catalog.Usable(newest.Full); err != nil {
-		return engine.Full, "the newest full's chain is broken: " + err.Error()
+		return ese.Full, "the newest full's chain is broken: " + err.Error()
 	}
-	if want == engine.Differential {
+	if want == ese.Differential {
 		// A differential needs every log since the full. Once a later set
 		// of the chain started above the full's last generation + 1, an
 		// incremental's truncation has deleted some of them for good.
@@ -358,7 +360,7 @@ func planLevel(sets []*catalog.Set, want engine.BackupType) (engine.BackupType, 
 		// (an incremental truncated them after all) promotes it then.
 		for _, m := range newest.Members {
 			if m.Status == catalog.StatusComplete && m.LowGen > newest.Full.HighGen+1 {
-				return engine.Full, fmt.Sprintf("logs %d-%d since full set %s were truncated (set %s starts at %d); a differential needs them (ESE -528)",
+				return ese.Full, fmt.Sprintf("logs %d-%d since full set %s were truncated (set %s starts at %d); a differential needs them (ESE -528)",
 					newest.Full.HighGen+1, m.LowGen-1, short(newest.Full.ID), short(m.ID), m.LowGen)
 			}
 		}
@@ -378,7 +380,7 @@ type errChain struct{ reason string }
 
 func (e *errChain) Error() string { return e.reason }
 
-func (r *Runner) backupGroup(ctx context.Context, cat *catalog.Catalog, src source.Source, j *Job, group string, want engine.BackupType, log *slog.Logger) (gr GroupResult) {
+func (r *Runner) backupGroup(ctx context.Context, cat *catalog.Catalog, src source.Source, j *Job, group string, want ese.BackupType, log *slog.Logger) (gr GroupResult) {
 	t0 := time.Now()
 	gr = GroupResult{Group: group, Requested: want.String(), Level: want.String()}
 	defer func() {
@@ -419,17 +421,17 @@ func (r *Runner) backupGroup(ctx context.Context, cat *catalog.Catalog, src sour
 		}
 		gr.Level, gr.Promoted = typ.String(), reason
 		set, res, err := r.backupOnce(ctx, cat, src, j, group, sig, typ, reason, sets)
-		if err != nil && typ != engine.Full && attempt == 0 {
+		if err != nil && typ != ese.Full && attempt == 0 {
 			var ec *errChain
 			switch {
 			case errors.As(err, &ec):
-				typ, reason = engine.Full, ec.reason
+				typ, reason = ese.Full, ec.reason
 				continue
 			case errors.Is(err, engine.ErrMissingLogFile):
-				typ, reason = engine.Full, "the engine refused the "+typ.String()+" for missing logs (-528): "+err.Error()
+				typ, reason = ese.Full, "the engine refused the "+typ.String()+" for missing logs (-528): "+err.Error()
 				continue
 			case errors.Is(err, engine.ErrNoBackup):
-				typ, reason = engine.Full, "the engine has no full backup of the group (-520)"
+				typ, reason = ese.Full, "the engine has no full backup of the group (-520)"
 				continue
 			}
 		}
@@ -447,7 +449,7 @@ func (r *Runner) backupGroup(ctx context.Context, cat *catalog.Catalog, src sour
 		if err != nil {
 			gr.err = err
 			if set == nil || set.Status != catalog.StatusComplete {
-				fail := &catalog.Set{ID: tapeformat.NewSetID(), Job: j.Name, Group: group, GroupSignature: sig, Type: typ.String(),
+				fail := &catalog.Set{ID: tapeformat.NewSetID(), Job: j.Name, Group: group, GroupSignature: sig, Type: typ,
 					Status: catalog.StatusFailed, Created: r.now().UTC(), Error: err.Error(), Promoted: reason}
 				if set != nil {
 					fail = set
@@ -476,14 +478,14 @@ func (r *Runner) backupGroup(ctx context.Context, cat *catalog.Catalog, src sour
 }
 
 // backupOnce takes one backup of group at typ and records it.
-func (r *Runner) backupOnce(ctx context.Context, cat *catalog.Catalog, src source.Source, j *Job, group, sig string, typ engine.BackupType, reason string, sets []*catalog.Set) (*catalog.Set, *pipeline.Result, error) {
+func (r *Runner) backupOnce(ctx context.Context, cat *catalog.Catalog, src source.Source, j *Job, group, sig string, typ ese.BackupType, reason string, sets []*catalog.Set) (*catalog.Set, *pipeline.Result, error) {
 	sess, err := src.Begin(ctx, group, typ, nil)
 	if err != nil {
 		return nil, nil, err
 	}
 	ix := catalog.NewIndex(sets)
 	fullID := ""
-	if typ == engine.Incremental || typ == engine.Differential {
+	if typ == ese.Incremental || typ == ese.Differential {
 		parent := sess.PreviousSetID()
 		path, perr := ix.Path(parent)
 		if perr != nil {
@@ -494,7 +496,7 @@ func (r *Runner) backupOnce(ctx context.Context, cat *catalog.Catalog, src sourc
 	}
 	start := r.now()
 	setID := tapeformat.NewSetID()
-	if typ == engine.Full {
+	if typ == ese.Full {
 		fullID = setID
 	}
 	sopts := media.Options{RecordSize: j.recordSize, VolumeSize: j.splitSize, NextVolumeCmd: j.Destination.NextVolumeCmd, Stderr: r.Stderr}

@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"errors"
 	"fmt"
 	"strconv"
@@ -8,8 +10,6 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
-
-	"github.com/tapestream/tapestream/engine"
 )
 
 // Schedule is a job's level schedule: either the weekday shorthand (At,
@@ -27,7 +27,7 @@ type Schedule struct {
 type entry struct {
 	spec  string
 	sched cron.Schedule
-	level engine.BackupType
+	level ese.BackupType
 }
 
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
@@ -36,14 +36,14 @@ var weekdays = map[string]int{"sun": 0, "mon": 1, "tue": 2, "wed": 3, "thu": 4, 
 	"sunday": 0, "monday": 1, "tuesday": 2, "wednesday": 3, "thursday": 4, "friday": 5, "saturday": 6}
 
 // ParseLevel parses a backup level (full, incremental/incr, differential/diff, copy).
-func ParseLevel(s string) (engine.BackupType, error) {
+func ParseLevel(s string) (ese.BackupType, error) {
 	switch strings.ToLower(s) {
 	case "incr", "inc":
 		s = "incremental"
 	case "diff":
 		s = "differential"
 	}
-	return engine.ParseBackupType(strings.ToLower(s))
+	return ese.ParseBackupType(strings.ToLower(s))
 }
 
 func (s *Schedule) compile() error {
@@ -80,8 +80,8 @@ func (s *Schedule) compile() error {
 	if !ok || err1 != nil || err2 != nil || h < 0 || h > 23 || m < 0 || m > 59 {
 		return fmt.Errorf("schedule at %q: want HH:MM", s.At)
 	}
-	used := map[int]engine.BackupType{}
-	days := func(names []string, lvl engine.BackupType) ([]int, error) {
+	used := map[int]ese.BackupType{}
+	days := func(names []string, lvl ese.BackupType) ([]int, error) {
 		var out []int
 		for _, n := range names {
 			n = strings.ToLower(strings.TrimSpace(n))
@@ -115,8 +115,8 @@ func (s *Schedule) compile() error {
 	}
 	for _, lv := range []struct {
 		names []string
-		level engine.BackupType
-	}{{full, engine.Full}, {diff, engine.Differential}, {incr, engine.Incremental}} {
+		level ese.BackupType
+	}{{full, ese.Full}, {diff, ese.Differential}, {incr, ese.Incremental}} {
 		ds, err := days(lv.names, lv.level)
 		if err != nil {
 			return err
@@ -147,13 +147,13 @@ func (s *Schedule) Specs() []string {
 	return out
 }
 
-func levelRank(t engine.BackupType) int {
+func levelRank(t ese.BackupType) int {
 	switch t {
-	case engine.Full:
+	case ese.Full:
 		return 3
-	case engine.Differential:
+	case ese.Differential:
 		return 2
-	case engine.Incremental:
+	case ese.Incremental:
 		return 1
 	}
 	return 0
@@ -165,11 +165,11 @@ const grace = 5 * time.Minute
 // LevelAt returns the newest schedule slot at or before now (+ a few
 // minutes' grace) and its level; when several entries fire at that
 // time the highest level wins (full > differential > incremental).
-func (s *Schedule) LevelAt(now time.Time) (engine.BackupType, time.Time, bool) {
+func (s *Schedule) LevelAt(now time.Time) (ese.BackupType, time.Time, bool) {
 	limit := now.Add(grace)
 	for _, back := range []time.Duration{2 * time.Hour, 26 * time.Hour, 8 * 24 * time.Hour, 32 * 24 * time.Hour, 367 * 24 * time.Hour} {
 		var best time.Time
-		var lvl engine.BackupType
+		var lvl ese.BackupType
 		found := false
 		for _, e := range s.entries {
 			t := e.sched.Next(now.Add(-back))
@@ -189,5 +189,5 @@ func (s *Schedule) LevelAt(now time.Time) (engine.BackupType, time.Time, bool) {
 			return lvl, best, true
 		}
 	}
-	return 0, time.Time{}, false
+	return "", time.Time{}, false
 }

@@ -1,12 +1,13 @@
 package scheduler
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tapestream/tapestream/catalog"
-	"github.com/tapestream/tapestream/engine"
 )
 
 func TestLevelAtShorthand(t *testing.T) {
@@ -15,7 +16,7 @@ func TestLevelAtShorthand(t *testing.T) {
 		t.Fatal(err)
 	}
 	sun := time.Date(2026, 11, 1, 2, 0, 0, 0, time.UTC)
-	for i, want := range []engine.BackupType{engine.Full, engine.Incremental, engine.Incremental, engine.Differential, engine.Incremental, engine.Incremental, engine.Incremental} {
+	for i, want := range []ese.BackupType{ese.Full, ese.Incremental, ese.Incremental, ese.Differential, ese.Incremental, ese.Incremental, ese.Incremental} {
 		now := sun.Add(time.Duration(i)*24*time.Hour + 10*time.Minute)
 		lvl, slot, ok := s.LevelAt(now)
 		if !ok || lvl != want || !slot.Equal(sun.Add(time.Duration(i)*24*time.Hour)) {
@@ -24,12 +25,12 @@ func TestLevelAtShorthand(t *testing.T) {
 	}
 	// A timer firing a minute early still finds its slot.
 	lvl, slot, _ := s.LevelAt(sun.Add(-time.Minute))
-	if lvl != engine.Full || !slot.Equal(sun) {
+	if lvl != ese.Full || !slot.Equal(sun) {
 		t.Errorf("early timer: %s at %s", lvl, slot)
 	}
 	// Before the day's slot, the level is yesterday's.
 	lvl, slot, _ = s.LevelAt(sun.Add(-3 * time.Hour))
-	if lvl != engine.Incremental || !slot.Equal(sun.Add(-24*time.Hour)) {
+	if lvl != ese.Incremental || !slot.Equal(sun.Add(-24*time.Hour)) {
 		t.Errorf("before the slot: %s at %s", lvl, slot)
 	}
 }
@@ -41,11 +42,11 @@ func TestLevelAtCronTies(t *testing.T) {
 		t.Fatal(err)
 	}
 	lvl, _, _ := s.LevelAt(time.Date(2026, 12, 1, 3, 30, 0, 0, time.UTC))
-	if lvl != engine.Full {
+	if lvl != ese.Full {
 		t.Fatalf("first of month: %s", lvl)
 	}
 	lvl, _, _ = s.LevelAt(time.Date(2026, 12, 2, 3, 30, 0, 0, time.UTC))
-	if lvl != engine.Incremental {
+	if lvl != ese.Incremental {
 		t.Fatalf("second of month: %s", lvl)
 	}
 }
@@ -74,7 +75,7 @@ func TestConfigErrors(t *testing.T) {
 }
 
 func set(id, typ, parent string, day int, status string) *catalog.Set {
-	return &catalog.Set{ID: id, Type: typ, ParentID: parent, Group: "SG1", Status: status,
+	return &catalog.Set{ID: id, Type: ese.BackupType(typ), ParentID: parent, Group: "SG1", Status: status,
 		Created: time.Date(2026, 11, 1+day, 2, 0, 0, 0, time.UTC), Location: catalog.Location{Kind: "tape"}}
 }
 
@@ -89,18 +90,18 @@ func TestPlanLevel(t *testing.T) {
 	i2.LowGen, i2.HighGen = 8, 12
 	for _, c := range []struct {
 		sets   []*catalog.Set
-		want   engine.BackupType
-		lvl    engine.BackupType
+		want   ese.BackupType
+		lvl    ese.BackupType
 		reason string
 	}{
-		{nil, engine.Incremental, engine.Full, "no full"},
-		{[]*catalog.Set{f}, engine.Incremental, engine.Incremental, ""},
-		{[]*catalog.Set{f, d}, engine.Differential, engine.Differential, ""},
-		{[]*catalog.Set{f, d, i}, engine.Differential, engine.Differential, ""}, // logs 6-9 still there: try
-		{[]*catalog.Set{f, d, i, i2}, engine.Differential, engine.Full, "-528"}, // logs 6-7 gone
-		{[]*catalog.Set{f, d, i}, engine.Incremental, engine.Incremental, ""},
-		{[]*catalog.Set{set("F1", "full", "", 0, catalog.StatusExpired), i}, engine.Incremental, engine.Full, "broken"},
-		{[]*catalog.Set{f, set("F2", "full", "", 3, catalog.StatusFailed)}, engine.Incremental, engine.Incremental, ""},
+		{nil, ese.Incremental, ese.Full, "no full"},
+		{[]*catalog.Set{f}, ese.Incremental, ese.Incremental, ""},
+		{[]*catalog.Set{f, d}, ese.Differential, ese.Differential, ""},
+		{[]*catalog.Set{f, d, i}, ese.Differential, ese.Differential, ""}, // logs 6-9 still there: try
+		{[]*catalog.Set{f, d, i, i2}, ese.Differential, ese.Full, "-528"}, // logs 6-7 gone
+		{[]*catalog.Set{f, d, i}, ese.Incremental, ese.Incremental, ""},
+		{[]*catalog.Set{set("F1", "full", "", 0, catalog.StatusExpired), i}, ese.Incremental, ese.Full, "broken"},
+		{[]*catalog.Set{f, set("F2", "full", "", 3, catalog.StatusFailed)}, ese.Incremental, ese.Incremental, ""},
 	} {
 		lvl, reason := planLevel(c.sets, c.want)
 		if lvl != c.lvl || !strings.Contains(reason, c.reason) || (c.reason == "") != (reason == "") {

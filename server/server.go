@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"bufio"
 	"context"
 	"crypto/rand"
@@ -431,7 +433,7 @@ func (s *Server) handleBegin(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	typ, err := engine.ParseBackupType(req.Type)
+	typ, err := ese.ParseBackupType(req.Type)
 	if err != nil {
 		s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "%v", err))
 		return

@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"bytes"
 	"context"
 	"encoding/json"
@@ -94,7 +96,7 @@ func remote(t testing.TB, url, token string) *storeapi.Remote {
 	return r
 }
 
-func backup(t testing.TB, ctx context.Context, src source.Source, group string, typ engine.BackupType, path string) (*pipeline.Result, error) {
+func backup(t testing.TB, ctx context.Context, src source.Source, group string, typ ese.BackupType, path string) (*pipeline.Result, error) {
 	t.Helper()
 	sess, err := src.Begin(ctx, group, typ, nil)
 	if err != nil {
@@ -201,14 +203,14 @@ func TestRemoteFullIncrementalRestore(t *testing.T) {
 	}
 	w := startWriter(store, 4)
 	sets := t.TempDir()
-	full, err := backup(t, ctx, r, "SG1", engine.Full, filepath.Join(sets, "full.tar"))
+	full, err := backup(t, ctx, r, "SG1", ese.Full, filepath.Join(sets, "full.tar"))
 	if err != nil {
 		w.stop(t)
 		t.Fatalf("remote full: %v", err)
 	}
 	time.Sleep(300 * time.Millisecond)
 	acked := w.snapshot()
-	inc, err := backup(t, ctx, r, "SG1", engine.Incremental, filepath.Join(sets, "inc.tar"))
+	inc, err := backup(t, ctx, r, "SG1", ese.Incremental, filepath.Join(sets, "inc.tar"))
 	started := w.stop(t)
 	if err != nil {
 		t.Fatalf("remote incremental: %v", err)
@@ -300,12 +302,12 @@ func TestBusyGroupAndMetrics(t *testing.T) {
 	ts := startServer(t, dir, server.Config{Token: testToken})
 	r := remote(t, ts.url, testToken)
 	ctx := context.Background()
-	s1, err := r.Begin(ctx, "SG1", engine.Full, nil)
+	s1, err := r.Begin(ctx, "SG1", ese.Full, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Now()
-	_, err = r.Begin(ctx, "SG1", engine.Copy, nil)
+	_, err = r.Begin(ctx, "SG1", ese.Copy, nil)
 	if !errors.Is(err, engine.ErrBackupInProgress) {
 		t.Fatalf("second session: %v, want -505", err)
 	}
@@ -317,16 +319,16 @@ func TestBusyGroupAndMetrics(t *testing.T) {
 		t.Fatalf("-505 took %s", d)
 	}
 	// Unknown groups, bad names.
-	if _, err := r.Begin(ctx, "nope", engine.Full, nil); err == nil {
+	if _, err := r.Begin(ctx, "nope", ese.Full, nil); err == nil {
 		t.Fatal("backup of a missing group")
 	}
-	if _, err := r.Begin(ctx, "../etc", engine.Full, nil); err == nil {
+	if _, err := r.Begin(ctx, "../etc", ese.Full, nil); err == nil {
 		t.Fatal("backup of ../etc")
 	}
 	// Incremental before any full: -520 travels as an ESE error.
 	s1.Abort(errors.New("test"))
 	waitFor(t, "abort", func() bool { return groupFree(t, r, "SG1") })
-	if _, err := r.Begin(ctx, "SG1", engine.Incremental, nil); !errors.Is(err, engine.ErrNoBackup) {
+	if _, err := r.Begin(ctx, "SG1", ese.Incremental, nil); !errors.Is(err, engine.ErrNoBackup) {
 		t.Fatalf("incremental without full: %v", err)
 	}
 	req, _ := http.NewRequest("GET", ts.url+"/metrics", nil)
@@ -377,7 +379,7 @@ func TestClientGoneMidStreamAborts(t *testing.T) {
 	ts := startServer(t, dir, server.Config{Token: testToken})
 	r := remote(t, ts.url, testToken)
 	ctx, cancel := context.WithCancel(context.Background())
-	sess, err := r.Begin(ctx, "SG1", engine.Full, nil)
+	sess, err := r.Begin(ctx, "SG1", ese.Full, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -406,7 +408,7 @@ func TestClientGoneMidStreamAborts(t *testing.T) {
 		t.Fatalf("aborted session touched the header: %+v", h)
 	}
 	// The next backup works.
-	if _, err := backup(t, context.Background(), r2, "SG1", engine.Full, filepath.Join(t.TempDir(), "full.tar")); err != nil {
+	if _, err := backup(t, context.Background(), r2, "SG1", ese.Full, filepath.Join(t.TempDir(), "full.tar")); err != nil {
 		t.Fatalf("backup after the aborted one: %v", err)
 	}
 }
@@ -432,7 +434,7 @@ func TestIdleSessionTimesOut(t *testing.T) {
 		t.Fatalf("timed-out session left Current Full set")
 	}
 	// A client with keepalives outlives the timeout.
-	sess, err := r.Begin(context.Background(), "SG1", engine.Full, nil)
+	sess, err := r.Begin(context.Background(), "SG1", ese.Full, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -449,7 +451,7 @@ func TestShutdownMidBackup(t *testing.T) {
 	ts := startServer(t, dir, server.Config{Token: testToken})
 	r := remote(t, ts.url, testToken)
 	ctx := context.Background()
-	sess, err := r.Begin(ctx, "SG1", engine.Full, nil)
+	sess, err := r.Begin(ctx, "SG1", ese.Full, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -501,7 +503,7 @@ func TestTwoGroupsInParallel(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = backup(t, ctx, r, g, engine.Full, filepath.Join(sets, g+".tar"))
+			_, errs[i] = backup(t, ctx, r, g, ese.Full, filepath.Join(sets, g+".tar"))
 		}()
 	}
 	wg.Wait()
@@ -568,7 +570,7 @@ func TestRestoreIntoRecoveryGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := backup(t, ctx, r, "SG1", engine.Full, filepath.Join(sets, "full.tar")); err != nil {
+	if _, err := backup(t, ctx, r, "SG1", ese.Full, filepath.Join(sets, "full.tar")); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(filepath.Dir(sets), "outside.tar"), []byte("x"), 0o644)
@@ -600,7 +602,7 @@ func TestRestoreIntoRecoveryGroup(t *testing.T) {
 		t.Fatalf("recovery group vs the workload model: %v", err)
 	}
 	// The recovery group can itself be backed up remotely.
-	if _, err := backup(t, ctx, r, "RSG1", engine.Copy, filepath.Join(t.TempDir(), "rsg.tar")); err != nil {
+	if _, err := backup(t, ctx, r, "RSG1", ese.Copy, filepath.Join(t.TempDir(), "rsg.tar")); err != nil {
 		t.Fatalf("backup of the recovery group: %v", err)
 	}
 }
@@ -621,7 +623,7 @@ func TestBeginRacesAbort(t *testing.T) {
 	r := remote(t, ts.url, testToken)
 	ctx := context.Background()
 	for range 20 {
-		s, err := r.Begin(ctx, "SG1", engine.Copy, nil)
+		s, err := r.Begin(ctx, "SG1", ese.Copy, nil)
 		if err != nil {
 			if errors.Is(err, engine.ErrBackupInProgress) {
 				continue
@@ -630,7 +632,7 @@ func TestBeginRacesAbort(t *testing.T) {
 		}
 		done := make(chan struct{})
 		go func() { s.Abort(nil); close(done) }()
-		s2, err := r.Begin(ctx, "SG1", engine.Copy, nil)
+		s2, err := r.Begin(ctx, "SG1", ese.Copy, nil)
 		<-done
 		switch {
 		case err == nil:
@@ -653,7 +655,7 @@ func TestRestoreIntoOwnedGroup(t *testing.T) {
 	if _, err := workload.Run(ctx, r.Store("SG1"), workload.RunOptions{Workload: workload.Workload{Seed: 12, Streams: 2}, StopAfterBytes: 512 << 10}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := backup(t, ctx, r, "SG1", engine.Full, filepath.Join(sets, "full.tar")); err != nil {
+	if _, err := backup(t, ctx, r, "SG1", ese.Full, filepath.Join(sets, "full.tar")); err != nil {
 		t.Fatal(err)
 	}
 	st, err := workload.Run(ctx, r.Store("SG1"), workload.RunOptions{StopAfterBytes: 256 << 10})

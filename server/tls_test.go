@@ -1,6 +1,8 @@
 package server_test
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -95,7 +97,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	}
 	defer a.Close()
 	ctx := context.Background()
-	if _, err := backup(t, ctx, a, "SG1", engine.Full, filepath.Join(t.TempDir(), "full.tar")); err != nil {
+	if _, err := backup(t, ctx, a, "SG1", ese.Full, filepath.Join(t.TempDir(), "full.tar")); err != nil {
 		t.Fatalf("full backup over TLS: %v", err)
 	}
 

@@ -1,6 +1,8 @@
 package source
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"context"
 	"errors"
 	"fmt"
@@ -40,7 +42,7 @@ func (l *Local) Prepare(ctx context.Context) ([]engine.GroupInfo, error) {
 }
 
 // Begin implements Source.
-func (l *Local) Begin(ctx context.Context, group string, typ engine.BackupType, databases []string) (Session, error) {
+func (l *Local) Begin(ctx context.Context, group string, typ ese.BackupType, databases []string) (Session, error) {
 	g, err := l.srv.Group(group)
 	if err != nil {
 		return nil, err
@@ -65,7 +67,7 @@ type localSession struct {
 	info engine.GroupInfo
 }
 
-func (ls *localSession) Type() engine.BackupType { return ls.s.Type() }
+func (ls *localSession) Type() ese.BackupType    { return ls.s.Type() }
 func (ls *localSession) Group() engine.GroupInfo { return ls.info }
 func (ls *localSession) Databases() []string     { return ls.s.Databases() }
 func (ls *localSession) LowGen() uint32          { return ls.s.LowGen() }

@@ -1,6 +1,8 @@
 package source
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"context"
 	"io"
 	"strings"
@@ -41,7 +43,7 @@ func TestLocalSessionReadsEveryChunk(t *testing.T) {
 	if len(groups) != 1 || len(groups[0].Databases) != 2 || groups[0].Databases[0].GUID == "" {
 		t.Fatalf("prepare: %+v", groups)
 	}
-	s, err := l.Begin(ctx, "SG1", engine.Full, nil)
+	s, err := l.Begin(ctx, "SG1", ese.Full, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +89,7 @@ func TestLocalSessionReadsEveryChunk(t *testing.T) {
 	}
 	// Canceled context: the session aborts instead of hanging the group.
 	cctx, cancel := context.WithCancel(ctx)
-	s2, err := l.Begin(cctx, "SG1", engine.Copy, nil)
+	s2, err := l.Begin(cctx, "SG1", ese.Copy, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +98,7 @@ func TestLocalSessionReadsEveryChunk(t *testing.T) {
 	if _, err := f.Read(buf); err == nil {
 		t.Fatal("read after cancel succeeded")
 	}
-	if s3, err := l.Begin(ctx, "SG1", engine.Copy, nil); err != nil {
+	if s3, err := l.Begin(ctx, "SG1", ese.Copy, nil); err != nil {
 		t.Fatalf("group still held after the canceled session: %v", err)
 	} else {
 		s3.Abort(nil)

@@ -11,6 +11,8 @@
 package source
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"context"
 
 	"github.com/tapestream/tapestream/engine"
@@ -22,14 +24,14 @@ type Source interface {
 	Prepare(ctx context.Context) ([]engine.GroupInfo, error)
 	// Begin opens a backup session of one storage group. databases selects
 	// a subset for full and copy backups (nil = all).
-	Begin(ctx context.Context, group string, typ engine.BackupType, databases []string) (Session, error)
+	Begin(ctx context.Context, group string, typ ese.BackupType, databases []string) (Session, error)
 	// Close releases the source (an in-process store is shut down cleanly).
 	Close() error
 }
 
 // Session is one backup session of a storage group.
 type Session interface {
-	Type() engine.BackupType
+	Type() ese.BackupType
 	Group() engine.GroupInfo
 	// PreviousSetID names the set an incremental or differential
 	// continues (from the database headers).

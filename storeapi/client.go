@@ -1,6 +1,8 @@
 package storeapi
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"bufio"
 	"bytes"
 	"context"
@@ -187,7 +189,7 @@ func (r *Remote) Status(ctx context.Context, group string) (*GroupStatus, error)
 }
 
 // Begin implements Source.
-func (r *Remote) Begin(ctx context.Context, group string, typ engine.BackupType, databases []string) (source.Session, error) {
+func (r *Remote) Begin(ctx context.Context, group string, typ ese.BackupType, databases []string) (source.Session, error) {
 	var br BeginResponse
 	if err := r.call(ctx, http.MethodPost, "/v1/groups/"+url.PathEscape(group)+"/backup", BeginRequest{Type: typ.String(), Databases: databases}, &br); err != nil {
 		return nil, err
@@ -210,7 +212,7 @@ func (r *Remote) Close() error {
 
 type remoteSession struct {
 	r    *Remote
-	typ  engine.BackupType
+	typ  ese.BackupType
 	resp BeginResponse
 
 	mu        sync.Mutex
@@ -252,7 +254,7 @@ func (s *remoteSession) stopHeartbeat() {
 	s.stopOnce.Do(func() { close(s.stop) })
 }
 
-func (s *remoteSession) Type() engine.BackupType { return s.typ }
+func (s *remoteSession) Type() ese.BackupType    { return s.typ }
 func (s *remoteSession) Group() engine.GroupInfo { return s.resp.Group }
 func (s *remoteSession) PreviousSetID() string   { return s.resp.PreviousSetID }
 func (s *remoteSession) Databases() []string     { return s.resp.Databases }
@@ -353,7 +355,7 @@ func (s *remoteSession) OpenFile(ctx context.Context, name string) (source.File,
 		resp.Body.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	f.verify = !s.r.opts.NoVerify && (f.start.File.Kind == engine.KindDatabase || f.start.File.Kind == engine.KindStreaming)
+	f.verify = !s.r.opts.NoVerify && (f.start.File.Kind == ese.KindDatabase || f.start.File.Kind == ese.KindStreaming)
 	return f, nil
 }
 

@@ -1,6 +1,8 @@
 package storeapi
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -41,14 +43,14 @@ func fakeServer(t *testing.T, frames func(w io.Writer)) *Remote {
 	return r
 }
 
-func startFrame(kind engine.FileKind, size int64) []byte {
+func startFrame(kind ese.FileKind, size int64) []byte {
 	b, _ := json.Marshal(FileStart{File: engine.BackupFile{Name: "Mailbox1.edb", Kind: kind}, Size: size})
 	return b
 }
 
 func open(t *testing.T, r *Remote) source.File {
 	t.Helper()
-	s, err := r.Begin(context.Background(), "SG1", engine.Full, nil)
+	s, err := r.Begin(context.Background(), "SG1", ese.Full, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +65,7 @@ func open(t *testing.T, r *Remote) source.File {
 
 func TestRemoteVerifiesPagesAfterTheNetwork(t *testing.T) {
 	r := fakeServer(t, func(w io.Writer) {
-		WriteFrame(w, FrameStart, startFrame(engine.KindDatabase, engine.ChunkSize))
+		WriteFrame(w, FrameStart, startFrame(ese.KindDatabase, engine.ChunkSize))
 		chunk := make([]byte, engine.ChunkSize)
 		for i := range chunk {
 			chunk[i] = byte(i * 7) // garbage: no valid page
@@ -79,28 +81,28 @@ func TestRemoteVerifiesPagesAfterTheNetwork(t *testing.T) {
 
 func TestRemoteStreamErrors(t *testing.T) {
 	eseFrame := func(w io.Writer) {
-		WriteFrame(w, FrameStart, startFrame(engine.KindLog, 2*engine.ChunkSize))
+		WriteFrame(w, FrameStart, startFrame(ese.KindLog, 2*engine.ChunkSize))
 		WriteFrame(w, FrameData, make([]byte, engine.ChunkSize))
 		b, _ := json.Marshal(ErrorBody{Error: Error{Kind: "ese", Code: engine.CodeLogReadVerifyFailure, Group: "SG1", Message: "log bad"}})
 		WriteFrame(w, FrameError, b)
 	}
 	cut := func(w io.Writer) {
-		WriteFrame(w, FrameStart, startFrame(engine.KindLog, 2*engine.ChunkSize))
+		WriteFrame(w, FrameStart, startFrame(ese.KindLog, 2*engine.ChunkSize))
 		w.Write([]byte{FrameData, 0, 1, 0, 0, 1, 2, 3})
 	}
 	overrun := func(w io.Writer) {
-		WriteFrame(w, FrameStart, startFrame(engine.KindLog, 100))
+		WriteFrame(w, FrameStart, startFrame(ese.KindLog, 100))
 		WriteFrame(w, FrameData, make([]byte, 200))
 	}
 	short := func(w io.Writer) {
-		WriteFrame(w, FrameStart, startFrame(engine.KindLog, 100))
+		WriteFrame(w, FrameStart, startFrame(ese.KindLog, 100))
 		WriteFrame(w, FrameData, make([]byte, 50))
 		var b [8]byte
 		binary.BigEndian.PutUint64(b[:], 50)
 		WriteFrame(w, FrameEnd, b[:])
 	}
 	huge := func(w io.Writer) {
-		WriteFrame(w, FrameStart, startFrame(engine.KindLog, 100))
+		WriteFrame(w, FrameStart, startFrame(ese.KindLog, 100))
 		w.Write([]byte{FrameData, 0x7f, 0, 0, 0})
 	}
 	for name, tc := range map[string]struct {
@@ -131,7 +133,7 @@ func TestRemoteStreamErrors(t *testing.T) {
 
 func TestRemoteBusyIsESE505(t *testing.T) {
 	r := fakeServer(t, func(io.Writer) {})
-	_, err := r.Begin(context.Background(), "BUSY", engine.Full, nil)
+	_, err := r.Begin(context.Background(), "BUSY", ese.Full, nil)
 	var ee *engine.ESEError
 	if !errors.Is(err, engine.ErrBackupInProgress) || !errors.As(err, &ee) || ee.Group != "BUSY" || ee.Error() != "storage group BUSY: a full backup is already in progress (-505)" {
 		t.Fatalf("busy: %v", err)

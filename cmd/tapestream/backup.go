@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/tapestream/tapestream/ese"
+
 	"context"
 	"errors"
 	"fmt"
@@ -91,7 +93,7 @@ func newBackupCmd() *cobra.Command {
 }
 
 func runBackup(ctx context.Context, o backupOpts) ([]*pipeline.Result, error) {
-	typ, err := engine.ParseBackupType(o.Type)
+	typ, err := ese.ParseBackupType(o.Type)
 	if err != nil {
 		return nil, usagef(err.Error())
 	}
@@ -204,7 +206,7 @@ func runBackup(ctx context.Context, o backupOpts) ([]*pipeline.Result, error) {
 	return results, err
 }
 
-func backupGroup(ctx context.Context, src source.Source, group string, typ engine.BackupType, o backupOpts, sopts media.Options, popts pipeline.Options, mu *sync.Mutex) (*pipeline.Result, error) {
+func backupGroup(ctx context.Context, src source.Source, group string, typ ese.BackupType, o backupOpts, sopts media.Options, popts pipeline.Options, mu *sync.Mutex) (*pipeline.Result, error) {
 	target := strings.ReplaceAll(o.Output, "{group}", group)
 	sess, err := src.Begin(ctx, group, typ, o.Databases)
 	if err != nil {
