@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/tapestream/tapestream/engine/page"
+	"github.com/tapestream/tapestream/engine/verify"
 	"github.com/tapestream/tapestream/engine/vfs"
 	"github.com/tapestream/tapestream/engine/wal"
 )
@@ -159,8 +160,7 @@ type Session struct {
 	failed   error
 	logs     []BackupFile
 	logRead  map[uint32]bool
-	created  map[uint32]int64 // log creation times seen, for the chain check
-	prevOf   map[uint32]int64
+	chain    verify.Chain // the logs read follow each other
 	frozen   bool
 	origHdrs map[*database]*DBHeader
 }
@@ -183,7 +183,7 @@ func (g *Group) BackupSetup(typ ese.BackupType, databases []string) (*Session, e
 		g.mu.Unlock()
 		return nil, g.eseErr(CodeBackupInProgress, nil, "a %s backup is already in progress", busy)
 	}
-	s := &Session{g: g, typ: typ, start: g.opts.Now(), logRead: map[uint32]bool{}, created: map[uint32]int64{}, prevOf: map[uint32]int64{}, origHdrs: map[*database]*DBHeader{}}
+	s := &Session{g: g, typ: typ, start: g.opts.Now(), logRead: map[uint32]bool{}, origHdrs: map[*database]*DBHeader{}}
 	if !typ.CopiesDatabases() {
 		if g.cfg.CircularLogging {
 			g.mu.Unlock()
@@ -325,7 +325,7 @@ type FileReader struct {
 	header []byte   // pages 0-1 snapshot
 	size   int64
 	off    int64
-	ver    *wal.StreamVerifier
+	ver    *verify.File
 	closed bool
 }
 
@@ -373,7 +373,7 @@ func (s *Session) OpenFile(name string) (*FileReader, error) {
 			return nil, err
 		}
 		bf.Size = pf.size()
-		return &FileReader{s: s, file: bf, pf: pf, header: snap, size: bf.Size}, nil
+		return &FileReader{s: s, file: bf, pf: pf, header: snap, size: bf.Size, ver: verify.New(pf.name, bf.Kind, [16]byte{})}, nil
 	}
 	s.mu.Lock()
 	logs := s.logs
@@ -393,10 +393,8 @@ func (s *Session) OpenFile(name string) (*FileReader, error) {
 			f.Close()
 			return nil, err
 		}
-		v := wal.NewStreamVerifier(g.cfg.sig())
-		v.SetName(lf.Name)
 		lf.Size = st.Size()
-		return &FileReader{s: s, file: lf, f: f, size: st.Size(), ver: v}, nil
+		return &FileReader{s: s, file: lf, f: f, size: st.Size(), ver: verify.New(lf.Name, ese.KindLog, g.cfg.sig())}, nil
 	}
 	return nil, fmt.Errorf("storage group %s: %q is not a file of this %s backup session", g.name, name, s.typ)
 }
@@ -434,7 +432,7 @@ func (r *FileReader) Read(p []byte) (int, error) {
 		if _, err := r.f.ReadAt(buf, r.off); err != nil {
 			return 0, r.fail(err)
 		}
-		if _, err := r.ver.Write(buf); err != nil {
+		if err := r.ver.Write(r.off, buf); err != nil {
 			return 0, r.fail(r.s.g.eseErr(CodeLogReadVerifyFailure, err, "log %s failed verification", r.file.Name))
 		}
 		r.off += int64(n)
@@ -466,7 +464,7 @@ func (r *FileReader) readPages(buf []byte, first uint32) error {
 		if first == 0 {
 			copy(buf, r.header[:min(len(buf), len(r.header))])
 		}
-		verr := page.VerifyChunk(pf.name, buf, first)
+		verr := r.ver.Write(int64(first)*page.Size, buf)
 		if verr == nil {
 			return nil
 		}
@@ -488,16 +486,10 @@ func (r *FileReader) finishLog() error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	gen := r.file.Gen
-	s.created[gen] = info.Header.Created
-	s.prevOf[gen] = info.Header.PrevCreated
-	if c, ok := s.created[gen-1]; ok && c != info.Header.PrevCreated {
-		return s.g.eseErr(CodeLogReadVerifyFailure, nil, "log %s does not follow generation %d (previous creation time differs)", r.file.Name, gen-1)
+	if err := s.chain.Add(r.file.Name, info); err != nil {
+		return s.g.eseErr(CodeLogReadVerifyFailure, err, "log %s failed verification", r.file.Name)
 	}
-	if p, ok := s.prevOf[gen+1]; ok && p != info.Header.Created {
-		return s.g.eseErr(CodeLogReadVerifyFailure, nil, "generation %d does not follow log %s", gen+1, r.file.Name)
-	}
-	s.logRead[gen] = true
+	s.logRead[r.file.Gen] = true
 	return nil
 }
 

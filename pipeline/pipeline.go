@@ -25,6 +25,7 @@
 package pipeline
 
 import (
+	"github.com/tapestream/tapestream/engine/verify"
 	"github.com/tapestream/tapestream/ese"
 
 	"context"
@@ -41,8 +42,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tapestream/tapestream/engine"
-	"github.com/tapestream/tapestream/engine/page"
-	"github.com/tapestream/tapestream/engine/wal"
 	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat"
@@ -315,15 +314,14 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 		st.File.Store(&name)
 		fj := &fileJob{index: index, info: f.Info(), size: f.Size(), header: f.HeaderSnapshot()}
 		index++
-		// Pages are verified independently of the engine (the data may
-		// have crossed a process boundary), as each read arrives, while
-		// they are in the cache: done by the workers a frame later, the
-		// same check left a codec none backup 1.5% slower.
-		verifyPages := !opts.NoVerify && (bf.Kind == ese.KindDatabase || bf.Kind == ese.KindStreaming)
-		var logv *wal.StreamVerifier
-		if bf.Kind == ese.KindLog && !opts.NoVerify {
-			logv = wal.NewStreamVerifier(engine.ParseSignature(sess.Group().Signature))
-			logv.SetName(bf.Name)
+		// Bytes the engine verified in this very buffer (an in-process
+		// source) are not checked again; bytes that crossed a process
+		// boundary are, as each read arrives, while they are in the cache
+		// (done by the workers a frame later, the same check left a codec
+		// none backup 1.5% slower).
+		var ver *verify.File
+		if !opts.NoVerify && !f.Verified() {
+			ver = verify.New(bf.Name, bf.Kind, engine.ParseSignature(sess.Group().Signature))
 		}
 		var off int64
 		for first := true; first || off < fj.size; first = false {
@@ -333,15 +331,6 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 			}
 			t0 := time.Now()
 			j.off, j.data = off, j.data[:0]
-			verified := 0 // bytes of j.data whose pages are verified
-			verifyTo := func(end int) error {
-				if !verifyPages || end <= verified {
-					return nil
-				}
-				err := page.VerifyChunk(bf.Name, j.data[verified:end], uint32((off+int64(verified))/page.Size))
-				verified = end
-				return err
-			}
 			// Read straight into the job's buffer (cap FrameSize, a
 			// multiple of ChunkSize): no copy from a read buffer.
 			for len(j.data) < opts.FrameSize && off+int64(len(j.data)) < fj.size {
@@ -362,18 +351,12 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 						return err
 					}
 				}
-				if logv != nil {
-					if _, err := logv.Write(chunk[:n]); err != nil {
+				if ver != nil {
+					if err := ver.Write(off+int64(n0), chunk[:n]); err != nil {
 						return err
 					}
 				}
 				j.data = j.data[:n0+n]
-				if err := verifyTo(len(j.data) &^ (page.Size - 1)); err != nil {
-					return err
-				}
-			}
-			if err := verifyTo(len(j.data)); err != nil { // a partial page fails
-				return err
 			}
 			off += int64(len(j.data))
 			jf := *fj
@@ -396,8 +379,8 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 		if off != fj.size {
 			return fmt.Errorf("%s: read %d bytes, the session said %d", bf.Name, off, fj.size)
 		}
-		if logv != nil {
-			if _, err := logv.Finish(); err != nil {
+		if ver != nil {
+			if _, err := ver.Finish(); err != nil {
 				return err
 			}
 		}

@@ -90,6 +90,7 @@ func (f *fakeFile) Info() engine.BackupFile {
 }
 func (f *fakeFile) Size() int64            { return int64(len(f.data)) }
 func (f *fakeFile) HeaderSnapshot() []byte { return nil }
+func (f *fakeFile) Verified() bool         { return false }
 func (f *fakeFile) Close() error           { return nil }
 func (f *fakeFile) Read(p []byte) (int, error) {
 	if f.off >= len(f.data) {

@@ -23,7 +23,8 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
-	"github.com/tapestream/tapestream/engine/wal"
+	"github.com/tapestream/tapestream/engine/verify"
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/tapeformat"
 )
@@ -221,8 +222,9 @@ func readSet(ctx context.Context, src SetSource, o Options, out fileSink) (*SetI
 		}
 		return nil
 	}
-	var prevCreated int64
+	var chain verify.Chain
 	var prevGen uint32
+	sig := engine.ParseSignature(info.Label.Extra["group_signature"])
 	for {
 		if err := ctx.Err(); err != nil {
 			return info, err
@@ -241,13 +243,7 @@ func readSet(ctx context.Context, src SetSource, o Options, out fileSink) (*SetI
 				return info, err
 			}
 		}
-		var logv *wal.StreamVerifier
-		if fh.Kind == tapeformat.KindLog {
-			logv = wal.NewStreamVerifier(engine.ParseSignature(info.Label.Extra["group_signature"]))
-			logv.SetName(fh.Name)
-		}
-		logOK := true
-		var want int64
+		ver := verify.New(fh.Name, ese.FileKind(fh.Kind), sig)
 		for {
 			if keep {
 				out.recycle(tr.Recycle)
@@ -259,30 +255,14 @@ func readSet(ctx context.Context, src SetSource, o Options, out fileSink) (*SetI
 			if err != nil {
 				return info, fmt.Errorf("%s: %s: %w", setName, fh.Name, err)
 			}
-			if c.Meta.Offset != want {
-				logOK = false // salvage: a lost range
-			}
-			want = c.Meta.End()
-			if fh.Kind == tapeformat.KindDatabase || fh.Kind == tapeformat.KindStreaming {
-				if c.Meta.Offset%page.Size == 0 {
-					if verr := page.VerifyChunk(fh.Name, c.Data, uint32(c.Meta.Offset/page.Size)); verr != nil {
-						var pe *page.PageError
-						pg := int64(-1)
-						if errors.As(verr, &pe) {
-							pg = int64(pe.Page)
-						}
-						if err := problem(Problem{File: fh.Name, Offset: c.Meta.Offset, Length: int64(c.Meta.Length), Page: pg, What: verr.Error()}); err != nil {
-							return info, err
-						}
-					}
+			if verr := ver.Write(c.Meta.Offset, c.Data); verr != nil {
+				p := Problem{File: fh.Name, Page: -1, What: verr.Error()}
+				var pe *page.PageError
+				if errors.As(verr, &pe) {
+					p.Offset, p.Length, p.Page = c.Meta.Offset, int64(c.Meta.Length), int64(pe.Page)
 				}
-			}
-			if logv != nil && logOK {
-				if _, err := logv.Write(c.Data); err != nil {
-					logOK = false
-					if err := problem(Problem{File: fh.Name, What: err.Error()}); err != nil {
-						return info, err
-					}
+				if err := problem(p); err != nil {
+					return info, err
 				}
 			}
 			if keep {
@@ -291,25 +271,27 @@ func readSet(ctx context.Context, src SetSource, o Options, out fileSink) (*SetI
 				}
 			}
 		}
-		if logv != nil && logOK {
-			gi, err := logv.Finish()
+		if fh.Kind == tapeformat.KindLog {
+			gi, err := ver.Finish()
 			switch {
+			case errors.Is(err, verify.ErrIncomplete):
+				// The lost range is in the reader's damage report.
 			case err != nil:
-				if err := problem(Problem{File: fh.Name, What: err.Error()}); err != nil {
+				if err := problem(Problem{File: fh.Name, Page: -1, What: err.Error()}); err != nil {
 					return info, err
 				}
 			default:
-				if prevGen != 0 && gi.Header.Gen == prevGen+1 && gi.Header.PrevCreated != 0 && gi.Header.PrevCreated != prevCreated {
-					if err := problem(Problem{File: fh.Name, Gen: gi.Header.Gen, What: fmt.Sprintf("does not follow generation %d (previous creation time differs)", prevGen)}); err != nil {
+				if err := chain.Add(fh.Name, gi); err != nil {
+					if err := problem(Problem{File: fh.Name, Gen: gi.Header.Gen, Page: -1, What: err.Error()}); err != nil {
 						return info, err
 					}
 				}
 				if prevGen != 0 && gi.Header.Gen != prevGen+1 {
-					if err := problem(Problem{File: fh.Name, Gen: gi.Header.Gen, What: fmt.Sprintf("generation gap: previous log in the set is %d", prevGen)}); err != nil {
+					if err := problem(Problem{File: fh.Name, Gen: gi.Header.Gen, Page: -1, What: fmt.Sprintf("generation gap: previous log in the set is %d", prevGen)}); err != nil {
 						return info, err
 					}
 				}
-				prevGen, prevCreated = gi.Header.Gen, gi.Header.Created
+				prevGen = gi.Header.Gen
 			}
 		}
 		if out != nil {

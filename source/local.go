@@ -118,6 +118,7 @@ func (f *localFile) Info() engine.BackupFile { return f.r.Info() }
 func (f *localFile) Size() int64             { return f.r.Size() }
 func (f *localFile) HeaderSnapshot() []byte  { return f.r.HeaderSnapshot() }
 func (f *localFile) Close() error            { return f.r.Close() }
+func (f *localFile) Verified() bool          { return true }
 
 // Read aborts the session when the caller's context is done: a client
 // that goes away never leaves the group frozen.

@@ -65,6 +65,12 @@ type File interface {
 	Size() int64
 	// HeaderSnapshot is pages 0-1 as of OpenFile (database files only).
 	HeaderSnapshot() []byte
+	// Verified reports whether every chunk Read returns was verified in
+	// this process, in the caller's buffer (the embedded engine's reader
+	// does that as ESE does, re-reading a page caught mid-write): the
+	// pipeline does not check those bytes again. Bytes that crossed a
+	// process boundary are not (a store server's stream).
+	Verified() bool
 	// Read returns the next chunk (64 KiB but the last); p must hold
 	// engine.ChunkSize bytes. io.EOF after the last chunk.
 	Read(p []byte) (int, error)

@@ -1,6 +1,8 @@
 package storeapi
 
 import (
+	"bytes"
+
 	"github.com/tapestream/tapestream/ese"
 
 	"context"
@@ -14,7 +16,6 @@ import (
 	"testing"
 
 	"github.com/tapestream/tapestream/engine"
-	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/source"
 )
 
@@ -63,19 +64,24 @@ func open(t *testing.T, r *Remote) source.File {
 	return f
 }
 
-func TestRemoteVerifiesPagesAfterTheNetwork(t *testing.T) {
+// The bytes of a remote file crossed the network after the server's engine
+// verified them: the file must say so, so that the pipeline checks them.
+func TestRemoteFileIsNotVerified(t *testing.T) {
+	chunk := make([]byte, engine.ChunkSize)
+	for i := range chunk {
+		chunk[i] = byte(i * 7) // garbage: no valid page
+	}
 	r := fakeServer(t, func(w io.Writer) {
 		WriteFrame(w, FrameStart, startFrame(ese.KindDatabase, engine.ChunkSize))
-		chunk := make([]byte, engine.ChunkSize)
-		for i := range chunk {
-			chunk[i] = byte(i * 7) // garbage: no valid page
-		}
 		WriteFrame(w, FrameData, chunk)
 	})
 	f := open(t, r)
-	_, err := f.Read(make([]byte, engine.ChunkSize))
-	if !page.IsCorruption(err) {
-		t.Fatalf("corrupt chunk from the network: %v", err)
+	if f.Verified() {
+		t.Fatal("a remote file claims its bytes were verified in this process")
+	}
+	got := make([]byte, engine.ChunkSize)
+	if n, err := f.Read(got); err != nil || n != len(chunk) || !bytes.Equal(got, chunk) {
+		t.Fatalf("read %d bytes, %v", n, err)
 	}
 }
 
