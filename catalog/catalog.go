@@ -19,8 +19,6 @@
 package catalog
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -30,6 +28,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tapestream/tapestream/ese"
 	bolt "go.etcd.io/bbolt"
 )
 

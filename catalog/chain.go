@@ -1,13 +1,13 @@
 package catalog
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"time"
+
+	"github.com/tapestream/tapestream/ese"
 )
 
 // Present reports whether a set's data is still where the catalog says:

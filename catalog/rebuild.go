@@ -1,8 +1,6 @@
 package catalog
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"archive/tar"
 	"bytes"
 	"context"
@@ -16,6 +14,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/tapeformat"

@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +14,7 @@ import (
 	"github.com/tapestream/tapestream/engine/verify"
 	"github.com/tapestream/tapestream/engine/vfs"
 	"github.com/tapestream/tapestream/engine/wal"
+	"github.com/tapestream/tapestream/ese"
 )
 
 // The backup API, one session per storage group, in ESE's call order:

@@ -1,8 +1,6 @@
 package engine
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -19,6 +17,7 @@ import (
 	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/vfs"
 	"github.com/tapestream/tapestream/engine/wal"
+	"github.com/tapestream/tapestream/ese"
 )
 
 // seqWriter commits deterministic transactions: txn n writes a value for

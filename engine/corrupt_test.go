@@ -6,8 +6,6 @@ package engine
 // wal.Scan.
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +17,7 @@ import (
 	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/vfs"
 	"github.com/tapestream/tapestream/engine/wal"
+	"github.com/tapestream/tapestream/ese"
 )
 
 // fillCorruptGroup writes a few hundred keys (some long values) into both

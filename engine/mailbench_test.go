@@ -5,8 +5,6 @@ package engine
 // cache budget, and the backup API's read throughput.
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"context"
 	"flag"
 	"fmt"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/wal"
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/workload"
 )
 

@@ -1,8 +1,6 @@
 package pipeline
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"context"
 	"fmt"
 	"os"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat"

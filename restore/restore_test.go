@@ -1,8 +1,6 @@
 package restore_test
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"archive/tar"
 	"bytes"
 	"context"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/restore"

@@ -40,8 +40,6 @@
 package scheduler
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -51,6 +49,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )

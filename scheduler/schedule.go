@@ -1,8 +1,6 @@
 package scheduler
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +8,7 @@ import (
 	"time"
 
 	"github.com/robfig/cron/v3"
+	"github.com/tapestream/tapestream/ese"
 )
 
 // Schedule is a job's level schedule: either the weekday shorthand (At,

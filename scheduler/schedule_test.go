@@ -1,13 +1,12 @@
 package scheduler
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tapestream/tapestream/catalog"
+	"github.com/tapestream/tapestream/ese"
 )
 
 func TestLevelAtShorthand(t *testing.T) {

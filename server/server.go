@@ -1,8 +1,6 @@
 package server
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"bufio"
 	"context"
 	"crypto/rand"
@@ -23,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/storeapi"
 )
 

@@ -1,8 +1,6 @@
 package server_test
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -20,6 +18,7 @@ import (
 	"time"
 
 	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/server"
 	"github.com/tapestream/tapestream/storeapi"
 )

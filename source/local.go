@@ -1,13 +1,12 @@
 package source
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"context"
 	"errors"
 	"fmt"
 
 	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/ese"
 )
 
 // Local is a Source over an embedded engine in this process.

@@ -1,14 +1,13 @@
 package source
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"context"
 	"io"
 	"strings"
 	"testing"
 
 	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/ese"
 )
 
 func TestOpenLocalRefusesStoreInUse(t *testing.T) {

@@ -11,11 +11,10 @@
 package source
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"context"
 
 	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/ese"
 )
 
 // Source is a store that can be backed up.

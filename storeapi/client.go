@@ -1,8 +1,6 @@
 package storeapi
 
 import (
-	"github.com/tapestream/tapestream/ese"
-
 	"bufio"
 	"bytes"
 	"context"
@@ -23,6 +21,7 @@ import (
 	"time"
 
 	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/workload"
 )
