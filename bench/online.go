@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tapestream/tapestream/backup"
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
 	"github.com/tapestream/tapestream/ese"
@@ -121,18 +122,9 @@ func onlinePhase(ctx context.Context, c *config, st *storeInfo) (*onlineResult, 
 	return res, recoveryRows(c, set), nil
 }
 
-func backupInProcess(ctx context.Context, src source.Source, set string, workers int) (*pipeline.Result, error) {
-	sess, err := src.Begin(ctx, "SG1", ese.Full, nil)
-	if err != nil {
-		return nil, err
-	}
-	dst, err := media.Open(set, media.Options{Force: true})
-	if err != nil {
-		sess.Abort(err)
-		return nil, err
-	}
+func backupInProcess(ctx context.Context, src source.Source, set string, workers int) (*backup.Result, error) {
 	cd, _ := codec.ParseCodec(codecZFast)
-	return pipeline.Backup(ctx, sess, dst, pipeline.Options{Codec: cd, Workers: workers})
+	return backup.Run(ctx, src, "SG1", set, backup.Options{Type: ese.Full, Media: media.Options{Force: true}, Pipeline: pipeline.Options{Codec: cd, Workers: workers}})
 }
 
 // recoveryRows restore the online set and replay its logs.

@@ -1,4 +1,6 @@
-// Package pipeline streams a backup session into a backup set.
+// Package pipeline streams the files of a backup session into a set
+// writer: the stages of a backup, and nothing else (package backup owns the
+// session, the media and the order in which a set becomes durable).
 //
 //	               ┌─────────┐ jobs  ┌──────────────┐
 //	source ──read──► reader  ├──────►  N workers   │ CRC32C, compress
@@ -6,7 +8,7 @@
 //	  chunks)      │ pages,  │              │ ready (per job)
 //	               │ limit   │              │
 //	               └────┬────┘ ┌───────┐ ┌──▼─────┐
-//	                    └─────►│ hasher├─►  writer ├──► tapeformat ──► sink
+//	                    └─────►│ hasher├─►  writer ├──► tapeformat.Writer
 //	              in order     │BLAKE3 │ │        │
 //	                           └───────┘ └────────┘
 //
@@ -16,12 +18,8 @@
 // of the set is kept by reserving the writer's slot before the work starts
 // (as klauspost/pgzip does). The digest of each file (BLAKE3), inherently
 // serial, is computed by its own stage on the way to the writer, in
-// parallel with the workers and the writer. Every stage runs under one errgroup: the first
-// error cancels the others, the session is aborted (no header update, no
-// truncation) and the sink is aborted (no set that looks complete).
-//
-// Only after the sink has made the set durable (Commit: fsync+rename,
-// filemark) are the logs truncated and the session ended successfully.
+// parallel with the workers and the writer. Every stage runs under one
+// errgroup: the first error cancels the others and is Run's error.
 package pipeline
 
 import (
@@ -29,12 +27,9 @@ import (
 	"github.com/tapestream/tapestream/ese"
 
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -42,7 +37,6 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tapestream/tapestream/engine"
-	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat"
 	"github.com/tapestream/tapestream/tapeformat/codec"
@@ -50,28 +44,20 @@ import (
 
 // Options configure a backup.
 type Options struct {
-	Codec       codec.Codec
-	Workers     int // compression workers; default GOMAXPROCS
-	FrameSize   int // uncompressed bytes per compressed frame, a multiple of 64 KiB
-	SegmentSize int
-	RecordSize  int
-	// NoVerify skips page verification in the pipeline (the engine still
-	// verifies what it reads; a remote source's data would go unchecked).
+	Codec     codec.Codec
+	Workers   int // compression workers; default GOMAXPROCS
+	FrameSize int // uncompressed bytes per compressed frame, a multiple of 64 KiB
+	// NoVerify skips the check of bytes that crossed a process boundary
+	// (a store server's stream; the server's engine verified them before
+	// sending). Bytes the embedded engine read are verified by it, always.
 	NoVerify bool
 	// MaxRate limits the read stage in bytes per second (0 = unlimited).
 	MaxRate int64
-	// PreviousSetID names the set this one continues (incremental, differential).
-	PreviousSetID string
-	// SetID of the new set; generated when empty.
-	SetID string
-	Host  string
-	Now   func() time.Time
+	// Now stamps the members' modification time.
+	Now func() time.Time
 	// Stats, if set, is updated while the backup runs (progress printers
 	// poll it).
 	Stats *Stats
-	// BeforeTruncate runs after the set is durable and before the logs are
-	// truncated (the catalog records the set there).
-	BeforeTruncate func(r *Result) error
 }
 
 func (o *Options) fill() error {
@@ -86,12 +72,6 @@ func (o *Options) fill() error {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
-	}
-	if o.SetID == "" {
-		o.SetID = tapeformat.NewSetID()
-	}
-	if o.Host == "" {
-		o.Host, _ = os.Hostname()
 	}
 	if o.Stats == nil {
 		o.Stats = &Stats{}
@@ -131,26 +111,6 @@ type FileResult struct {
 	BLAKE3 string `json:"blake3"`
 }
 
-// Result summarises a finished backup.
-type Result struct {
-	SetID         string         `json:"set_id"`
-	Type          ese.BackupType `json:"type"`
-	Group         string         `json:"group"`
-	Databases     []string       `json:"databases"`
-	LowGen        uint32         `json:"log_first_generation"`
-	HighGen       uint32         `json:"log_last_generation"`
-	BytesIn       int64          `json:"bytes_in"`
-	BytesOut      int64          `json:"bytes_out"`
-	Ratio         float64        `json:"ratio"`
-	Duration      time.Duration  `json:"duration_ns"`
-	Throughput    float64        `json:"throughput_bytes_per_sec"`
-	Codec         string         `json:"codec"`
-	Files         []FileResult   `json:"files"`
-	Truncated     []string       `json:"truncated_logs"`
-	Volumes       []media.VolumeInfo
-	PreviousSetID string `json:"previous_set_id,omitempty"`
-}
-
 // job is one frame of one file travelling through the stages. Jobs are
 // allocated once per backup and recycled.
 type job struct {
@@ -173,48 +133,18 @@ type fileJob struct {
 	end    bool // set on the file's last job (EndFile)
 }
 
-// Backup runs a backup session into dst and commits it. On any failure the
-// session and the sink are both aborted.
-func Backup(ctx context.Context, sess source.Session, dst media.Sink, opts Options) (res *Result, err error) {
+// Run streams every file of the session into tw, in ESE's order (the
+// databases, then the log list, which forces the rollover, and each log)
+// and returns them as written. It neither begins nor ends anything: on an
+// error the caller aborts the session and the set.
+func Run(ctx context.Context, sess source.Session, tw *tapeformat.Writer, opts Options) ([]FileResult, error) {
 	if err := opts.fill(); err != nil {
-		sess.Abort(err)
-		dst.Abort()
 		return nil, err
 	}
-	defer func() {
-		if err != nil {
-			sess.Abort(err)
-			if aerr := dst.Abort(); aerr != nil && !errors.Is(aerr, media.ErrCommitted) {
-				err = fmt.Errorf("%w (and aborting the destination: %v)", err, aerr)
-			}
-		}
-	}()
 	st := opts.Stats
-	st.Started = time.Now()
-	gi := sess.Group()
-	if opts.PreviousSetID == "" {
-		opts.PreviousSetID = sess.PreviousSetID()
+	if st.Started.IsZero() {
+		st.Started = time.Now()
 	}
-	tw, err := tapeformat.NewWriter(dst, tapeformat.WriterOptions{
-		RecordSize: opts.RecordSize, SegmentSize: opts.SegmentSize, FrameSize: opts.FrameSize, Codec: opts.Codec,
-	})
-	if err != nil {
-		return nil, err
-	}
-	label := tapeformat.Label{
-		SetID: opts.SetID, SetType: sess.Type().String(),
-		StorageGroup: gi.Name, Databases: sess.Databases(), Created: opts.Now().UTC(), Host: opts.Host,
-		PreviousSetID: opts.PreviousSetID,
-		Extra: map[string]string{
-			"group_signature": gi.Signature, "log_prefix": gi.LogPrefix, "group_id": fmt.Sprint(gi.ID),
-			"circular_logging": fmt.Sprint(gi.CircularLogging), "group_database_ids": databaseIDs(gi),
-		},
-	}
-	if err := tw.Begin(label); err != nil {
-		return nil, err
-	}
-	res = &Result{SetID: opts.SetID, Type: sess.Type(), Group: gi.Name, Databases: sess.Databases(), Codec: opts.Codec.String(), PreviousSetID: opts.PreviousSetID}
-
 	g, gctx := errgroup.WithContext(ctx)
 	njobs := 2*opts.Workers + 2
 	free := make(chan *job, njobs)
@@ -228,11 +158,11 @@ func Backup(ctx context.Context, sess source.Session, dst media.Sink, opts Optio
 		}
 		free <- j
 	}
-
+	var files []FileResult
 	g.Go(func() error {
 		defer close(work)
 		defer close(hashq)
-		return readStage(gctx, sess, opts, free, work, hashq, res)
+		return readStage(gctx, sess, opts, free, work, hashq)
 	})
 	g.Go(func() error {
 		defer close(ordered)
@@ -241,53 +171,19 @@ func Backup(ctx context.Context, sess source.Session, dst media.Sink, opts Optio
 	for w := 0; w < opts.Workers; w++ {
 		g.Go(func() error { return compressStage(gctx, opts, work) })
 	}
-	g.Go(func() error { return writeStage(gctx, tw, opts, free, ordered, res) })
+	g.Go(func() error { return writeStage(gctx, tw, opts, free, ordered, &files) })
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-
-	tw.SetManifestInfo(tapeformat.ManifestInfo{
-		LogFirst: uint64(sess.LowGen()), LogLast: uint64(sess.HighGen()),
-		Extra: map[string]string{"group_signature": gi.Signature, "log_prefix": gi.LogPrefix, "set_type": sess.Type().String()},
-	})
-	if err := tw.Close(); err != nil {
-		return nil, err
-	}
-	if err := dst.Commit(); err != nil {
-		return nil, err
-	}
-	// The set is durable: from here on a failure must not abort the media.
-	res.LowGen, res.HighGen = sess.LowGen(), sess.HighGen()
-	res.BytesIn = st.Read.BytesOut.Load()
-	res.BytesOut = st.Compress.BytesOut.Load()
-	res.Volumes = dst.Volumes()
-	res.Duration = time.Since(st.Started)
-	if res.BytesOut > 0 {
-		res.Ratio = float64(res.BytesIn) / float64(res.BytesOut)
-	}
-	res.Throughput = float64(res.BytesIn) / max(res.Duration.Seconds(), 1e-9)
-	if opts.BeforeTruncate != nil {
-		if err := opts.BeforeTruncate(res); err != nil {
-			sess.Abort(err)
-			return res, fmt.Errorf("set %s is complete, but recording it failed (logs not truncated): %w", res.SetID, err)
-		}
-	}
-	if res.Truncated, err = sess.Truncate(ctx); err != nil {
-		sess.Abort(err)
-		return res, fmt.Errorf("set %s is complete, but truncating logs failed: %w", res.SetID, err)
-	}
-	if err := sess.End(ctx, true, res.SetID); err != nil {
-		return res, fmt.Errorf("set %s is complete, but ending the backup session failed: %w", res.SetID, err)
-	}
-	return res, nil
+	return files, nil
 }
 
 // readStage reads every file in ESE order (databases, then the log list
 // and each log) in frame-sized jobs.
-func readStage(ctx context.Context, sess source.Session, opts Options, free, work, ordered chan *job, res *Result) error {
+func readStage(ctx context.Context, sess source.Session, opts Options, free, work, ordered chan *job) error {
 	st := opts.Stats
 	var lim *rate.Limiter
 	if opts.MaxRate > 0 {
@@ -484,7 +380,7 @@ func compressStage(ctx context.Context, opts Options, work chan *job) error {
 
 // writeStage takes jobs in set order (hashed), waits for each to be
 // encoded and writes the units.
-func writeStage(ctx context.Context, tw *tapeformat.Writer, opts Options, free, ordered chan *job, res *Result) error {
+func writeStage(ctx context.Context, tw *tapeformat.Writer, opts Options, free, ordered chan *job, files *[]FileResult) error {
 	st := opts.Stats
 	for j := range ordered {
 		t0 := time.Now()
@@ -518,21 +414,11 @@ func writeStage(ctx context.Context, tw *tapeformat.Writer, opts Options, free, 
 			if err := tw.EndFile(tapeformat.FileSummary{Digest: sum}); err != nil {
 				return err
 			}
-			res.Files = append(res.Files, FileResult{Name: fj.info.Name, Kind: string(fj.info.Kind), Size: fj.size, BLAKE3: fmt.Sprintf("%x", sum)})
+			*files = append(*files, FileResult{Name: fj.info.Name, Kind: string(fj.info.Kind), Size: fj.size, BLAKE3: fmt.Sprintf("%x", sum)})
 		}
 		st.Write.Busy.Add(int64(time.Since(t0)))
 		st.Write.BytesIn.Add(int64(len(j.unit)))
 		free <- j // never blocks: free holds every job
 	}
 	return nil
-}
-
-// databaseIDs lists the group's database ids ("0,1"): a restore of a
-// subset needs to know which databases it leaves out.
-func databaseIDs(gi engine.GroupInfo) string {
-	ids := make([]string, 0, len(gi.Databases))
-	for _, d := range gi.Databases {
-		ids = append(ids, fmt.Sprint(d.ID))
-	}
-	return strings.Join(ids, ",")
 }

@@ -7,10 +7,10 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/tapestream/tapestream/backup"
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
 	"github.com/tapestream/tapestream/ese"
-	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/source"
@@ -50,15 +50,7 @@ func BenchmarkRestore(b *testing.B) {
 			b.Fatal(err)
 		}
 		set := filepath.Join(dir, "set-"+cd.Kind.String())
-		sess, err := src.Begin(context.Background(), "SG1", ese.Copy, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		dst, err := media.Open(set, media.Options{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		res, err := pipeline.Backup(context.Background(), sess, dst, pipeline.Options{Codec: cd, Host: "bench"})
+		res, err := backup.Run(context.Background(), src, "SG1", set, backup.Options{Type: ese.Copy, Pipeline: pipeline.Options{Codec: cd}, Host: "bench"})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tapestream/tapestream/backup"
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
 	"github.com/tapestream/tapestream/ese"
@@ -42,16 +43,10 @@ func makeSet(t *testing.T, size int64) string {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	sess, err := source.NewLocal(srv).Begin(context.Background(), "SG1", ese.Full, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	set := filepath.Join(t.TempDir(), "full.tar")
-	dst, err := media.Open(set, media.Options{RecordSize: recordSize})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := pipeline.Backup(context.Background(), sess, dst, pipeline.Options{Codec: codec.Codec{Kind: codec.Zstd}, RecordSize: recordSize}); err != nil {
+	if _, err := backup.Run(context.Background(), source.NewLocal(srv), "SG1", set, backup.Options{
+		Type: ese.Full, Media: media.Options{RecordSize: recordSize}, Pipeline: pipeline.Options{Codec: codec.Codec{Kind: codec.Zstd}},
+	}); err != nil {
 		t.Fatal(err)
 	}
 	return set

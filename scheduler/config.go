@@ -261,7 +261,7 @@ func (j *Job) validate(dir string) error {
 		return errors.New("destination: give dir or tape")
 	case d.Dir != "" && d.Tape != "":
 		return errors.New("destination: give dir or tape, not both")
-	case d.Tape != "" && !isTapeTarget(d.Tape):
+	case d.Tape != "" && !media.IsTape(d.Tape):
 		return fmt.Errorf("destination tape %q: want /dev/nstN or tape:PATH", d.Tape)
 	}
 	if d.Tape != "" && strings.HasPrefix(d.Tape, media.EmulatedPrefix) {
@@ -295,11 +295,6 @@ func (j *Job) validate(dir string) error {
 		return errors.New("retention keep_full_chains must be >= 1 (0 = keep everything)")
 	}
 	return j.Schedule.compile()
-}
-
-func isTapeTarget(t string) bool {
-	k := media.Classify(t)
-	return k == media.KindTape || k == media.KindEmulated || strings.HasPrefix(t, "/dev/")
 }
 
 // Job returns the job of that name.

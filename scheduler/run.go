@@ -9,9 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/tapestream/tapestream/backup"
 	"github.com/tapestream/tapestream/catalog"
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/ese"
@@ -252,7 +252,7 @@ func (r *Runner) RunJob(ctx context.Context, cat *catalog.Catalog, j *Job, lvl e
 	for _, g := range lockNames {
 		id := j.sourceID()
 		if g == tapeLock {
-			id = "tape:" + catalog.BaseTarget(j.Destination.Tape)
+			id = "tape:" + media.BaseTarget(j.Destination.Tape)
 		}
 		l, err := LockGroup(r.Config.LockDir, j.Name, id, g)
 		if err != nil {
@@ -267,23 +267,7 @@ func (r *Runner) RunJob(ctx context.Context, cat *catalog.Catalog, j *Job, lvl e
 	src, err := r.openSource(ctx, j)
 	if err == nil {
 		defer src.Close()
-		jr.Groups = make([]GroupResult, len(j.Groups))
-		// Groups are backed up concurrently (each its own session) to
-		// files; one after the other to a tape (one drive, one writer).
-		var wg sync.WaitGroup
-		for i, g := range j.Groups {
-			wg.Add(1)
-			run := func() {
-				defer wg.Done()
-				jr.Groups[i] = r.backupGroup(ctx, cat, src, j, g, lvl, log.With("group", g))
-			}
-			if j.IsTape() {
-				run()
-			} else {
-				go run()
-			}
-		}
-		wg.Wait()
+		jr.Groups = r.backupGroups(ctx, cat, src, j, lvl, log)
 		for _, g := range jr.Groups {
 			jr.BytesIn += g.BytesIn
 			jr.BytesOut += g.BytesOut
@@ -379,162 +363,158 @@ type errChain struct{ reason string }
 
 func (e *errChain) Error() string { return e.reason }
 
-func (r *Runner) backupGroup(ctx context.Context, cat *catalog.Catalog, src source.Source, j *Job, group string, want ese.BackupType, log *slog.Logger) (gr GroupResult) {
-	t0 := time.Now()
-	gr = GroupResult{Group: group, Requested: want.String(), Level: want.String()}
-	defer func() {
-		gr.DurationMS = time.Since(t0).Milliseconds()
-		if gr.err != nil {
-			gr.Status, gr.Error = "failure", gr.err.Error()
-		} else {
-			gr.Status = "success"
-		}
-	}()
-	infos, err := src.Prepare(ctx)
-	if err != nil {
-		gr.err = err
-		return gr
-	}
-	sig := ""
-	found := false
-	for _, gi := range infos {
-		if gi.Name == group {
-			sig, found = gi.Signature, true
-		}
-	}
-	if !found {
-		gr.err = fmt.Errorf("the source has no storage group %s", group)
-		return gr
-	}
-	all, err := cat.List(catalog.Filter{Group: group})
-	if err != nil {
-		gr.err = err
-		return gr
-	}
-	sets := catalog.SameGroup(all, group, sig)
-	r.markMissing(cat, sets, log)
-	typ, reason := planLevel(sets, want)
-	for attempt := 0; ; attempt++ {
-		if reason != "" {
-			log.Warn("level promoted to full", "requested", want.String(), "reason", reason)
-		}
-		gr.Level, gr.Promoted = typ.String(), reason
-		set, res, err := r.backupOnce(ctx, cat, src, j, group, sig, typ, reason, sets)
-		if err != nil && typ != ese.Full && attempt == 0 {
-			var ec *errChain
-			switch {
-			case errors.As(err, &ec):
-				typ, reason = ese.Full, ec.reason
-				continue
-			case errors.Is(err, engine.ErrMissingLogFile):
-				typ, reason = ese.Full, "the engine refused the "+typ.String()+" for missing logs (-528): "+err.Error()
-				continue
-			case errors.Is(err, engine.ErrNoBackup):
-				typ, reason = ese.Full, "the engine has no full backup of the group (-520)"
-				continue
-			}
-		}
-		if set != nil {
-			gr.SetID, gr.Parent = set.ID, set.ParentID
-			gr.Location = set.Location.Target
-			if tv := set.Location.Tape; len(tv) > 0 {
-				gr.Location += fmt.Sprintf(" (volume %q file %d)", tv[0].Label, tv[0].FileNumber)
-			}
-		}
-		if res != nil {
-			gr.BytesIn, gr.BytesOut, gr.Ratio, gr.LowGen, gr.HighGen = res.BytesIn, res.BytesOut, res.Ratio, res.LowGen, res.HighGen
-			gr.Truncated = len(res.Truncated)
-		}
-		if err != nil {
-			gr.err = err
-			if set == nil || set.Status != catalog.StatusComplete {
-				fail := &catalog.Set{ID: tapeformat.NewSetID(), Job: j.Name, Group: group, GroupSignature: sig, Type: typ,
-					Status: catalog.StatusFailed, Created: r.now().UTC(), Error: err.Error(), Promoted: reason}
-				if set != nil {
-					fail = set
-					fail.Status, fail.Error = catalog.StatusFailed, err.Error()
-				}
-				if perr := cat.PutSet(fail); perr != nil {
-					log.Error("recording the failed set failed", "err", perr)
-				}
-			}
-			log.Error("backup failed", "level", typ.String(), "err", err)
-			return gr
-		}
-		log.Info("set written", "set", set.ID, "level", typ.String(), "parent", set.ParentID, "location", set.Location.Target,
-			"logs", fmt.Sprintf("%d-%d", set.LowGen, set.HighGen), "bytes_in", set.BytesIn, "bytes_out", set.BytesOut, "ratio", fmt.Sprintf("%.2f", res.Ratio), "truncated_logs", len(res.Truncated))
-		break
-	}
-	expired, err := r.applyRetention(cat, j, group, sig)
-	gr.Expired = expired
-	if err != nil {
-		gr.err = fmt.Errorf("retention: %w", err)
-	}
-	for _, id := range expired {
-		log.Info("set expired", "set", id)
-	}
-	return gr
+// groupRun is the scheduler's state of one group's backup in a job.
+type groupRun struct {
+	gr     GroupResult
+	sig    string
+	sets   []*catalog.Set
+	reason string // why the level was promoted
+	rec    *catalog.Set
+	res    *backup.Result
+	start  time.Time
+	log    *slog.Logger
 }
 
-// backupOnce takes one backup of group at typ and records it.
-func (r *Runner) backupOnce(ctx context.Context, cat *catalog.Catalog, src source.Source, j *Job, group, sig string, typ ese.BackupType, reason string, sets []*catalog.Set) (*catalog.Set, *pipeline.Result, error) {
-	sess, err := src.Begin(ctx, group, typ, nil)
-	if err != nil {
-		return nil, nil, err
-	}
-	ix := catalog.NewIndex(sets)
-	fullID := ""
-	if typ == ese.Incremental || typ == ese.Differential {
-		parent := sess.PreviousSetID()
-		path, perr := ix.Path(parent)
+// backupGroups backs up every group of the job through one source
+// (backup.RunGroups: concurrently to files, one after the other to a
+// tape), records each set and applies retention.
+func (r *Runner) backupGroups(ctx context.Context, cat *catalog.Catalog, src source.Source, j *Job, want ese.BackupType, log *slog.Logger) []GroupResult {
+	t0 := time.Now()
+	runs := make([]*groupRun, len(j.Groups))
+	var reqs []backup.Request
+	var idx []int
+	infos, perr := src.Prepare(ctx)
+	for i, g := range j.Groups {
+		gs := &groupRun{gr: GroupResult{Group: g, Requested: want.String(), Level: want.String()}, log: log.With("group", g)}
+		runs[i] = gs
 		if perr != nil {
-			sess.Abort(perr)
-			return nil, nil, &errChain{fmt.Sprintf("the set the %s would continue (%s, from the database headers) is not usable: %v", typ, short(parent), perr)}
+			gs.gr.err = perr
+			continue
 		}
-		fullID = path[0].ID
+		found := false
+		for _, gi := range infos {
+			if gi.Name == g {
+				gs.sig, found = gi.Signature, true
+			}
+		}
+		if !found {
+			gs.gr.err = fmt.Errorf("the source has no storage group %s", g)
+			continue
+		}
+		all, err := cat.List(catalog.Filter{Group: g})
+		if err != nil {
+			gs.gr.err = err
+			continue
+		}
+		gs.sets = catalog.SameGroup(all, g, gs.sig)
+		r.markMissing(cat, gs.sets, gs.log)
+		typ, reason := planLevel(gs.sets, want)
+		req, err := r.request(cat, j, gs, g, typ, reason)
+		if err != nil {
+			gs.gr.err = err
+			continue
+		}
+		req.Retry = func(err error, prev backup.Request) (backup.Request, bool) {
+			var ec *errChain
+			typ := prev.Options.Type
+			if typ == ese.Full {
+				return prev, false
+			}
+			switch {
+			case errors.As(err, &ec):
+				reason = ec.reason
+			case errors.Is(err, engine.ErrMissingLogFile):
+				reason = "the engine refused the " + typ.String() + " for missing logs (-528): " + err.Error()
+			case errors.Is(err, engine.ErrNoBackup):
+				reason = "the engine has no full backup of the group (-520)"
+			default:
+				return prev, false
+			}
+			next, nerr := r.request(cat, j, gs, g, ese.Full, reason)
+			return next, nerr == nil
+		}
+		reqs = append(reqs, req)
+		idx = append(idx, i)
 	}
+	for k, o := range backup.RunGroups(ctx, src, reqs) {
+		r.finishGroup(cat, j, runs[idx[k]], o)
+	}
+	out := make([]GroupResult, len(runs))
+	for i, gs := range runs {
+		gs.gr.DurationMS = time.Since(t0).Milliseconds()
+		if gs.gr.err != nil {
+			gs.gr.Status, gs.gr.Error = "failure", gs.gr.err.Error()
+		} else {
+			gs.gr.Status = "success"
+		}
+		out[i] = gs.gr
+	}
+	return out
+}
+
+// request builds the backup of one group at typ: where it goes, the chain
+// check once the session has begun, and the catalog record once the set
+// is durable.
+func (r *Runner) request(cat *catalog.Catalog, j *Job, gs *groupRun, group string, typ ese.BackupType, reason string) (backup.Request, error) {
+	if reason != "" {
+		gs.log.Warn("level promoted to full", "requested", gs.gr.Requested, "reason", reason)
+	}
+	gs.gr.Level, gs.gr.Promoted, gs.reason = typ.String(), reason, reason
 	start := r.now()
+	gs.start = start
 	setID := tapeformat.NewSetID()
+	fullID := ""
 	if typ == ese.Full {
 		fullID = setID
 	}
-	sopts := media.Options{RecordSize: j.recordSize, VolumeSize: j.splitSize, NextVolumeCmd: j.Destination.NextVolumeCmd, Stderr: r.Stderr}
+	mo := media.Options{RecordSize: j.recordSize, VolumeSize: j.splitSize, NextVolumeCmd: j.Destination.NextVolumeCmd, Stderr: r.Stderr}
 	loc := catalog.Location{Kind: "file"}
 	var target, volLabel string
 	loaded := 0
 	if j.IsTape() {
 		target = j.Destination.Tape
-		sopts.Append = true
-		if volLabel, err = r.prepareTape(cat, j, start); err != nil {
-			sess.Abort(err)
-			return nil, nil, err
-		}
-		loaded = catalog.LoadedVolume(target)
-		loc = catalog.Location{Kind: "tape", Target: catalog.BaseTarget(target)}
+		mo.Append = true
+		loc = catalog.Location{Kind: "tape", Target: media.BaseTarget(target)}
 	} else {
 		if err := os.MkdirAll(j.Destination.Dir, 0o755); err != nil {
-			sess.Abort(err)
-			return nil, nil, err
+			return backup.Request{}, err
 		}
 		target = j.FileName(group, typ, start, setID)
 		loc.Target = target
 	}
-	dst, err := media.Open(target, sopts)
-	if err != nil {
-		sess.Abort(err)
-		return nil, nil, err
-	}
-	var rec *catalog.Set
 	maxRate := j.maxRate
 	if r.MaxRate > 0 {
 		maxRate = r.MaxRate
 	}
-	popts := pipeline.Options{
-		Codec: j.codec, Workers: j.Workers, RecordSize: j.recordSize, SegmentSize: j.segmentSize, MaxRate: maxRate, SetID: setID,
-		Now: func() time.Time { return start },
-		BeforeTruncate: func(res *pipeline.Result) error {
-			rec = &catalog.Set{
-				ID: res.SetID, Job: j.Name, Group: group, GroupSignature: sig, Databases: res.Databases, Type: res.Type,
+	ix := catalog.NewIndex(gs.sets)
+	opts := backup.Options{
+		Type:        typ,
+		Pipeline:    pipeline.Options{Codec: j.codec, Workers: j.Workers, MaxRate: maxRate},
+		Media:       mo,
+		SegmentSize: j.segmentSize,
+		SetID:       setID,
+		Now:         func() time.Time { return start },
+		Check: func(sess source.Session) error {
+			if typ == ese.Incremental || typ == ese.Differential {
+				parent := sess.PreviousSetID()
+				path, perr := ix.Path(parent)
+				if perr != nil {
+					return &errChain{fmt.Sprintf("the set the %s would continue (%s, from the database headers) is not usable: %v", typ, short(parent), perr)}
+				}
+				fullID = path[0].ID
+			}
+			if j.IsTape() {
+				var err error
+				if volLabel, err = r.prepareTape(cat, j, start); err != nil {
+					return err
+				}
+				loaded = media.LoadedVolume(target)
+			}
+			return nil
+		},
+		Recorder: backup.RecorderFunc(func(_ context.Context, res *backup.Result) error {
+			rec := &catalog.Set{
+				ID: res.SetID, Job: j.Name, Group: group, GroupSignature: gs.sig, Databases: res.Databases, Type: res.Type,
 				Status: catalog.StatusComplete, Created: start.UTC(), LowGen: res.LowGen, HighGen: res.HighGen,
 				ParentID: res.PreviousSetID, FullID: fullID, Codec: res.Codec, RecordSize: j.recordSize,
 				BytesIn: res.BytesIn, BytesOut: res.BytesOut, Promoted: reason, Location: loc,
@@ -556,17 +536,62 @@ func (r *Runner) backupOnce(ctx context.Context, cat *catalog.Catalog, src sourc
 					rec.Location.Paths = append(rec.Location.Paths, v.Name)
 				}
 			}
+			gs.rec = rec
+			if j.IsTape() {
+				r.noteTapeVolumes(cat, res.Volumes, volLabel, start)
+			}
 			return cat.PutSet(rec)
-		},
+		}),
 	}
-	res, err := pipeline.Backup(ctx, sess, dst, popts)
-	if res != nil && j.IsTape() {
-		r.noteTapeVolumes(cat, res.Volumes, volLabel, start)
+	return backup.Request{Group: group, Target: target, Options: opts}, nil
+}
+
+// finishGroup records the outcome of one group's backup: a failed set,
+// or the set written and then retention.
+func (r *Runner) finishGroup(cat *catalog.Catalog, j *Job, gs *groupRun, o backup.Outcome) {
+	gr, log := &gs.gr, gs.log
+	typ := o.Request.Options.Type
+	if set := gs.rec; set != nil {
+		gr.SetID, gr.Parent = set.ID, set.ParentID
+		gr.Location = set.Location.Target
+		if tv := set.Location.Tape; len(tv) > 0 {
+			gr.Location += fmt.Sprintf(" (volume %q file %d)", tv[0].Label, tv[0].FileNumber)
+		}
 	}
-	if rec == nil && err == nil {
-		err = errors.New("the backup finished without recording its set")
+	if res := o.Result; res != nil {
+		gr.BytesIn, gr.BytesOut, gr.Ratio, gr.LowGen, gr.HighGen = res.BytesIn, res.BytesOut, res.Ratio, res.LowGen, res.HighGen
+		gr.Truncated = len(res.Truncated)
 	}
-	return rec, res, err
+	if o.Err == nil && gs.rec == nil {
+		o.Err = errors.New("the backup finished without recording its set")
+	}
+	if o.Err != nil {
+		gr.err = o.Err
+		if set := gs.rec; set == nil || set.Status != catalog.StatusComplete {
+			fail := &catalog.Set{ID: tapeformat.NewSetID(), Job: j.Name, Group: gr.Group, GroupSignature: gs.sig, Type: typ,
+				Status: catalog.StatusFailed, Created: r.now().UTC(), Error: o.Err.Error(), Promoted: gs.reason}
+			if set != nil {
+				fail = set
+				fail.Status, fail.Error = catalog.StatusFailed, o.Err.Error()
+			}
+			if perr := cat.PutSet(fail); perr != nil {
+				log.Error("recording the failed set failed", "err", perr)
+			}
+		}
+		log.Error("backup failed", "level", typ.String(), "err", o.Err)
+		return
+	}
+	set, res := gs.rec, o.Result
+	log.Info("set written", "set", set.ID, "level", typ.String(), "parent", set.ParentID, "location", set.Location.Target,
+		"logs", fmt.Sprintf("%d-%d", set.LowGen, set.HighGen), "bytes_in", set.BytesIn, "bytes_out", set.BytesOut, "ratio", fmt.Sprintf("%.2f", res.Ratio), "truncated_logs", len(res.Truncated))
+	expired, err := r.applyRetention(cat, j, gr.Group, gs.sig)
+	gr.Expired = expired
+	if err != nil {
+		gr.err = fmt.Errorf("retention: %w", err)
+	}
+	for _, id := range expired {
+		log.Info("set expired", "set", id)
+	}
 }
 
 // prepareTape makes sure the loaded tape volume is labelled (labelling a
@@ -574,18 +599,18 @@ func (r *Runner) backupOnce(ctx context.Context, cat *catalog.Catalog, src sourc
 // unlabelled continuation volume of an earlier set).
 func (r *Runner) prepareTape(cat *catalog.Catalog, j *Job, now time.Time) (string, error) {
 	d := j.Destination
-	state, vl, err := catalog.ReadVolumeLabel(d.Tape, j.recordSize)
+	state, vl, err := media.ReadVolumeLabel(d.Tape, j.recordSize)
 	if err != nil {
 		return "", err
 	}
 	switch state {
-	case catalog.TapeLabelled:
+	case media.ContentLabel:
 		if _, err := cat.GetVolume(vl.Label); errors.Is(err, catalog.ErrNotFound) {
-			return vl.Label, cat.PutVolume(&catalog.Volume{Label: vl.Label, Target: catalog.BaseTarget(d.Tape), Number: catalog.LoadedVolume(d.Tape),
+			return vl.Label, cat.PutVolume(&catalog.Volume{Label: vl.Label, Target: media.BaseTarget(d.Tape), Number: media.LoadedVolume(d.Tape),
 				Created: vl.Created, Pool: vl.Pool, Status: "append"})
 		}
 		return vl.Label, nil
-	case catalog.TapeBlank:
+	case media.ContentBlank:
 		if d.AutoLabel != nil && !*d.AutoLabel {
 			return "", fmt.Errorf("tape %s is blank: label it first (tapestream tape label)", d.Tape)
 		}
@@ -598,7 +623,7 @@ func (r *Runner) prepareTape(cat *catalog.Catalog, j *Job, now time.Time) (strin
 		}
 		r.log().Info("labelled blank tape", "job", j.Name, "label", label, "tape", d.Tape)
 		return label, nil
-	case catalog.TapeSetData:
+	case media.ContentSet:
 		r.log().Warn("the loaded tape volume has no tapestream label (a continuation volume); appending", "job", j.Name, "tape", d.Tape)
 		return "", nil
 	}
@@ -635,7 +660,7 @@ func LabelTape(cat *catalog.Catalog, target, label, pool string, recordSize int,
 	if v, err := cat.GetVolume(label); err == nil && !overwrite {
 		return fmt.Errorf("volume label %s is already used (labelled %s in %s)", label, v.Created.Format(time.RFC3339), v.Target)
 	}
-	if err := catalog.WriteVolumeLabel(target, catalog.VolumeLabel{Label: label, Pool: pool, Created: now.UTC()}, recordSize, overwrite); err != nil {
+	if err := media.WriteVolumeLabel(target, media.VolumeLabel{Label: label, Pool: pool, Created: now.UTC()}, recordSize, overwrite); err != nil {
 		return err
 	}
 	if overwrite {
@@ -648,7 +673,7 @@ func LabelTape(cat *catalog.Catalog, target, label, pool string, recordSize int,
 			return true
 		})
 	}
-	return cat.PutVolume(&catalog.Volume{Label: label, Target: catalog.BaseTarget(target), Number: catalog.LoadedVolume(target), Created: now.UTC(), Pool: pool, Status: "append"})
+	return cat.PutVolume(&catalog.Volume{Label: label, Target: media.BaseTarget(target), Number: media.LoadedVolume(target), Created: now.UTC(), Pool: pool, Status: "append"})
 }
 
 // noteTapeVolumes marks volumes that reached their end as full.
@@ -672,7 +697,7 @@ func (r *Runner) noteTapeVolumes(cat *catalog.Catalog, vols []media.VolumeInfo, 
 func (c *Config) JobFor(s *catalog.Set) string {
 	for _, j := range c.Jobs {
 		if j.IsTape() {
-			if s.Location.Kind == "tape" && catalog.BaseTarget(j.Destination.Tape) == s.Location.Target {
+			if s.Location.Kind == "tape" && media.BaseTarget(j.Destination.Tape) == s.Location.Target {
 				return j.Name
 			}
 			continue

@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapestream/tapestream/backup"
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
 	"github.com/tapestream/tapestream/ese"
-	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/server"
@@ -95,18 +95,9 @@ func remote(t testing.TB, url, token string) *storeapi.Remote {
 	return r
 }
 
-func backup(t testing.TB, ctx context.Context, src source.Source, group string, typ ese.BackupType, path string) (*pipeline.Result, error) {
+func runBackup(t testing.TB, ctx context.Context, src source.Source, group string, typ ese.BackupType, path string) (*backup.Result, error) {
 	t.Helper()
-	sess, err := src.Begin(ctx, group, typ, nil)
-	if err != nil {
-		return nil, err
-	}
-	dst, err := media.Open(path, media.Options{})
-	if err != nil {
-		sess.Abort(err)
-		t.Fatal(err)
-	}
-	return pipeline.Backup(ctx, sess, dst, pipeline.Options{Codec: mustCodec(t, "zstd"), Workers: 2})
+	return backup.Run(ctx, src, group, path, backup.Options{Type: typ, Pipeline: pipeline.Options{Codec: mustCodec(t, "zstd"), Workers: 2}})
 }
 
 // writer runs the mail workload through the data API until stopped.
@@ -202,14 +193,14 @@ func TestRemoteFullIncrementalRestore(t *testing.T) {
 	}
 	w := startWriter(store, 4)
 	sets := t.TempDir()
-	full, err := backup(t, ctx, r, "SG1", ese.Full, filepath.Join(sets, "full.tar"))
+	full, err := runBackup(t, ctx, r, "SG1", ese.Full, filepath.Join(sets, "full.tar"))
 	if err != nil {
 		w.stop(t)
 		t.Fatalf("remote full: %v", err)
 	}
 	time.Sleep(300 * time.Millisecond)
 	acked := w.snapshot()
-	inc, err := backup(t, ctx, r, "SG1", ese.Incremental, filepath.Join(sets, "inc.tar"))
+	inc, err := runBackup(t, ctx, r, "SG1", ese.Incremental, filepath.Join(sets, "inc.tar"))
 	started := w.stop(t)
 	if err != nil {
 		t.Fatalf("remote incremental: %v", err)
@@ -407,7 +398,7 @@ func TestClientGoneMidStreamAborts(t *testing.T) {
 		t.Fatalf("aborted session touched the header: %+v", h)
 	}
 	// The next backup works.
-	if _, err := backup(t, context.Background(), r2, "SG1", ese.Full, filepath.Join(t.TempDir(), "full.tar")); err != nil {
+	if _, err := runBackup(t, context.Background(), r2, "SG1", ese.Full, filepath.Join(t.TempDir(), "full.tar")); err != nil {
 		t.Fatalf("backup after the aborted one: %v", err)
 	}
 }
@@ -502,7 +493,7 @@ func TestTwoGroupsInParallel(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, errs[i] = backup(t, ctx, r, g, ese.Full, filepath.Join(sets, g+".tar"))
+			_, errs[i] = runBackup(t, ctx, r, g, ese.Full, filepath.Join(sets, g+".tar"))
 		}()
 	}
 	wg.Wait()
@@ -569,7 +560,7 @@ func TestRestoreIntoRecoveryGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := backup(t, ctx, r, "SG1", ese.Full, filepath.Join(sets, "full.tar")); err != nil {
+	if _, err := runBackup(t, ctx, r, "SG1", ese.Full, filepath.Join(sets, "full.tar")); err != nil {
 		t.Fatal(err)
 	}
 	os.WriteFile(filepath.Join(filepath.Dir(sets), "outside.tar"), []byte("x"), 0o644)
@@ -601,7 +592,7 @@ func TestRestoreIntoRecoveryGroup(t *testing.T) {
 		t.Fatalf("recovery group vs the workload model: %v", err)
 	}
 	// The recovery group can itself be backed up remotely.
-	if _, err := backup(t, ctx, r, "RSG1", ese.Copy, filepath.Join(t.TempDir(), "rsg.tar")); err != nil {
+	if _, err := runBackup(t, ctx, r, "RSG1", ese.Copy, filepath.Join(t.TempDir(), "rsg.tar")); err != nil {
 		t.Fatalf("backup of the recovery group: %v", err)
 	}
 }
@@ -654,7 +645,7 @@ func TestRestoreIntoOwnedGroup(t *testing.T) {
 	if _, err := workload.Run(ctx, r.Store("SG1"), workload.RunOptions{Workload: workload.Workload{Seed: 12, Streams: 2}, StopAfterBytes: 512 << 10}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := backup(t, ctx, r, "SG1", ese.Full, filepath.Join(sets, "full.tar")); err != nil {
+	if _, err := runBackup(t, ctx, r, "SG1", ese.Full, filepath.Join(sets, "full.tar")); err != nil {
 		t.Fatal(err)
 	}
 	st, err := workload.Run(ctx, r.Store("SG1"), workload.RunOptions{StopAfterBytes: 256 << 10})

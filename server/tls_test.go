@@ -96,7 +96,7 @@ func TestTLSClientCertificates(t *testing.T) {
 	}
 	defer a.Close()
 	ctx := context.Background()
-	if _, err := backup(t, ctx, a, "SG1", ese.Full, filepath.Join(t.TempDir(), "full.tar")); err != nil {
+	if _, err := runBackup(t, ctx, a, "SG1", ese.Full, filepath.Join(t.TempDir(), "full.tar")); err != nil {
 		t.Fatalf("full backup over TLS: %v", err)
 	}
 

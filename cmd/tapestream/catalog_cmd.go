@@ -12,6 +12,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapestream/tapestream/catalog"
+	"github.com/tapestream/tapestream/catalog/scan"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/scheduler"
 )
@@ -232,7 +234,7 @@ func runCatalogRebuild(ctx context.Context, o catalogOpts, targets []string) err
 			targets = append(targets, t)
 		}
 	}
-	so := catalog.ScanOptions{NextVolumeCmd: o.NextVolumeCmd, Log: o.Err}
+	so := scan.ScanOptions{NextVolumeCmd: o.NextVolumeCmd, Log: o.Err}
 	if o.BlockSize != "" {
 		n, err := parseSize("block-size", o.BlockSize)
 		if err != nil {
@@ -246,11 +248,11 @@ func runCatalogRebuild(ctx context.Context, o catalogOpts, targets []string) err
 	var files []string
 	total := 0
 	for _, t := range targets {
-		if !catalog.IsTape(t) {
+		if !media.IsTape(t) {
 			files = append(files, t)
 			continue
 		}
-		sets, vol, err := catalog.ScanTape(ctx, t, so)
+		sets, vol, err := scan.ScanTape(ctx, t, so)
 		if err != nil {
 			return err
 		}
@@ -262,7 +264,7 @@ func runCatalogRebuild(ctx context.Context, o catalogOpts, targets []string) err
 		fmt.Fprintf(o.Out, "%s: %d set(s): %d added, %d updated\n", t, len(sets), added, updated)
 	}
 	if len(files) > 0 {
-		sets, err := catalog.ScanFiles(ctx, files, so)
+		sets, err := scan.ScanFiles(ctx, files, so)
 		if err != nil {
 			return err
 		}
@@ -335,7 +337,7 @@ func restoreFromCatalog(o restoreOpts) ([]restore.SetSource, error) {
 		src := restore.SetSource{Path: s.Location.Target}
 		if s.Location.Kind == "tape" && len(s.Location.Tape) > 0 {
 			tv := s.Location.Tape[0]
-			src.Path, src.FileNumber = catalog.WithVolume(s.Location.Target, tv.Loaded), int(tv.FileNumber)
+			src.Path, src.FileNumber = media.WithVolume(s.Location.Target, tv.Loaded), int(tv.FileNumber)
 			if o.Err != nil && tv.Label != "" {
 				fmt.Fprintf(o.Err, "set %s is on volume %s, file %d\n", short12(s.ID), tv.Label, tv.FileNumber)
 			}

@@ -148,8 +148,7 @@ func runDemo(ctx context.Context, o demoOpts) error {
 	w := startDemoWriter(ctx, g)
 	fullPath := filepath.Join(setsDir, "SG1-full.tar")
 	quiet := io.Discard
-	full, err := runBackup(ctx, backupOpts{Groups: []string{"SG1"}, Type: "full", Compress: "zstd", Output: fullPath,
-		BlockSize: "1MiB", Progress: "never", Out: quiet, Err: quiet, source: src})
+	full, err := runBackup(ctx, backupOpts{Groups: []string{"SG1"}, Type: "full", Output: fullPath, Progress: "never", Out: quiet, Err: quiet, source: src, Pipeline: pipelineFlags{Compress: "zstd"}, Media: writeMediaFlags{BlockSize: "1MiB"}})
 	if err != nil {
 		w.stop()
 		return err
@@ -162,8 +161,7 @@ func runDemo(ctx context.Context, o demoOpts) error {
 	time.Sleep(time.Second)
 	before := w.snapshot()
 	incPath := filepath.Join(setsDir, "SG1-incr.tar")
-	inc, err := runBackup(ctx, backupOpts{Groups: []string{"SG1"}, Type: "incremental", Compress: "zstd", Output: incPath,
-		BlockSize: "1MiB", Progress: "never", Out: quiet, Err: quiet, source: src})
+	inc, err := runBackup(ctx, backupOpts{Groups: []string{"SG1"}, Type: "incremental", Output: incPath, Progress: "never", Out: quiet, Err: quiet, source: src, Pipeline: pipelineFlags{Compress: "zstd"}, Media: writeMediaFlags{BlockSize: "1MiB"}})
 	wst, werr := w.stop()
 	if err != nil {
 		return err

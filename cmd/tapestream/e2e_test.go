@@ -72,8 +72,8 @@ func (ls *liveStore) stopWriting(t *testing.T) map[int]uint64 {
 }
 
 func quietBackup(ls *liveStore, typ, codec, out string) backupOpts {
-	return backupOpts{Groups: []string{"SG1"}, Type: typ, Compress: codec, Output: out, BlockSize: "64KiB",
-		Progress: "never", Out: io.Discard, Err: io.Discard, source: ls.src}
+	return backupOpts{Groups: []string{"SG1"}, Type: typ, Output: out,
+		Progress: "never", Out: io.Discard, Err: io.Discard, source: ls.src, Pipeline: pipelineFlags{Compress: codec}, Media: writeMediaFlags{BlockSize: "64KiB"}}
 }
 
 // proveRestored checks a restored group with store check and the workload
@@ -205,8 +205,8 @@ func TestEmulatedTapeSpansVolumes(t *testing.T) {
 	ls := newLiveStore(t, 8<<20)
 	tape := "tape:" + filepath.Join(t.TempDir(), "tape") + "?capacity=2MiB"
 	o := quietBackup(ls, "full", "zstd", tape)
-	o.SegmentSize = "512KiB"
-	o.NextVolumeCmd = "true"
+	o.Pipeline.SegmentSize = "512KiB"
+	o.Media.NextVolumeCmd = "true"
 	res, err := runBackup(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
@@ -234,7 +234,7 @@ func TestCorruptPageFailsBackup(t *testing.T) {
 	os.WriteFile(path, b, 0o644)
 	before, _, _ := wal.ListGenerations(vfs.OS, filepath.Join(ls.dir, "SG1"), "E00")
 	out := filepath.Join(t.TempDir(), "bad.tar")
-	_, err := runBackup(context.Background(), backupOpts{Store: ls.dir, Groups: []string{"SG1"}, Type: "full", Compress: "zstd", Output: out, BlockSize: "64KiB", Progress: "never", Out: io.Discard, Err: io.Discard})
+	_, err := runBackup(context.Background(), backupOpts{Groups: []string{"SG1"}, Type: "full", Output: out, Progress: "never", Out: io.Discard, Err: io.Discard, Source: sourceFlags{Store: ls.dir}, Pipeline: pipelineFlags{Compress: "zstd"}, Media: writeMediaFlags{BlockSize: "64KiB"}})
 	if err == nil {
 		t.Fatal("backup of a corrupt database succeeded")
 	}
@@ -439,8 +439,8 @@ func TestTwoGroupsBackupAndRestoreInOneCommand(t *testing.T) {
 	}
 	srv.Close()
 	sets := t.TempDir()
-	if _, err := runBackup(context.Background(), backupOpts{Store: dir, Groups: []string{"SG1", "SG2"}, Type: "full", Compress: "zstd",
-		Output: filepath.Join(sets, "{group}.tar"), BlockSize: "64KiB", Progress: "never", Out: io.Discard, Err: io.Discard}); err != nil {
+	if _, err := runBackup(context.Background(), backupOpts{Groups: []string{"SG1", "SG2"}, Type: "full",
+		Output: filepath.Join(sets, "{group}.tar"), Progress: "never", Out: io.Discard, Err: io.Discard, Source: sourceFlags{Store: dir}, Pipeline: pipelineFlags{Compress: "zstd"}, Media: writeMediaFlags{BlockSize: "64KiB"}}); err != nil {
 		t.Fatal(err)
 	}
 	to := filepath.Join(t.TempDir(), "r")

@@ -633,8 +633,7 @@ func TestSchedPromotionBackstop(t *testing.T) {
 	}
 	manual := func() {
 		e.load(128 << 10)
-		_, err := runBackup(context.Background(), backupOpts{Groups: []string{"SG1"}, Type: "incremental", Compress: "lz4", Output: filepath.Join(e.dir, "manual-"+e.now.Format("0102")+".tar"),
-			BlockSize: "64KiB", Progress: "never", Out: &bytes.Buffer{}, Err: &bytes.Buffer{}, source: source.NewLocal(e.srv)})
+		_, err := runBackup(context.Background(), backupOpts{Groups: []string{"SG1"}, Type: "incremental", Output: filepath.Join(e.dir, "manual-"+e.now.Format("0102")+".tar"), Progress: "never", Out: &bytes.Buffer{}, Err: &bytes.Buffer{}, source: source.NewLocal(e.srv), Pipeline: pipelineFlags{Compress: "lz4"}, Media: writeMediaFlags{BlockSize: "64KiB"}})
 		if err != nil {
 			t.Fatal(err)
 		}

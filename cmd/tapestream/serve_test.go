@@ -149,8 +149,8 @@ func fillStore(t *testing.T, size int64) string {
 }
 
 func remoteBackupOpts(url, tok, typ, out string) backupOpts {
-	return backupOpts{Groups: []string{"SG1"}, Type: typ, Compress: "zstd", Output: out, BlockSize: "64KiB",
-		Progress: "never", Out: io.Discard, Err: io.Discard, Remote: remoteFlags{Server: url, TokenFile: tok}}
+	return backupOpts{Groups: []string{"SG1"}, Type: typ, Output: out,
+		Progress: "never", Out: io.Discard, Err: io.Discard, Pipeline: pipelineFlags{Compress: "zstd"}, Media: writeMediaFlags{BlockSize: "64KiB"}, Source: sourceFlags{Remote: remoteFlags{Server: url, TokenFile: tok}}}
 }
 
 // TestServeSubprocess: a real `store serve` process; a remote workload
@@ -243,7 +243,7 @@ func TestServeSIGTERMMidBackup(t *testing.T) {
 	tok := writeToken(t)
 	p := startServeProc(t, dir, tok)
 	o := remoteBackupOpts(p.url, tok, "full", filepath.Join(t.TempDir(), "full.tar"))
-	o.MaxRate = "8MiB"
+	o.Pipeline.MaxRate = "8MiB"
 	errc := make(chan error, 1)
 	go func() {
 		_, err := runBackup(context.Background(), o)
@@ -298,7 +298,7 @@ func TestServeClientKilled(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		o := remoteBackupOpts(p.url, tok, "full", filepath.Join(sets, "next.tar"))
-		o.Compress = "none"
+		o.Pipeline.Compress = "none"
 		_, err := runBackup(context.Background(), o)
 		if err == nil {
 			break
@@ -322,7 +322,7 @@ func TestServeUsage(t *testing.T) {
 	if exitCode(context.Background(), err) != exitUsage || !strings.Contains(err.Error(), "--token-file") {
 		t.Fatalf("serve without a token: %v", err)
 	}
-	_, err = runBackup(context.Background(), backupOpts{Type: "full", Output: "x", Compress: "none", Store: dir, Remote: remoteFlags{Server: "http://127.0.0.1:1"}})
+	_, err = runBackup(context.Background(), backupOpts{Type: "full", Output: "x", Pipeline: pipelineFlags{Compress: "none"}, Source: sourceFlags{Store: dir, Remote: remoteFlags{Server: "http://127.0.0.1:1"}}})
 	if exitCode(context.Background(), err) != exitUsage {
 		t.Fatalf("--store with --server: %v", err)
 	}

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"fmt"
 	"path/filepath"
 
-	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
 	"github.com/tapestream/tapestream/engine"
@@ -24,15 +22,6 @@ func newStoreCmd() *cobra.Command {
 }
 
 var extraStoreCommands []func() *cobra.Command
-
-// parseSize parses sizes like 256MiB, 1GiB, 64K.
-func parseSize(flag, s string) (int64, error) {
-	n, err := humanize.ParseBytes(s)
-	if err != nil {
-		return 0, usagef(fmt.Sprintf("--%s %q: %v", flag, s, err))
-	}
-	return int64(n), nil
-}
 
 // openGroup locks the store at dir and opens one storage group (running
 // recovery). The returned close function shuts it down cleanly.

@@ -185,49 +185,6 @@ func runStoreServe(ctx context.Context, o storeServeOpts) error {
 	return runErr
 }
 
-// remoteFlags select a store server instead of an in-process store
-// (backup, store load).
-type remoteFlags struct {
-	Server    string
-	TokenFile string
-	TLSCA     string
-	TLSCert   string
-	TLSKey    string
-}
-
-func addRemoteFlags(c *cobra.Command, r *remoteFlags) {
-	f := c.Flags()
-	f.StringVar(&r.Server, "server", "", "store server URL (tapestream store serve), e.g. http://127.0.0.1:7420")
-	f.StringVar(&r.TokenFile, "token-file", "", "file holding the store server's bearer token")
-	f.StringVar(&r.TLSCA, "tls-ca", "", "CA certificate (PEM) the store server's certificate must chain to")
-	f.StringVar(&r.TLSCert, "tls-client-cert", "", "client certificate (PEM) for the store server")
-	f.StringVar(&r.TLSKey, "tls-client-key", "", "client certificate key (PEM)")
-}
-
-// open connects to the store server.
-func (r remoteFlags) open() (*storeapi.Remote, error) {
-	ro := storeapi.RemoteOptions{}
-	if r.TokenFile != "" {
-		tok, err := storeapi.ReadTokenFile(r.TokenFile)
-		if err != nil {
-			return nil, usagef(err.Error())
-		}
-		ro.Token = tok
-	}
-	if r.TLSCA != "" || r.TLSCert != "" || r.TLSKey != "" {
-		t, err := storeapi.LoadTLS(r.TLSCA, r.TLSCert, r.TLSKey)
-		if err != nil {
-			return nil, usagef(err.Error())
-		}
-		ro.TLS = t
-	}
-	rem, err := storeapi.OpenRemote(r.Server, ro)
-	if err != nil {
-		return nil, usagef(err.Error())
-	}
-	return rem, nil
-}
-
 // runStoreLoadRemote runs the workload through a store server's data API.
 func runStoreLoadRemote(ctx context.Context, o storeLoadOpts, target int64) error {
 	if o.Dir != "" {

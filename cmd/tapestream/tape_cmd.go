@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapestream/tapestream/catalog"
+	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/scheduler"
 )
 
@@ -104,7 +105,7 @@ func runTapeStatus(_ context.Context, o tapeOpts) error {
 	if err != nil {
 		return err
 	}
-	state, vl, err := catalog.ReadVolumeLabel(o.Tape, rs)
+	state, vl, err := media.ReadVolumeLabel(o.Tape, rs)
 	if err != nil {
 		return &sinkError{err}
 	}
@@ -113,13 +114,13 @@ func runTapeStatus(_ context.Context, o tapeOpts) error {
 		out = io.Discard
 	}
 	switch state {
-	case catalog.TapeBlank:
+	case media.ContentBlank:
 		fmt.Fprintf(out, "%s: blank\n", o.Tape)
 		return nil
-	case catalog.TapeSetData:
+	case media.ContentSet:
 		fmt.Fprintf(out, "%s: unlabelled; starts with a backup set (a continuation volume)\n", o.Tape)
 		return nil
-	case catalog.TapeForeign:
+	case media.ContentForeign:
 		fmt.Fprintf(out, "%s: holds data that is not tapestream's\n", o.Tape)
 		return nil
 	}

@@ -1,8 +1,9 @@
-package catalog
+// Package scan rebuilds catalog records from the media: it reads set files
+// and tapes through restore (each set verified as a restore would read it)
+// and turns what it finds into catalog.Set records.
+package scan
 
 import (
-	"archive/tar"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,10 +15,10 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tapestream/tapestream/catalog"
 	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/restore"
-	"github.com/tapestream/tapestream/tapeformat"
 )
 
 // ScanOptions configure ScanFiles and ScanTape.
@@ -25,7 +26,7 @@ type ScanOptions struct {
 	RecordSize    int
 	NextVolumeCmd string
 	// JobFor names the job a scanned set belongs to ("" if unknown).
-	JobFor func(s *Set) string
+	JobFor func(s *catalog.Set) string
 	// Log receives one line per set found (nil: quiet).
 	Log io.Writer
 }
@@ -39,12 +40,12 @@ func (o ScanOptions) logf(format string, args ...any) {
 var splitRE = regexp.MustCompile(`\.([0-9]{3,})$`)
 
 // SetFromInfo turns what reading a set found into a catalog record.
-func SetFromInfo(info *restore.SetInfo) *Set {
+func SetFromInfo(info *restore.SetInfo) *catalog.Set {
 	l := info.Label
-	s := &Set{
+	s := &catalog.Set{
 		ID: l.SetID, Group: l.StorageGroup, GroupSignature: l.Extra["group_signature"], Databases: l.Databases,
 		Type: ese.BackupType(l.SetType), Created: l.Created.UTC(), ParentID: l.PreviousSetID, Codec: l.Codec, RecordSize: l.RecordSize,
-		Status: StatusComplete,
+		Status: catalog.StatusComplete,
 	}
 	if s.Type == ese.Full {
 		s.FullID = s.ID
@@ -52,14 +53,14 @@ func SetFromInfo(info *restore.SetInfo) *Set {
 	if m := info.Manifest; m != nil {
 		s.LowGen, s.HighGen = uint32(m.Info.LogFirst), uint32(m.Info.LogLast)
 		for _, f := range m.Files {
-			s.Files = append(s.Files, File{Name: f.Name, Kind: f.Kind, Size: f.Size, BLAKE3: f.BLAKE3, SHA256: f.SHA256})
+			s.Files = append(s.Files, catalog.File{Name: f.Name, Kind: f.Kind, Size: f.Size, BLAKE3: f.BLAKE3, SHA256: f.SHA256})
 		}
 		s.BytesIn, s.BytesOut = m.Totals.Bytes, m.Totals.StoredBytes
 	} else {
-		s.Status, s.Error = StatusFailed, "set has no manifest (incomplete)"
+		s.Status, s.Error = catalog.StatusFailed, "set has no manifest (incomplete)"
 	}
 	if len(info.Problems) > 0 {
-		s.Status, s.Error = StatusFailed, info.Problems[0].String()
+		s.Status, s.Error = catalog.StatusFailed, info.Problems[0].String()
 	}
 	return s
 }
@@ -67,7 +68,7 @@ func SetFromInfo(info *restore.SetInfo) *Set {
 // ScanFiles reads every backup set file under the given files and
 // directories (split volumes NAME.001... count as one set) and returns a
 // record for each. Files that are not tapestream sets are skipped.
-func ScanFiles(ctx context.Context, paths []string, o ScanOptions) ([]*Set, error) {
+func ScanFiles(ctx context.Context, paths []string, o ScanOptions) ([]*catalog.Set, error) {
 	bases := map[string][]string{}
 	add := func(p string) {
 		base := p
@@ -108,7 +109,7 @@ func ScanFiles(ctx context.Context, paths []string, o ScanOptions) ([]*Set, erro
 	}
 	sort.Strings(names)
 	ro := restore.Options{Sink: media.Options{RecordSize: o.RecordSize, NextVolumeCmd: o.NextVolumeCmd}}
-	var out []*Set
+	var out []*catalog.Set
 	for _, base := range names {
 		if err := ctx.Err(); err != nil {
 			return out, err
@@ -124,7 +125,7 @@ func ScanFiles(ctx context.Context, paths []string, o ScanOptions) ([]*Set, erro
 			continue
 		}
 		s := SetFromInfo(infos[0])
-		s.Location = Location{Kind: "file", Target: base, Paths: files}
+		s.Location = catalog.Location{Kind: "file", Target: base, Paths: files}
 		if o.JobFor != nil {
 			s.Job = o.JobFor(s)
 		}
@@ -141,8 +142,8 @@ func isSetFile(path string) bool {
 		return false
 	}
 	defer f.Close()
-	h, err := tar.NewReader(io.LimitReader(f, 1<<20)).Next()
-	return err == nil && h.Name == tapeformat.LabelName
+	c, _, _ := media.Identify(f)
+	return c == media.ContentSet
 }
 
 // ScanTape reads every file of the volume of target (a device, or
@@ -150,26 +151,26 @@ func isSetFile(path string) bool {
 // continues on further volumes is read through them (the next-volume
 // command loads them); scanning stops at the end of the first volume's
 // recorded data.
-func ScanTape(ctx context.Context, target string, o ScanOptions) ([]*Set, *Volume, error) {
+func ScanTape(ctx context.Context, target string, o ScanOptions) ([]*catalog.Set, *catalog.Volume, error) {
 	vol := 1
 	if strings.HasPrefix(target, media.EmulatedPrefix) {
 		if t, err := media.ParseEmulatedSpec(target); err == nil && t.Volume > 0 {
 			vol = t.Volume
 		}
 	}
-	target = WithVolume(BaseTarget(target), vol)
+	target = media.WithVolume(media.BaseTarget(target), vol)
 	if !strings.HasPrefix(target, media.EmulatedPrefix) {
 		vol = 0
 	}
 	ro := restore.Options{Sink: media.Options{RecordSize: o.RecordSize, NextVolumeCmd: o.NextVolumeCmd}}
-	var out []*Set
-	var volume *Volume
+	var out []*catalog.Set
+	var volume *catalog.Volume
 	label := ""
 	for n := 0; ; n++ {
 		if err := ctx.Err(); err != nil {
 			return out, volume, err
 		}
-		kind, vl, err := peekTapeFile(target, n, o.RecordSize)
+		kind, vl, err := media.IdentifyFile(target, n, o.RecordSize)
 		if errors.Is(err, media.ErrEndOfData) {
 			break
 		}
@@ -177,12 +178,12 @@ func ScanTape(ctx context.Context, target string, o ScanOptions) ([]*Set, *Volum
 			return out, volume, err
 		}
 		switch kind {
-		case TapeLabelled:
+		case media.ContentLabel:
 			label = vl.Label
-			volume = &Volume{Label: vl.Label, Target: BaseTarget(target), Number: vol, Created: vl.Created, Pool: vl.Pool, Status: "append"}
+			volume = &catalog.Volume{Label: vl.Label, Target: media.BaseTarget(target), Number: vol, Created: vl.Created, Pool: vl.Pool, Status: "append"}
 			o.logf("file %d: volume label %s", n, vl.Label)
 			continue
-		case TapeSetData:
+		case media.ContentSet:
 		default:
 			o.logf("file %d: not a tapestream set, skipped", n)
 			continue
@@ -193,9 +194,9 @@ func ScanTape(ctx context.Context, target string, o ScanOptions) ([]*Set, *Volum
 			continue
 		}
 		s := SetFromInfo(infos[0])
-		s.Location = Location{Kind: "tape", Target: BaseTarget(target)}
+		s.Location = catalog.Location{Kind: "tape", Target: media.BaseTarget(target)}
 		for i := 0; i < max(infos[0].Volumes, 1); i++ {
-			tv := TapeVolume{Number: i + 1, Name: target, FileNumber: int64(n)}
+			tv := catalog.TapeVolume{Number: i + 1, Name: target, FileNumber: int64(n)}
 			if vol > 0 {
 				tv.Loaded = vol + i
 			}
@@ -216,79 +217,4 @@ func ScanTape(ctx context.Context, target string, o ScanOptions) ([]*Set, *Volum
 		}
 	}
 	return out, volume, nil
-}
-
-func peekTapeFile(target string, n, recordSize int) (TapeState, *VolumeLabel, error) {
-	rd, err := media.OpenReader(target, media.Options{RecordSize: recordSize, FileNumber: n})
-	if err != nil {
-		return 0, nil, err
-	}
-	defer rd.Close()
-	b, err := io.ReadAll(io.LimitReader(rd, 64<<10))
-	if err != nil {
-		return 0, nil, err
-	}
-	if len(b) == 0 {
-		return TapeBlank, nil, nil
-	}
-	tr := tar.NewReader(bytes.NewReader(b))
-	h, err := tr.Next()
-	if err != nil {
-		return TapeForeign, nil, nil
-	}
-	switch h.Name {
-	case VolumeLabelName:
-		var l VolumeLabel
-		if err := jsonDecode(tr, &l); err != nil {
-			return TapeForeign, nil, nil
-		}
-		return TapeLabelled, &l, nil
-	case tapeformat.LabelName:
-		return TapeSetData, nil, nil
-	}
-	return TapeForeign, nil, nil
-}
-
-// Merge writes scanned sets (and a volume) into the catalog. A set already
-// cataloged keeps its job, promotion reason and (if expired) status;
-// its location and content are replaced by what the scan found. Chain
-// roots (FullID) are recomputed over the whole catalog.
-func (c *Catalog) Merge(sets []*Set, vol *Volume) (added, updated int, err error) {
-	existing, err := c.List(Filter{})
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return 0, 0, err
-	}
-	old := NewIndex(existing)
-	all := NewIndex(existing)
-	for _, s := range sets {
-		if o := old[s.ID]; o != nil {
-			if s.Job == "" {
-				s.Job = o.Job
-			}
-			s.Promoted = o.Promoted
-			if o.Status == StatusExpired && s.Status == StatusComplete {
-				// still on the tape, but retention let it go
-				s.Status, s.ExpiredAt = o.Status, o.ExpiredAt
-			}
-			updated++
-		} else {
-			added++
-		}
-		all[s.ID] = s
-	}
-	for _, s := range sets {
-		s.FullID = all.FullOf(s)
-		if err := c.PutSet(s); err != nil {
-			return added, updated, err
-		}
-	}
-	if vol != nil {
-		if v, err := c.GetVolume(vol.Label); err == nil {
-			vol.Full, vol.Status, vol.LastUsed = v.Full, v.Status, v.LastUsed
-		}
-		if err := c.PutVolume(vol); err != nil {
-			return added, updated, err
-		}
-	}
-	return added, updated, nil
 }

@@ -1,0 +1,218 @@
+// Package backup owns "a backup": the one sequence that turns a storage
+// group's backup session into a durable set, in the order that keeps ESE's
+// promises. The CLI, the scheduler and the demo call it; none of them
+// rebuilds a step.
+//
+//	Begin(group, type) ─► Check (caller's veto: chain, tape label)
+//	      │ any failure below: session aborted (checkpoint unfrozen, headers
+//	      │ and logs untouched) and the set aborted (nothing that looks complete)
+//	      ▼
+//	media.Open(target) ─► label ─► pipeline.Run (every file, verified,
+//	      compressed, in order) ─► manifest + trailer ─► Commit (durable)
+//	      │ from here the set exists; a failure keeps it and truncates nothing
+//	      ▼
+//	Recorder.Record (the catalog) ─► Truncate (full, incremental) ─► End
+//
+// RunGroups is the one fan-out: several groups through one source,
+// concurrently, except that sets bound for the same tape drive go one
+// after the other.
+package backup
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/ese"
+	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/pipeline"
+	"github.com/tapestream/tapestream/source"
+	"github.com/tapestream/tapestream/tapeformat"
+)
+
+// Options configure one backup.
+type Options struct {
+	Type ese.BackupType
+	// Databases selects a subset for full and copy backups (nil = all).
+	Databases []string
+	// Pipeline: codec, workers, frame size, rate limit, verification, the
+	// live counters.
+	Pipeline pipeline.Options
+	// Media: how the target is opened; its record size is the set's.
+	Media media.Options
+	// SegmentSize bounds a stored segment member (0: the format's default).
+	SegmentSize int
+	// SetID of the new set (generated when empty); PreviousSetID names the
+	// set it continues (default: the one the database headers name).
+	SetID, PreviousSetID string
+	Host                 string
+	Now                  func() time.Time
+	// Check sees the session once it has begun, before anything is
+	// written; an error aborts the backup.
+	Check func(sess source.Session) error
+	// Recorder records the set once it is durable, before any log is
+	// truncated.
+	Recorder Recorder
+}
+
+// Recorder records a durable set (the catalog). An error keeps every log:
+// a set nobody can find must not be the only copy of a log.
+type Recorder interface {
+	Record(ctx context.Context, res *Result) error
+}
+
+// RecorderFunc adapts a function to Recorder.
+type RecorderFunc func(ctx context.Context, res *Result) error
+
+func (f RecorderFunc) Record(ctx context.Context, res *Result) error { return f(ctx, res) }
+
+// Result summarises a finished backup.
+type Result struct {
+	SetID         string                `json:"set_id"`
+	Type          ese.BackupType        `json:"type"`
+	Group         string                `json:"group"`
+	Databases     []string              `json:"databases"`
+	LowGen        uint32                `json:"log_first_generation"`
+	HighGen       uint32                `json:"log_last_generation"`
+	BytesIn       int64                 `json:"bytes_in"`
+	BytesOut      int64                 `json:"bytes_out"`
+	Ratio         float64               `json:"ratio"`
+	Duration      time.Duration         `json:"duration_ns"`
+	Throughput    float64               `json:"throughput_bytes_per_sec"`
+	Codec         string                `json:"codec"`
+	Files         []pipeline.FileResult `json:"files"`
+	Truncated     []string              `json:"truncated_logs"`
+	Volumes       []media.VolumeInfo    `json:"volumes"`
+	PreviousSetID string                `json:"previous_set_id,omitempty"`
+	Target        string                `json:"target"`
+}
+
+func (o *Options) fill() {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.SetID == "" {
+		o.SetID = tapeformat.NewSetID()
+	}
+	if o.Host == "" {
+		o.Host, _ = os.Hostname()
+	}
+	if o.Pipeline.Stats == nil {
+		o.Pipeline.Stats = &pipeline.Stats{}
+	}
+	if o.Pipeline.Now == nil {
+		o.Pipeline.Now = o.Now
+	}
+}
+
+// Run takes one backup of group from src into target (a media target:
+// file, -, tape, emulated tape).
+func Run(ctx context.Context, src source.Source, group, target string, o Options) (*Result, error) {
+	o.fill()
+	sess, err := src.Begin(ctx, group, o.Type, o.Databases)
+	if err != nil {
+		return nil, err
+	}
+	if o.Check != nil {
+		if err := o.Check(sess); err != nil {
+			sess.Abort(err)
+			return nil, err
+		}
+	}
+	dst, err := media.Open(target, o.Media)
+	if err != nil {
+		sess.Abort(err)
+		return nil, err
+	}
+	res, err := write(ctx, sess, dst, target, o)
+	if err != nil {
+		sess.Abort(err)
+		if aerr := dst.Abort(); aerr != nil && !errors.Is(aerr, media.ErrCommitted) {
+			err = fmt.Errorf("%w (and aborting the destination: %v)", err, aerr)
+		}
+		return nil, err
+	}
+	// The set is durable: from here on a failure must not abort the media.
+	if o.Recorder != nil {
+		if err := o.Recorder.Record(ctx, res); err != nil {
+			sess.Abort(err)
+			return res, fmt.Errorf("set %s is complete, but recording it failed (logs not truncated): %w", res.SetID, err)
+		}
+	}
+	if res.Truncated, err = sess.Truncate(ctx); err != nil {
+		sess.Abort(err)
+		return res, fmt.Errorf("set %s is complete, but truncating logs failed: %w", res.SetID, err)
+	}
+	if err := sess.End(ctx, true, res.SetID); err != nil {
+		return res, fmt.Errorf("set %s is complete, but ending the backup session failed: %w", res.SetID, err)
+	}
+	return res, nil
+}
+
+// write streams the session into dst and commits it.
+func write(ctx context.Context, sess source.Session, dst media.Sink, target string, o Options) (*Result, error) {
+	st := o.Pipeline.Stats
+	st.Started = time.Now()
+	gi := sess.Group()
+	prev := o.PreviousSetID
+	if prev == "" {
+		prev = sess.PreviousSetID()
+	}
+	tw, err := tapeformat.NewWriter(dst, tapeformat.WriterOptions{
+		RecordSize: o.Media.RecordSize, SegmentSize: o.SegmentSize, FrameSize: o.Pipeline.FrameSize, Codec: o.Pipeline.Codec,
+	})
+	if err != nil {
+		return nil, err
+	}
+	label := tapeformat.Label{
+		SetID: o.SetID, SetType: sess.Type().String(),
+		StorageGroup: gi.Name, Databases: sess.Databases(), Created: o.Now().UTC(), Host: o.Host,
+		PreviousSetID: prev,
+		Extra: map[string]string{
+			"group_signature": gi.Signature, "log_prefix": gi.LogPrefix, "group_id": fmt.Sprint(gi.ID),
+			"circular_logging": fmt.Sprint(gi.CircularLogging), "group_database_ids": databaseIDs(gi),
+		},
+	}
+	if err := tw.Begin(label); err != nil {
+		return nil, err
+	}
+	files, err := pipeline.Run(ctx, sess, tw, o.Pipeline)
+	if err != nil {
+		return nil, err
+	}
+	tw.SetManifestInfo(tapeformat.ManifestInfo{
+		LogFirst: uint64(sess.LowGen()), LogLast: uint64(sess.HighGen()),
+		Extra: map[string]string{"group_signature": gi.Signature, "log_prefix": gi.LogPrefix, "set_type": sess.Type().String()},
+	})
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	if err := dst.Commit(); err != nil {
+		return nil, err
+	}
+	res := &Result{
+		SetID: o.SetID, Type: sess.Type(), Group: gi.Name, Databases: sess.Databases(), Codec: o.Pipeline.Codec.String(),
+		PreviousSetID: prev, Files: files, Target: target, Volumes: dst.Volumes(),
+		LowGen: sess.LowGen(), HighGen: sess.HighGen(),
+		BytesIn: st.Read.BytesOut.Load(), BytesOut: st.Compress.BytesOut.Load(), Duration: time.Since(st.Started),
+	}
+	if res.BytesOut > 0 {
+		res.Ratio = float64(res.BytesIn) / float64(res.BytesOut)
+	}
+	res.Throughput = float64(res.BytesIn) / max(res.Duration.Seconds(), 1e-9)
+	return res, nil
+}
+
+// databaseIDs lists the group's database ids ("0,1"): a restore of a
+// subset needs to know which databases it leaves out.
+func databaseIDs(gi engine.GroupInfo) string {
+	ids := make([]string, 0, len(gi.Databases))
+	for _, d := range gi.Databases {
+		ids = append(ids, fmt.Sprint(d.ID))
+	}
+	return strings.Join(ids, ",")
+}
