@@ -31,10 +31,10 @@ type VolumeLabel struct {
 type Content int
 
 const (
-	ContentBlank    Content = iota // no data at all
-	ContentLabel                   // a tapestream volume label
-	ContentSet                     // a backup set (on tape: an unlabelled or continuation volume)
-	ContentForeign                 // something else
+	ContentBlank   Content = iota // no data at all
+	ContentLabel                  // a tapestream volume label
+	ContentSet                    // a backup set (on tape: an unlabelled or continuation volume)
+	ContentForeign                // something else
 )
 
 // identifyBytes bounds what Identify reads: a label member, or a set's
