@@ -873,6 +873,13 @@ func (g *Group) Mount(name string) error {
 	return fmt.Errorf("storage group %s has no database %q", g.name, name)
 }
 
+// BackupInProgress reports whether a backup session holds the group.
+func (g *Group) BackupInProgress() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.backup != nil
+}
+
 // LogDir is the directory of the group's log files.
 func (g *Group) LogDir() string { return g.dir }
 

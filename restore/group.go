@@ -2,22 +2,17 @@ package restore
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tapestream/tapestream/engine"
-	"github.com/tapestream/tapestream/engine/vfs"
 	"github.com/tapestream/tapestream/engine/wal"
-	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/tapeformat"
 )
 
@@ -61,194 +56,6 @@ type Result struct {
 	Replaced string `json:"replaced,omitempty"`
 }
 
-// stagingSink writes a set's files into the staging directory through an
-// os.Root: databases only from the first (full) set, logs into logDir.
-//
-// The writes, and each file's closing truncate+fsync, are done by one
-// goroutine in the order they were queued, so that decoding and checking
-// the next chunks overlaps the write(2) calls and the fsyncs (they were
-// the restore's serial path). Chunk buffers are taken from the set reader
-// (no copy) and come back through recycle.
-type stagingSink struct {
-	root     *os.Root
-	onLabel  func(l tapeformat.Label, first bool) error
-	sets     int
-	logDir   string // relative to root
-	prefix   string
-	allowDBs bool
-	open     map[int]*stagedFile
-	dbFiles  []string
-	logs     []string
-	bytes    int64
-
-	ops  chan stagingOp
-	done chan struct{}
-	back chan []byte // buffers written, for the reader to reuse
-	mu   sync.Mutex
-	werr error // the writer's first error
-}
-
-type stagedFile struct {
-	name string
-	f    *os.File
-	w    *media.FileWriter
-}
-
-// stagingOp is a write of data at off, or (finish) the file's completion:
-// truncate to size (if >= 0), fsync, close; or (abandon) just the close.
-type stagingOp struct {
-	sf      *stagedFile
-	data    []byte
-	off     int64
-	finish  bool
-	abandon bool
-	size    int64
-}
-
-func (s *stagingSink) begin(l tapeformat.Label) error {
-	s.sets++
-	return s.onLabel(l, s.sets == 1)
-}
-
-func (s *stagingSink) create(fh *tapeformat.FileHeader, kind string) (bool, error) {
-	name := fh.Name
-	if err := tapeformat.ValidateName(name); err != nil || strings.ContainsAny(name, `/\`) || name != filepath.Base(name) {
-		return false, fmt.Errorf("set holds a file named %q, which a restore does not write", name)
-	}
-	var rel string
-	switch kind {
-	case tapeformat.KindDatabase, tapeformat.KindStreaming:
-		ext := filepath.Ext(name)
-		if !s.allowDBs || (ext != ".edb" && ext != ".stm") {
-			return false, fmt.Errorf("database file %q where only logs belong (an incremental or differential set holds logs)", name)
-		}
-		rel = name
-		s.dbFiles = append(s.dbFiles, name)
-	case tapeformat.KindLog:
-		if _, ok := wal.ParseGenName(s.prefix, name); !ok {
-			return false, fmt.Errorf("log file %q is not a %s log generation", name, s.prefix)
-		}
-		rel = filepath.Join(s.logDir, name)
-		s.logs = append(s.logs, name)
-	default:
-		return false, fmt.Errorf("file %q of kind %q is not part of a storage group backup", name, kind)
-	}
-	if err := s.failed(); err != nil {
-		return false, err
-	}
-	f, err := s.root.OpenFile(rel, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return false, err
-	}
-	if s.open == nil {
-		s.open = map[int]*stagedFile{}
-	}
-	s.open[fh.Index] = &stagedFile{name: rel, f: f, w: media.NewFileWriter(f)}
-	if s.ops == nil {
-		s.ops, s.done, s.back = make(chan stagingOp, 4), make(chan struct{}), make(chan []byte, 8)
-		go s.writer()
-	}
-	return true, nil
-}
-
-// write queues data (which the sink now owns) for file fh at off.
-func (s *stagingSink) write(fh *tapeformat.FileHeader, data []byte, off int64) error {
-	if err := s.failed(); err != nil {
-		return err
-	}
-	s.bytes += int64(len(data))
-	s.ops <- stagingOp{sf: s.open[fh.Index], data: data, off: off}
-	return nil
-}
-
-// recycle hands the buffers already written back to the reader.
-func (s *stagingSink) recycle(put func([]byte)) {
-	for {
-		select {
-		case b := <-s.back:
-			put(b)
-		default:
-			return
-		}
-	}
-}
-
-func (s *stagingSink) finish(fh *tapeformat.FileHeader) error {
-	sf := s.open[fh.Index]
-	if sf == nil {
-		return nil
-	}
-	delete(s.open, fh.Index)
-	// Queued even after a failure: the writer closes the file.
-	s.ops <- stagingOp{sf: sf, finish: true, size: fh.Size}
-	return s.failed()
-}
-
-func (s *stagingSink) failed() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.werr
-}
-
-// writer performs the queued operations in order. After the first error
-// it only closes files (and the error is reported to the next caller).
-func (s *stagingSink) writer() {
-	defer close(s.done)
-	fail := func(err error) {
-		s.mu.Lock()
-		if s.werr == nil {
-			s.werr = err
-		}
-		s.mu.Unlock()
-	}
-	for op := range s.ops {
-		ok := s.failed() == nil && !op.abandon
-		if op.finish {
-			if ok && op.size >= 0 {
-				if err := op.sf.f.Truncate(op.size); err != nil {
-					fail(fmt.Errorf("restore: %s: %w", op.sf.name, err))
-				}
-			}
-			if ok && s.failed() == nil {
-				if err := op.sf.f.Sync(); err != nil {
-					fail(fmt.Errorf("restore: %s: %w", op.sf.name, err))
-				}
-			}
-			if err := op.sf.f.Close(); err != nil {
-				fail(fmt.Errorf("restore: %s: %w", op.sf.name, err))
-			}
-			continue
-		}
-		if ok {
-			if _, err := op.sf.w.WriteAt(op.data, op.off); err != nil {
-				fail(fmt.Errorf("restore: %s: %w", op.sf.name, err))
-			}
-		}
-		select {
-		case s.back <- op.data:
-		default: // the reader's pool is full: let it go
-		}
-	}
-}
-
-// closeAll waits for the queued operations, closes the files still open
-// (a set that ended early: the staging directory is not used) and returns
-// the writer's first error.
-func (s *stagingSink) closeAll() error {
-	for _, sf := range s.open {
-		s.ops <- stagingOp{sf: sf, finish: true, abandon: true}
-	}
-	clear(s.open)
-	if s.ops == nil {
-		return nil
-	}
-	close(s.ops)
-	<-s.done
-	err := s.werr
-	s.ops, s.done, s.back, s.werr = nil, nil, nil, nil
-	return err
-}
-
 // LockStore takes the lock of the store a restore writes into.
 func LockStore(to string) (func(), error) {
 	if err := os.MkdirAll(to, 0o755); err != nil {
@@ -261,37 +68,32 @@ func LockStore(to string) (func(), error) {
 	return release, nil
 }
 
-// RestoreGroup restores a full set plus its incrementals (in order) or
-// plus one differential into a storage group under o.To.
-func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (res *Result, err error) {
+// RestoreGroup plans srcs (which must form one chain) and restores it:
+// Plan, then RunChain.
+func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (*Result, error) {
+	chains, err := Plan(srcs, o.Options)
+	if err != nil {
+		return nil, err
+	}
+	if len(chains) != 1 {
+		return nil, fmt.Errorf("the sets belong to %d storage groups; restore one chain at a time", len(chains))
+	}
+	return RunChain(ctx, chains[0], o)
+}
+
+// RunChain restores one planned chain into a storage group under o.To:
+//
+//	stage   a directory beside the target (.restore-*), opened as an os.Root
+//	read    every set, verified, into it (logs into restore-logs/)
+//	config  the group's identity from the full set
+//	recover hard recovery in the staging directory, through the target's
+//	        later logs when they continue the chain (point of failure)
+//	switch  the staged group takes the target's place
+//
+// Until the switch the target is not touched; a failure removes the
+// staging directory.
+func RunChain(ctx context.Context, c Chain, o GroupOptions) (res *Result, err error) {
 	t0 := time.Now()
-	logf := func(format string, args ...any) {
-		if o.Log != nil {
-			fmt.Fprintf(o.Log, format+"\n", args...)
-		}
-	}
-	if len(srcs) == 0 {
-		return nil, errors.New("no backup set given")
-	}
-	for _, s := range srcs {
-		if s.Path == "-" && len(srcs) > 1 {
-			return nil, errors.New("standard input holds one set; give the others as files or tapes")
-		}
-	}
-	// Validate the chain from the labels before anything is written.
-	var labels []tapeformat.Label
-	if srcs[0].Path != "-" {
-		for _, s := range srcs {
-			l, err := ReadLabel(s, o.Options)
-			if err != nil {
-				return nil, err
-			}
-			labels = append(labels, l)
-		}
-		if err := ValidateChain(labels); err != nil {
-			return nil, fmt.Errorf("refusing to restore: %w", err)
-		}
-	}
 	if err := os.MkdirAll(o.To, 0o755); err != nil {
 		return nil, err
 	}
@@ -302,144 +104,211 @@ func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (res *R
 		}
 		defer release()
 	}
+	r, err := newRun(c, o)
+	if err != nil {
+		return nil, err
+	}
+	defer r.cleanup(&err)
+	if err := r.readSets(ctx); err != nil {
+		return nil, err
+	}
+	if err := r.configure(); err != nil {
+		return nil, err
+	}
+	if err := r.recover(); err != nil {
+		return nil, err
+	}
+	if err := r.switchIntoPlace(); err != nil {
+		return nil, err
+	}
+	r.res.Duration = time.Since(t0)
+	if len(r.res.Problems) > 0 {
+		return r.res, fmt.Errorf("salvaged with %d problems: the restore is incomplete", len(r.res.Problems))
+	}
+	return r.res, nil
+}
 
-	// Staging beside the target, named independently of the group: from
-	// standard input the group is known only once the label is read.
+// run is one RunChain in progress.
+type run struct {
+	chain  Chain
+	o      GroupOptions
+	stage  string // staging directory (removed on failure)
+	root   *os.Root
+	sink   *stagingSink
+	name   string // the restored group's name
+	target string // its directory
+	infos  []*SetInfo
+	cfg    *engine.GroupConfig
+	res    *Result
+}
+
+func (r *run) logf(format string, args ...any) {
+	if r.o.Log != nil {
+		fmt.Fprintf(r.o.Log, format+"\n", args...)
+	}
+}
+
+// newRun makes the staging directory beside the target, named
+// independently of the group: from standard input the group is known only
+// once the label is read.
+func newRun(c Chain, o GroupOptions) (*run, error) {
 	stage, err := os.MkdirTemp(o.To, ".restore-")
 	if err != nil {
 		return nil, err
 	}
+	r := &run{chain: c, o: o, stage: stage}
 	if err := os.Mkdir(filepath.Join(stage, "restore-logs"), 0o755); err != nil {
 		os.RemoveAll(stage)
 		return nil, err
 	}
-	stagingRoot, err := os.OpenRoot(stage)
-	if err != nil {
+	if r.root, err = os.OpenRoot(stage); err != nil {
+		os.RemoveAll(stage)
 		return nil, err
 	}
-	defer func() {
-		if stagingRoot != nil {
-			stagingRoot.Close()
-		}
-		if err != nil && stage != "" {
-			os.RemoveAll(stage)
-		}
-	}()
-	var name, target string
-	sinkSt := &stagingSink{root: stagingRoot, logDir: "restore-logs"}
-	sinkSt.onLabel = func(l tapeformat.Label, first bool) error {
-		if !first {
-			sinkSt.allowDBs = false
-			return nil
-		}
-		if len(labels) == 0 {
-			if err := ValidateChain([]tapeformat.Label{l}); err != nil {
-				return fmt.Errorf("refusing to restore: %w", err)
-			}
-		}
-		name = l.StorageGroup
-		if o.Group != "" {
-			name = o.Group
-		}
-		if err := engine.ValidName(name); err != nil {
-			return fmt.Errorf("storage group name: %w", err)
-		}
-		target = filepath.Join(o.To, name)
-		if _, err := os.Stat(target); err == nil && !o.Force {
-			return fmt.Errorf("storage group directory %s exists; restore with --force to replace it (its later logs are replayed), or into another group with --group", target)
-		}
-		if !wal.ValidPrefix(l.Extra["log_prefix"]) {
-			return fmt.Errorf("set %s: invalid log prefix %q in its label", l.SetID, l.Extra["log_prefix"])
-		}
-		sinkSt.prefix, sinkSt.allowDBs = l.Extra["log_prefix"], true
+	r.sink = &stagingSink{root: r.root, logDir: "restore-logs", onLabel: r.onLabel}
+	return r, nil
+}
+
+// cleanup closes the staging root and, if the restore failed, removes the
+// staging directory.
+func (r *run) cleanup(err *error) {
+	if r.root != nil {
+		r.root.Close()
+	}
+	if *err != nil && r.stage != "" {
+		os.RemoveAll(r.stage)
+	}
+}
+
+// onLabel sees each set's label as it is read: the first (the full) names
+// the group and its log prefix, and the target must be free unless Force.
+func (r *run) onLabel(l tapeformat.Label, first bool) error {
+	if !first {
+		r.sink.allowDBs = false
 		return nil
 	}
-	var infos []*SetInfo
-	for _, src := range srcs {
-		logf("reading set %s", src.Path)
-		info, rerr := readSet(ctx, src, o.Options, sinkSt)
-		if werr := sinkSt.closeAll(); rerr == nil {
-			rerr = werr
+	if r.chain.Sets[0].Label == nil { // standard input: not planned
+		if err := ValidateChain([]tapeformat.Label{l}); err != nil {
+			return fmt.Errorf("refusing to restore: %w", err)
 		}
-		if rerr != nil {
-			return nil, rerr
-		}
-		infos = append(infos, info)
 	}
-	if err := ValidateLogRanges(infos); err != nil {
-		return nil, fmt.Errorf("refusing to restore: %w", err)
+	r.name = l.StorageGroup
+	if r.o.Group != "" {
+		r.name = r.o.Group
 	}
-	res = &Result{Group: name, Dir: target, Bytes: sinkSt.bytes}
-	for _, in := range infos {
-		res.Sets = append(res.Sets, in.Label.SetID)
-		res.Problems = append(res.Problems, in.Problems...)
+	if err := engine.ValidName(r.name); err != nil {
+		return fmt.Errorf("storage group name: %w", err)
 	}
-	res.LowGen, _ = infos[0].LogRange()
-	_, res.HighGen = infos[len(infos)-1].LogRange()
+	r.target = filepath.Join(r.o.To, r.name)
+	if _, err := os.Stat(r.target); err == nil && !r.o.Force {
+		return fmt.Errorf("storage group directory %s exists; restore with --force to replace it (its later logs are replayed), or into another group with --group", r.target)
+	}
+	if !wal.ValidPrefix(l.Extra["log_prefix"]) {
+		return fmt.Errorf("set %s: invalid log prefix %q in its label", l.SetID, l.Extra["log_prefix"])
+	}
+	r.sink.prefix, r.sink.allowDBs = l.Extra["log_prefix"], true
+	return nil
+}
 
-	cfg, err := groupConfigFor(name, infos[0], sinkSt)
+// readSets reads every set of the chain into the staging directory.
+func (r *run) readSets(ctx context.Context) error {
+	for _, ps := range r.chain.Sets {
+		r.logf("reading set %s", ps.Source.Path)
+		info, err := readSet(ctx, ps.Source, r.o.Options, r.sink)
+		if werr := r.sink.closeAll(); err == nil {
+			err = werr
+		}
+		if err != nil {
+			return err
+		}
+		r.infos = append(r.infos, info)
+	}
+	if err := ValidateLogRanges(r.infos); err != nil {
+		return fmt.Errorf("refusing to restore: %w", err)
+	}
+	r.res = &Result{Group: r.name, Dir: r.target, Bytes: r.sink.bytes}
+	for _, in := range r.infos {
+		r.res.Sets = append(r.res.Sets, in.Label.SetID)
+		r.res.Problems = append(r.res.Problems, in.Problems...)
+	}
+	r.res.LowGen, _ = r.infos[0].LogRange()
+	_, r.res.HighGen = r.infos[len(r.infos)-1].LogRange()
+	return nil
+}
+
+// configure writes the restored group's configuration, marks its
+// databases restored (the set's range as Patch Current Full Backup) and
+// brings in the target's later logs for a point-of-failure restore.
+func (r *run) configure() error {
+	cfg, err := groupConfigFor(r.name, r.infos[0], r.sink)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	if err := engine.WriteGroupConfig(stage, cfg); err != nil {
-		return nil, err
+	r.cfg = cfg
+	if err := engine.WriteGroupConfig(r.stage, cfg); err != nil {
+		return err
 	}
-	full := infos[0].Label
+	full := r.infos[0].Label
 	// The databases need the full's own logs to be consistent; later sets'
 	// logs roll them forward as far as they go (or --until says).
-	_, fullHigh := infos[0].LogRange()
-	if o.UntilGen != 0 && o.UntilGen < fullHigh {
-		return nil, fmt.Errorf("--until generation %d is before the end of the full backup (generation %d)", o.UntilGen, fullHigh)
+	_, fullHigh := r.infos[0].LogRange()
+	if r.o.UntilGen != 0 && r.o.UntilGen < fullHigh {
+		return fmt.Errorf("--until generation %d is before the end of the full backup (generation %d)", r.o.UntilGen, fullHigh)
 	}
-	for _, f := range sinkSt.dbFiles {
-		if err := engine.MarkRestored(nil, filepath.Join(stage, f), res.LowGen, fullHigh, full.SetID, full.Created); err != nil {
-			return nil, err
+	for _, f := range r.sink.dbFiles {
+		if err := engine.MarkRestored(nil, filepath.Join(r.stage, f), r.res.LowGen, fullHigh, full.SetID, full.Created); err != nil {
+			return err
 		}
 	}
 	// Point of failure: the target group's own later logs continue the
 	// sequence; replay goes on through them.
-	if (o.Group == "" || o.Group == full.StorageGroup) && o.UntilGen == 0 && o.UntilTime.IsZero() {
-		n, err := copyContinuingLogs(target, filepath.Join(stage, "restore-logs"), cfg, res.HighGen)
+	if (r.o.Group == "" || r.o.Group == full.StorageGroup) && r.o.UntilGen == 0 && r.o.UntilTime.IsZero() {
+		n, err := copyContinuingLogs(r.target, filepath.Join(r.stage, "restore-logs"), cfg, r.res.HighGen)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if n > 0 {
-			logf("replaying %d later log files found in %s", n, target)
+			r.logf("replaying %d later log files found in %s", n, r.target)
 		}
 	}
-	recover := !o.NoRecover
-	if recover {
-		rerr := recoverStaged(stage, o, res)
-		if rerr != nil && !o.Salvage {
-			return nil, fmt.Errorf("%w (target %s untouched)", rerr, target)
+	return nil
+}
+
+// recover runs hard recovery in the staging directory (unless NoRecover;
+// a salvage keeps what is intact, unrecovered, when recovery fails) and
+// leaves the logs where the group expects them.
+func (r *run) recover() error {
+	recovered := !r.o.NoRecover
+	if recovered {
+		if err := recoverStaged(r.stage, r.o, r.res); err != nil {
+			if !r.o.Salvage {
+				return fmt.Errorf("%w (target %s untouched)", err, r.target)
+			}
+			r.res.Problems = append(r.res.Problems, Problem{Set: r.res.Sets[0], Page: -1, What: "not recovered: " + err.Error()})
+			recovered = false
 		}
-		if rerr != nil {
-			// Salvage: keep what is intact, unrecovered, and say why.
-			res.Problems = append(res.Problems, Problem{Set: res.Sets[0], Page: -1, What: "not recovered: " + rerr.Error()})
-			recover = false
-		}
 	}
-	if !recover {
-		if err := moveLogs(filepath.Join(stage, "restore-logs"), stage); err != nil {
-			return nil, err
-		}
-	} else if err := os.RemoveAll(filepath.Join(stage, "restore-logs")); err != nil {
-		return nil, err
+	logs := filepath.Join(r.stage, "restore-logs")
+	if !recovered {
+		return moveLogs(logs, r.stage)
 	}
-	stagingRoot.Close()
-	stagingRoot = nil
-	if res.Replaced, err = switchIntoPlace(stage, target); err != nil {
-		return nil, err
+	return os.RemoveAll(logs)
+}
+
+// switchIntoPlace moves the staged group to the target.
+func (r *run) switchIntoPlace() error {
+	r.root.Close()
+	r.root = nil
+	replaced, err := switchIntoPlace(r.stage, r.target)
+	if err != nil {
+		return err
 	}
-	if res.Replaced != "" {
-		logf("the replaced storage group is kept in %s; remove it once the restore is proven", res.Replaced)
+	r.stage = ""
+	r.res.Replaced = replaced
+	if replaced != "" {
+		r.logf("the replaced storage group is kept in %s; remove it once the restore is proven", replaced)
 	}
-	stage = ""
-	res.Duration = time.Since(t0)
-	if len(res.Problems) > 0 {
-		return res, fmt.Errorf("salvaged with %d problems: the restore is incomplete", len(res.Problems))
-	}
-	return res, nil
+	return nil
 }
 
 // recoverStaged runs hard recovery in the staging directory and checks
@@ -512,106 +381,4 @@ func groupConfigFor(name string, full *SetInfo, st *stagingSink) (*engine.GroupC
 		return nil, fmt.Errorf("set %s holds no log file", l.SetID)
 	}
 	return cfg, nil
-}
-
-// copyContinuingLogs copies the target's closed generations from high+1
-// on, and its current log, into dst when they belong to the same log
-// stream and continue without a gap.
-func copyContinuingLogs(target, dst string, cfg *engine.GroupConfig, high uint32) (int, error) {
-	tc, err := engine.ReadGroupConfig(target)
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil || tc.Signature != cfg.Signature {
-		return 0, nil
-	}
-	prefix := cfg.Prefix()
-	gens, hasCur, err := wal.ListGenerations(vfs.OS, target, prefix)
-	if err != nil {
-		return 0, err
-	}
-	sort.Slice(gens, func(i, j int) bool { return gens[i] < gens[j] })
-	next := high + 1
-	n := 0
-	for _, g := range gens {
-		if g < next {
-			continue
-		}
-		if g != next {
-			break
-		}
-		if err := copyFile(filepath.Join(target, wal.GenName(prefix, g)), filepath.Join(dst, wal.GenName(prefix, g))); err != nil {
-			return n, err
-		}
-		next++
-		n++
-	}
-	if hasCur {
-		cur := filepath.Join(target, wal.CurrentName(prefix))
-		if h, err := wal.ReadHeader(vfs.OS, cur); err == nil && h.Gen == next {
-			if err := copyFile(cur, filepath.Join(dst, wal.CurrentName(prefix))); err != nil {
-				return n, err
-			}
-			n++
-		}
-	}
-	return n, nil
-}
-
-func copyFile(from, to string) error {
-	in, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(to)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	if err := out.Sync(); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
-}
-
-func moveLogs(from, to string) error {
-	ents, err := os.ReadDir(from)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if err := os.Rename(filepath.Join(from, e.Name()), filepath.Join(to, e.Name())); err != nil {
-			return err
-		}
-	}
-	return os.Remove(from)
-}
-
-// switchIntoPlace replaces target with stage: two renames in one
-// directory. A replaced group is kept beside it (its name is returned), not
-// deleted: it may hold logs the restore did not replay, and a restore
-// never deletes logs a set did not capture.
-func switchIntoPlace(stage, target string) (replaced string, err error) {
-	if _, err := os.Stat(target); err == nil {
-		replaced = filepath.Join(filepath.Dir(target), fmt.Sprintf(".%s.replaced-%s", filepath.Base(target), time.Now().UTC().Format("20060102T150405")))
-		if err := os.Rename(target, replaced); err != nil {
-			return "", err
-		}
-	}
-	if err := os.Rename(stage, target); err != nil {
-		if replaced != "" {
-			os.Rename(replaced, target)
-		}
-		return "", err
-	}
-	if d, err := os.Open(filepath.Dir(target)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return replaced, nil
 }

@@ -77,7 +77,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		size                   int64
 	}
 	var rows []row
-	for _, g := range s.groups() {
+	for _, g := range s.eng.Groups() {
 		gm := s.metrics.group(g.Name())
 		rows = append(rows, row{g.Name(), gm.bytes.Load(), gm.commits.Load(), gm.commitBytes.Load(), g.CheckpointPos().Gen, g.CurrentGen(), g.DatabaseSize()})
 	}

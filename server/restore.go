@@ -13,53 +13,6 @@ import (
 	"github.com/tapestream/tapestream/storeapi"
 )
 
-// groupByName finds an engine group or a restored recovery group.
-func (s *Server) groupByName(name string) (*engine.Group, error) {
-	if g, err := s.eng.Group(name); err == nil {
-		return g, nil
-	}
-	s.mu.Lock()
-	g := s.extra[name]
-	s.mu.Unlock()
-	if g == nil {
-		return nil, fmt.Errorf("store %s has no storage group %q", s.eng.Root(), name)
-	}
-	return g, nil
-}
-
-// groups lists the engine's groups, then the restored recovery groups.
-func (s *Server) groups() []*engine.Group {
-	out := s.eng.Groups()
-	s.mu.Lock()
-	for _, n := range s.extraOrder {
-		out = append(out, s.extra[n])
-	}
-	s.mu.Unlock()
-	return out
-}
-
-func (s *Server) prepare() []engine.GroupInfo {
-	var out []engine.GroupInfo
-	for _, g := range s.groups() {
-		out = append(out, g.Info())
-	}
-	return out
-}
-
-// closeExtra shuts the restored recovery groups down cleanly.
-func (s *Server) closeExtra() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var first error
-	for _, n := range s.extraOrder {
-		if err := s.extra[n].Close(); err != nil && first == nil {
-			first = err
-		}
-	}
-	s.extra, s.extraOrder = map[string]*engine.Group{}, nil
-	return first
-}
-
 // handleRestore restores sets from the restore directory into a new
 // recovery storage group: staged and recovered in a private directory
 // under the store root (the live groups are not touched), then moved into
@@ -102,13 +55,21 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		}
 		srcs = append(srcs, restore.SetSource{Path: filepath.Join(s.cfg.RestoreDir, filepath.Clean(p))})
 	}
+	chains, err := restore.Plan(srcs, restore.Options{})
+	if err == nil && len(chains) != 1 {
+		err = fmt.Errorf("the sets belong to %d storage groups; restore one group at a time", len(chains))
+	}
+	if err != nil {
+		s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "%v", err))
+		return
+	}
 	s.restoreMu.Lock()
 	defer s.restoreMu.Unlock()
 	if req.Replace {
-		s.restoreOwned(w, r, srcs, req)
+		s.restoreOwned(w, r, chains[0], req)
 		return
 	}
-	if _, err := s.groupByName(req.Group); err == nil {
+	if _, err := s.eng.Group(req.Group); err == nil {
 		s.fail(w, storeapi.Errorf(http.StatusConflict, "exists", "storage group %s exists; restore into a new recovery group", req.Group))
 		return
 	}
@@ -117,18 +78,14 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, storeapi.Errorf(http.StatusConflict, "exists", "directory %s exists", target))
 		return
 	}
-	if len(s.groups()) >= engine.MaxGroups {
+	if len(s.eng.Groups()) >= engine.MaxGroups {
 		s.fail(w, storeapi.Errorf(http.StatusConflict, "exists", "the store already holds %d storage groups", engine.MaxGroups))
 		return
 	}
-	tmp, err := os.MkdirTemp(s.eng.Root(), ".serve-restore-")
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	defer os.RemoveAll(tmp)
 	t0 := time.Now()
-	res, err := restore.RestoreGroup(r.Context(), srcs, restore.GroupOptions{To: tmp, Group: req.Group, UntilGen: req.UntilGen})
+	// Staged and recovered beside the live groups under the server's own
+	// store lock; the live groups are not touched.
+	res, err := restore.RunChain(r.Context(), chains[0], restore.GroupOptions{To: s.eng.Root(), Group: req.Group, UntilGen: req.UntilGen, StoreLocked: true})
 	if err == nil && !res.Recovered {
 		err = errors.New("the restored group was not recovered")
 	}
@@ -136,25 +93,15 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, fmt.Errorf("restore into recovery group %s: %w", req.Group, err))
 		return
 	}
-	if err := os.Rename(filepath.Join(tmp, req.Group), target); err != nil {
-		s.fail(w, err)
+	if s.isClosing() {
+		s.fail(w, storeapi.Errorf(http.StatusServiceUnavailable, "shutdown", "store server shutting down"))
 		return
 	}
-	g, err := engine.OpenGroup(target, engine.Options{})
+	g, err := s.eng.AttachGroup(req.Group)
 	if err != nil {
 		s.fail(w, fmt.Errorf("mounting restored group %s: %w", req.Group, err))
 		return
 	}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		g.Close()
-		s.fail(w, storeapi.Errorf(http.StatusServiceUnavailable, "shutdown", "store server shutting down"))
-		return
-	}
-	s.extra[req.Group] = g
-	s.extraOrder = append(s.extraOrder, req.Group)
-	s.mu.Unlock()
 	s.metrics.group(req.Group)
 	s.cfg.Logf("restored %d set(s) into recovery group %s in %s", len(srcs), req.Group, time.Since(t0).Round(time.Millisecond))
 	reply(w, storeapi.RestoreResponse{Result: res, Group: g.Info()})
@@ -162,7 +109,7 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 
 // restoreOwned restores into a live group of the engine: dismount, restore
 // in place under the server's own store lock, recover, mount.
-func (s *Server) restoreOwned(w http.ResponseWriter, r *http.Request, srcs []restore.SetSource, req storeapi.RestoreRequest) {
+func (s *Server) restoreOwned(w http.ResponseWriter, r *http.Request, chain restore.Chain, req storeapi.RestoreRequest) {
 	if _, err := s.eng.Group(req.Group); err != nil {
 		s.fail(w, storeapi.Errorf(http.StatusNotFound, "not_found", "storage group %s is not a group of this store", req.Group))
 		return
@@ -172,7 +119,7 @@ func (s *Server) restoreOwned(w http.ResponseWriter, r *http.Request, srcs []res
 		return
 	}
 	t0 := time.Now()
-	res, rerr := restore.RestoreGroup(r.Context(), srcs, restore.GroupOptions{
+	res, rerr := restore.RunChain(r.Context(), chain, restore.GroupOptions{
 		To: s.eng.Root(), Group: req.Group, UntilGen: req.UntilGen, Force: true, StoreLocked: true,
 	})
 	// Mount whatever is in place now: the restored group, or the old one
@@ -186,6 +133,6 @@ func (s *Server) restoreOwned(w http.ResponseWriter, r *http.Request, srcs []res
 		s.fail(w, fmt.Errorf("mounting restored group %s: %w", req.Group, merr))
 		return
 	}
-	s.cfg.Logf("restored %d set(s) into storage group %s in %s", len(srcs), req.Group, time.Since(t0).Round(time.Millisecond))
+	s.cfg.Logf("restored %d set(s) into storage group %s in %s", len(chain.Sets), req.Group, time.Since(t0).Round(time.Millisecond))
 	reply(w, storeapi.RestoreResponse{Result: res, Group: g.Info()})
 }

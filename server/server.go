@@ -22,6 +22,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/ese"
+	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/storeapi"
 )
 
@@ -49,6 +50,9 @@ type Config struct {
 	RestoreDir string
 	// Logf receives one line per notable event (session start/end/abort).
 	Logf func(format string, args ...any)
+	// Source serves the backup sessions (default: the engine in process,
+	// source.NewLocal).
+	Source source.Source
 }
 
 func (c *Config) fill() {
@@ -75,6 +79,7 @@ func (c *Config) fill() {
 // Server serves one open engine store over HTTP.
 type Server struct {
 	eng   *engine.Server
+	src   source.Source // backup sessions
 	cfg   Config
 	mux   *http.ServeMux
 	token [32]byte
@@ -89,10 +94,7 @@ type Server struct {
 	reaperWG sync.WaitGroup
 	httpSrv  *http.Server
 
-	// Recovery groups restored through the server (not in eng).
-	extra      map[string]*engine.Group
-	extraOrder []string
-	restoreMu  sync.Mutex
+	restoreMu sync.Mutex // one restore at a time
 
 	metrics metrics
 }
@@ -101,7 +103,11 @@ type Server struct {
 // Shutdown).
 func New(eng *engine.Server, cfg Config) *Server {
 	cfg.fill()
-	s := &Server{eng: eng, cfg: cfg, sessions: map[string]*session{}, stopC: make(chan struct{}), extra: map[string]*engine.Group{}}
+	src := cfg.Source
+	if src == nil {
+		src = source.NewLocal(eng)
+	}
+	s := &Server{eng: eng, src: src, cfg: cfg, sessions: map[string]*session{}, stopC: make(chan struct{})}
 	s.token = sha256.Sum256([]byte(cfg.Token))
 	s.metrics.groups = map[string]*groupMetrics{}
 	for _, g := range eng.Groups() {
@@ -199,9 +205,6 @@ wait:
 			// A client that stopped reading holds its handler: cut it.
 			hs.Close()
 		}
-	}
-	if cerr := s.closeExtra(); cerr != nil && err == nil {
-		err = cerr
 	}
 	return err
 }
@@ -363,7 +366,7 @@ func (s *Server) group(r *http.Request) (*engine.Group, error) {
 	if err := engine.ValidName(name); err != nil {
 		return nil, storeapi.Errorf(http.StatusBadRequest, "bad_request", "storage group: %v", err)
 	}
-	g, err := s.groupByName(name)
+	g, err := s.eng.Group(name)
 	if err != nil {
 		return nil, storeapi.Errorf(http.StatusNotFound, "not_found", "%v", err)
 	}
@@ -371,7 +374,12 @@ func (s *Server) group(r *http.Request) (*engine.Group, error) {
 }
 
 func (s *Server) handleGroups(w http.ResponseWriter, r *http.Request) {
-	reply(w, s.prepare())
+	infos, err := s.src.Prepare(r.Context())
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	reply(w, infos)
 }
 
 func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
@@ -381,11 +389,8 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
-	busy := false
-	for _, se := range s.sessions {
-		busy = busy || se.group == g.Name() && se.es.Err() == nil
-	}
 	s.mu.Unlock()
+	busy := g.BackupInProgress()
 	reply(w, storeapi.GroupStatus{Info: g.Info(), DatabaseSize: g.DatabaseSize(), CheckpointGen: g.CheckpointPos().Gen, CurrentGen: g.CurrentGen(), Backup: busy})
 }
 
@@ -395,7 +400,7 @@ type session struct {
 	id    string
 	owner [32]byte
 	group string
-	es    *engine.Session
+	es    source.Session
 	info  engine.GroupInfo
 
 	op sync.Mutex // one call at a time (keepalive and abort excepted)
@@ -447,12 +452,12 @@ func (s *Server) handleBegin(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	es, err := g.BackupSetup(typ, req.Databases)
+	es, err := s.src.Begin(r.Context(), g.Name(), typ, req.Databases)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	se := &session{id: newID(), owner: identity(r), group: g.Name(), es: es, info: g.Info(), lastSeen: time.Now()}
+	se := &session{id: newID(), owner: identity(r), group: g.Name(), es: es, info: es.Group(), lastSeen: time.Now()}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -567,11 +572,12 @@ func (s *Server) handleDatabaseFiles(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	if err := se.es.Err(); err != nil {
+	files, err := se.es.DatabaseFiles(r.Context())
+	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	reply(w, storeapi.FilesResponse{Files: se.es.DatabaseFiles(), LowGen: se.es.LowGen(), HighGen: se.es.HighGen()})
+	reply(w, storeapi.FilesResponse{Files: files, LowGen: se.es.LowGen(), HighGen: se.es.HighGen()})
 }
 
 func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
@@ -581,7 +587,7 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	logs, _, err := se.es.GetLogAndPatchFiles()
+	logs, err := se.es.LogFiles(r.Context())
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -596,12 +602,10 @@ func (s *Server) handleTruncate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	var names []string
-	if se.es.Type().Truncates() {
-		if names, err = se.es.TruncateLog(); err != nil {
-			s.fail(w, err)
-			return
-		}
+	names, err := se.es.Truncate(r.Context())
+	if err != nil {
+		s.fail(w, err)
+		return
 	}
 	if names == nil {
 		names = []string{}
@@ -630,11 +634,7 @@ func (s *Server) handleEnd(w http.ResponseWriter, r *http.Request) {
 		reply(w, struct{}{})
 		return
 	}
-	err = se.es.InstanceEnd(true, req.SetID)
-	if err == nil {
-		err = se.es.End()
-	}
-	if err != nil {
+	if err := se.es.End(r.Context(), true, req.SetID); err != nil {
 		s.abortSession(se, err.Error(), "failed")
 		s.fail(w, err)
 		return
@@ -692,7 +692,7 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "invalid file name"))
 		return
 	}
-	fr, err := se.es.OpenFile(name)
+	fr, err := se.es.OpenFile(r.Context(), name)
 	if err != nil {
 		s.fail(w, err)
 		return

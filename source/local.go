@@ -73,6 +73,9 @@ func (ls *localSession) LowGen() uint32          { return ls.s.LowGen() }
 func (ls *localSession) HighGen() uint32         { return ls.s.HighGen() }
 func (ls *localSession) Abort(reason error)      { ls.s.Abort(reason) }
 func (ls *localSession) DatabaseFiles(context.Context) ([]engine.BackupFile, error) {
+	if err := ls.s.Err(); err != nil {
+		return nil, err
+	}
 	return ls.s.DatabaseFiles(), nil
 }
 

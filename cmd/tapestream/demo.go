@@ -188,7 +188,7 @@ func runDemo(ctx context.Context, o demoOpts) error {
 	step("verified both sets: every frame, chunk CRC, page checksum, file SHA-256, log record and the full+incremental chain")
 
 	// 5. Restore both into a recovery storage group and prove it.
-	rres, err := runRestore(ctx, restoreOpts{Sets: []string{fullPath, incPath}, To: restoreDir, Group: "RSG1", BlockSize: "1MiB", Out: quiet, Err: quiet})
+	rres, err := runRestore(ctx, restoreOpts{Sets: []string{fullPath, incPath}, To: restoreDir, Group: "RSG1", Out: quiet, Err: quiet, Read: readMediaFlags{BlockSize: "1MiB"}})
 	if err != nil {
 		return err
 	}

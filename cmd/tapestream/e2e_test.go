@@ -121,16 +121,16 @@ func TestBackupRestoreEveryTypeAndCodec(t *testing.T) {
 			acked := ls.stopWriting(t)
 			_ = acked
 			checkTarAndCodecCLI(t, p("full"), codec)
-			res, err := runRestore(context.Background(), restoreOpts{Sets: []string{p("full"), p("incremental")}, To: filepath.Join(sets, "r"), Group: "RINC", BlockSize: "64KiB", Out: io.Discard, Err: io.Discard})
+			res, err := runRestore(context.Background(), restoreOpts{Sets: []string{p("full"), p("incremental")}, To: filepath.Join(sets, "r"), Group: "RINC", Out: io.Discard, Err: io.Discard, Read: readMediaFlags{BlockSize: "64KiB"}})
 			if err != nil {
 				t.Fatal(err)
 			}
 			proveRestored(t, filepath.Join(sets, "r"), "RINC", nil)
-			if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{p("full"), p("differential")}, To: filepath.Join(sets, "r"), Group: "RDIFF", BlockSize: "64KiB", Out: io.Discard, Err: io.Discard}); err != nil {
+			if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{p("full"), p("differential")}, To: filepath.Join(sets, "r"), Group: "RDIFF", Out: io.Discard, Err: io.Discard, Read: readMediaFlags{BlockSize: "64KiB"}}); err != nil {
 				t.Fatal(err)
 			}
 			proveRestored(t, filepath.Join(sets, "r"), "RDIFF", nil)
-			if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{p("copy")}, To: filepath.Join(sets, "r"), Group: "RCOPY", BlockSize: "64KiB", Out: io.Discard, Err: io.Discard}); err != nil {
+			if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{p("copy")}, To: filepath.Join(sets, "r"), Group: "RCOPY", Out: io.Discard, Err: io.Discard, Read: readMediaFlags{BlockSize: "64KiB"}}); err != nil {
 				t.Fatal(err)
 			}
 			proveRestored(t, filepath.Join(sets, "r"), "RCOPY", nil)
@@ -195,7 +195,7 @@ func TestBackupToStdoutAndRestoreFromStdin(t *testing.T) {
 	}
 	ls.stopWriting(t)
 	to := filepath.Join(t.TempDir(), "r")
-	if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{"-"}, To: to, Group: "FROMPIPE", BlockSize: "64KiB", Out: io.Discard, Err: io.Discard, stdin: &buf}); err != nil {
+	if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{"-"}, To: to, Group: "FROMPIPE", Out: io.Discard, Err: io.Discard, stdin: &buf, Read: readMediaFlags{BlockSize: "64KiB"}}); err != nil {
 		t.Fatal(err)
 	}
 	proveRestored(t, to, "FROMPIPE", acked)
@@ -215,7 +215,7 @@ func TestEmulatedTapeSpansVolumes(t *testing.T) {
 		t.Fatalf("set fits on %d volume(s); want it to span", len(res[0].Volumes))
 	}
 	to := filepath.Join(t.TempDir(), "r")
-	ro := restoreOpts{Sets: []string{tape}, To: to, Group: "FROMTAPE", BlockSize: "64KiB", NextVolumeCmd: "true", Out: io.Discard, Err: io.Discard}
+	ro := restoreOpts{Sets: []string{tape}, To: to, Group: "FROMTAPE", Out: io.Discard, Err: io.Discard, Read: readMediaFlags{BlockSize: "64KiB", NextVolumeCmd: "true"}}
 	if _, err := runRestore(context.Background(), ro); err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +278,7 @@ func TestBadChainsRefused(t *testing.T) {
 		for _, c := range chain {
 			paths = append(paths, p(c))
 		}
-		_, err := runRestore(context.Background(), restoreOpts{Sets: paths, To: to, Group: "R", BlockSize: "64KiB", Out: io.Discard, Err: io.Discard})
+		_, err := runRestore(context.Background(), restoreOpts{Sets: paths, To: to, Group: "R", Out: io.Discard, Err: io.Discard, Read: readMediaFlags{BlockSize: "64KiB"}})
 		if err == nil || !strings.Contains(err.Error(), "refusing to restore") {
 			t.Fatalf("chain %v: got %v", chain, err)
 		}
@@ -286,7 +286,7 @@ func TestBadChainsRefused(t *testing.T) {
 			t.Fatalf("chain %v: something was written: %v", chain, ents)
 		}
 	}
-	if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{p("full1"), p("inc1"), p("inc2")}, To: to, Group: "R", BlockSize: "64KiB", Out: io.Discard, Err: io.Discard}); err != nil {
+	if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{p("full1"), p("inc1"), p("inc2")}, To: to, Group: "R", Out: io.Discard, Err: io.Discard, Read: readMediaFlags{BlockSize: "64KiB"}}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -308,7 +308,7 @@ func TestPointOfFailure(t *testing.T) {
 	for _, db := range []string{"Mailbox1.edb", "Public.edb"} {
 		os.Remove(filepath.Join(ls.dir, "SG1", db))
 	}
-	res, err := runRestore(context.Background(), restoreOpts{Sets: []string{set}, To: ls.dir, Force: true, BlockSize: "64KiB", Out: io.Discard, Err: io.Discard})
+	res, err := runRestore(context.Background(), restoreOpts{Sets: []string{set}, To: ls.dir, Force: true, Out: io.Discard, Err: io.Discard, Read: readMediaFlags{BlockSize: "64KiB"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,7 +400,7 @@ func TestRestoreUntil(t *testing.T) {
 	}
 	until := fr[0].HighGen + 1
 	to := filepath.Join(t.TempDir(), "r")
-	res, err := runRestore(context.Background(), restoreOpts{Sets: []string{full, inc}, To: to, Group: "G", Until: fmt.Sprint(until), BlockSize: "64KiB", Out: io.Discard, Err: io.Discard})
+	res, err := runRestore(context.Background(), restoreOpts{Sets: []string{full, inc}, To: to, Group: "G", Until: fmt.Sprint(until), Out: io.Discard, Err: io.Discard, Read: readMediaFlags{BlockSize: "64KiB"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -408,12 +408,12 @@ func TestRestoreUntil(t *testing.T) {
 		t.Fatalf("replay ended at generation %d, --until %d", res[0].Recovery.ToGen, until)
 	}
 	proveRestored(t, to, "G", nil)
-	res, err = runRestore(context.Background(), restoreOpts{Sets: []string{full, inc}, To: to, Group: "T", Until: mid.Format(time.RFC3339Nano), BlockSize: "64KiB", Out: io.Discard, Err: io.Discard})
+	res, err = runRestore(context.Background(), restoreOpts{Sets: []string{full, inc}, To: to, Group: "T", Until: mid.Format(time.RFC3339Nano), Out: io.Discard, Err: io.Discard, Read: readMediaFlags{BlockSize: "64KiB"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	proveRestored(t, to, "T", nil)
-	if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{full, inc}, To: to, Group: "EARLY", Until: fmt.Sprint(fr[0].LowGen), BlockSize: "64KiB", Out: io.Discard, Err: io.Discard}); fr[0].LowGen < fr[0].HighGen && err == nil {
+	if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{full, inc}, To: to, Group: "EARLY", Until: fmt.Sprint(fr[0].LowGen), Out: io.Discard, Err: io.Discard, Read: readMediaFlags{BlockSize: "64KiB"}}); fr[0].LowGen < fr[0].HighGen && err == nil {
 		t.Fatal("--until before the end of the full was accepted")
 	}
 }
@@ -444,7 +444,7 @@ func TestTwoGroupsBackupAndRestoreInOneCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	to := filepath.Join(t.TempDir(), "r")
-	if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{filepath.Join(sets, "SG1.tar"), filepath.Join(sets, "SG2.tar")}, To: to, BlockSize: "64KiB", Out: io.Discard, Err: io.Discard}); err != nil {
+	if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{filepath.Join(sets, "SG1.tar"), filepath.Join(sets, "SG2.tar")}, To: to, Out: io.Discard, Err: io.Discard, Read: readMediaFlags{BlockSize: "64KiB"}}); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"SG1", "SG2"} {

@@ -17,12 +17,10 @@ import (
 func init() { extraCommands = append(extraCommands, newListCmd) }
 
 type listOpts struct {
-	Set           string
-	FileNumber    int
-	BlockSize     string
-	NextVolumeCmd string
-	JSON          bool
-	Out           io.Writer
+	Set  string
+	Read readMediaFlags
+	JSON bool
+	Out  io.Writer
 }
 
 func newListCmd() *cobra.Command {
@@ -36,9 +34,7 @@ func newListCmd() *cobra.Command {
 			return runList(cmd.Context(), o)
 		},
 	}
-	c.Flags().IntVar(&o.FileNumber, "file", 0, "tape: the set's file number (0 = first)")
-	c.Flags().StringVar(&o.BlockSize, "block-size", "1MiB", "record (tape block) size the set was written with")
-	c.Flags().StringVar(&o.NextVolumeCmd, "next-volume-cmd", "", "command run to load the next tape volume")
+	o.Read.add(c)
 	c.Flags().BoolVar(&o.JSON, "json", false, "print JSON")
 	return c
 }
@@ -49,11 +45,11 @@ type listing struct {
 }
 
 func runList(ctx context.Context, o listOpts) error {
-	ro, err := readOptions(o.BlockSize, o.NextVolumeCmd, true)
+	ro, err := readOptions(o.Read, true)
 	if err != nil {
 		return err
 	}
-	infos, _, err := restore.Verify(ctx, setSources([]string{o.Set}, o.FileNumber), ro)
+	infos, _, err := restore.Verify(ctx, setSources([]string{o.Set}, o.Read.FileNumber), ro)
 	if err != nil {
 		return err
 	}

@@ -8,13 +8,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/spf13/cobra"
 
-	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/storeapi"
 )
@@ -22,24 +20,22 @@ import (
 func init() { extraCommands = append(extraCommands, newRestoreCmd) }
 
 type restoreOpts struct {
-	Sets          []string
-	To            string
-	Group         string
-	NoRecover     bool
-	Until         string
-	Force         bool
-	Salvage       bool
-	FileNumber    int
-	BlockSize     string
-	NextVolumeCmd string
-	JSON          bool
-	Catalog       string // catalog_cmd.go: restore the chain the catalog picks
-	At            string
-	FromGroup     string
-	Remote        remoteFlags // --server: the server restores sets from its restore directory
-	Replace       bool        // with --server: into the live group the server owns
-	Out, Err      io.Writer
-	stdin         io.Reader // replaces the process's stdin for `-` (tests)
+	Sets      []string
+	To        string
+	Group     string
+	NoRecover bool
+	Until     string
+	Force     bool
+	Salvage   bool
+	Read      readMediaFlags
+	JSON      bool
+	Catalog   string // catalog_cmd.go: restore the chain the catalog picks
+	At        string
+	FromGroup string
+	Remote    remoteFlags // --server: the server restores sets from its restore directory
+	Replace   bool        // with --server: into the live group the server owns
+	Out, Err  io.Writer
+	stdin     io.Reader // replaces the process's stdin for `-` (tests)
 }
 
 func newRestoreCmd() *cobra.Command {
@@ -66,9 +62,7 @@ func newRestoreCmd() *cobra.Command {
 	f.StringVar(&o.Until, "until", "", "stop replay after this log generation (number or 0xHEX) or at this commit time (RFC 3339)")
 	f.BoolVar(&o.Force, "force", false, "replace an existing storage group directory (point-of-failure restore)")
 	f.BoolVar(&o.Salvage, "salvage", false, "restore what is intact from a damaged set and report what was lost")
-	f.IntVar(&o.FileNumber, "file", 0, "tape: the set's file number on the tape (0 = first)")
-	f.StringVar(&o.BlockSize, "block-size", "1MiB", "record (tape block) size the set was written with")
-	f.StringVar(&o.NextVolumeCmd, "next-volume-cmd", "", "command run to load the next tape volume")
+	o.Read.add(c)
 	f.BoolVar(&o.JSON, "json", false, "print a JSON summary")
 	f.StringVar(&o.Catalog, "catalog", "", "pick the sets from this catalog: the chain of --from-group (else --group) as of --at")
 	f.StringVar(&o.At, "at", "", "with --catalog: restore the newest chain state at or before this RFC 3339 time (default: newest)")
@@ -138,16 +132,13 @@ func setSources(paths []string, fileNumber int) []restore.SetSource {
 	return out
 }
 
-func readOptions(blockSize, nextCmd string, salvage bool) (restore.Options, error) {
-	so := media.Options{NextVolumeCmd: nextCmd}
-	if blockSize != "" {
-		n, err := parseSize("block-size", blockSize)
-		if err != nil {
-			return restore.Options{}, err
-		}
-		so.RecordSize = int(n)
+// readOptions are the options of reading sets back (restore, verify, list).
+func readOptions(m readMediaFlags, salvage bool) (restore.Options, error) {
+	mo, err := m.options()
+	if err != nil {
+		return restore.Options{}, err
 	}
-	return restore.Options{Sink: so, Salvage: salvage}, nil
+	return restore.Options{Sink: mo, Salvage: salvage}, nil
 }
 
 func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
@@ -161,7 +152,7 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ro, err := readOptions(o.BlockSize, o.NextVolumeCmd, o.Salvage)
+	ro, err := readOptions(o.Read, o.Salvage)
 	if err != nil {
 		return nil, err
 	}
@@ -169,56 +160,27 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 	if len(o.Sets) > 1 && slices.Contains(o.Sets, "-") {
 		return nil, usagef("standard input holds one set; give the others as files or tapes")
 	}
-	srcs := setSources(o.Sets, o.FileNumber)
+	srcs := setSources(o.Sets, o.Read.FileNumber)
 	if o.Catalog != "" {
 		if srcs, err = restoreFromCatalog(o); err != nil {
 			return nil, err
 		}
 	}
-	// Sets of different storage groups restore in parallel, one chain each.
-	chains := [][]restore.SetSource{srcs}
-	if len(srcs) > 1 {
-		byGroup := map[string][]restore.SetSource{}
-		var order []string
-		for _, s := range srcs {
-			l, err := restore.ReadLabel(s, ro)
-			if err != nil {
-				return nil, err
-			}
-			if _, ok := byGroup[l.StorageGroup]; !ok {
-				order = append(order, l.StorageGroup)
-			}
-			byGroup[l.StorageGroup] = append(byGroup[l.StorageGroup], s)
-		}
-		if len(order) > 1 && o.Group != "" {
-			return nil, usagef("--group names one target group; the sets belong to several groups (" + strings.Join(order, ", ") + ")")
-		}
-		chains = nil
-		for _, g := range order {
-			chains = append(chains, byGroup[g])
-		}
-	}
-	// One lock for the store; each group restores on its own, and one
-	// group's failure does not stop the others (each is atomic).
-	release, err := restore.LockStore(o.To)
+	chains, err := restore.Plan(srcs, ro)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	results := make([]*restore.Result, len(chains))
-	errs := make([]error, len(chains))
-	var wg sync.WaitGroup
-	for i, chain := range chains {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			results[i], errs[i] = restore.RestoreGroup(ctx, chain, restore.GroupOptions{
-				Options: ro, To: o.To, Group: o.Group, NoRecover: o.NoRecover,
-				UntilGen: untilGen, UntilTime: untilTime, Force: o.Force, Log: o.Err, StoreLocked: true,
-			})
-		}()
+	if len(chains) > 1 && o.Group != "" {
+		var groups []string
+		for _, c := range chains {
+			groups = append(groups, c.Group)
+		}
+		return nil, usagef("--group names one target group; the sets belong to several groups (" + strings.Join(groups, ", ") + ")")
 	}
-	wg.Wait()
+	results, errs := restore.RunChains(ctx, chains, restore.GroupOptions{
+		Options: ro, To: o.To, Group: o.Group, NoRecover: o.NoRecover,
+		UntilGen: untilGen, UntilTime: untilTime, Force: o.Force, Log: o.Err,
+	})
 	err = errors.Join(errs...)
 	for _, r := range results {
 		if r == nil {

@@ -93,7 +93,7 @@ func (e *schedEnv) verifyRestore(name string, at time.Time, want []uint64, wantC
 	e.t.Helper()
 	to := filepath.Join(e.dir, "restore-"+name)
 	var errb bytes.Buffer
-	o := restoreOpts{Catalog: filepath.Join(e.dir, "catalog.db"), FromGroup: "SG1", Group: "R" + name, To: to, BlockSize: "64KiB", Out: &bytes.Buffer{}, Err: &errb}
+	o := restoreOpts{Catalog: filepath.Join(e.dir, "catalog.db"), FromGroup: "SG1", Group: "R" + name, To: to, Out: &bytes.Buffer{}, Err: &errb, Read: readMediaFlags{BlockSize: "64KiB"}}
 	if !at.IsZero() {
 		o.At = at.Format(time.RFC3339)
 	}
@@ -481,8 +481,7 @@ func TestSchedTape(t *testing.T) {
 	}
 	to := filepath.Join(dir, "restore")
 	var errb bytes.Buffer
-	res, err := runRestore(context.Background(), restoreOpts{Catalog: filepath.Join(e.dir, "catalog.db"), FromGroup: "SG1", Group: "RSG", To: to,
-		BlockSize: "64KiB", NextVolumeCmd: "true", Out: &bytes.Buffer{}, Err: &errb})
+	res, err := runRestore(context.Background(), restoreOpts{Catalog: filepath.Join(e.dir, "catalog.db"), FromGroup: "SG1", Group: "RSG", To: to, Out: &bytes.Buffer{}, Err: &errb, Read: readMediaFlags{BlockSize: "64KiB", NextVolumeCmd: "true"}})
 	if err != nil {
 		t.Fatalf("restore: %v\n%s", err, errb.String())
 	}

@@ -13,12 +13,10 @@ import (
 func init() { extraCommands = append(extraCommands, newVerifyCmd) }
 
 type verifyOpts struct {
-	Sets          []string
-	FileNumber    int
-	BlockSize     string
-	NextVolumeCmd string
-	JSON          bool
-	Out           io.Writer
+	Sets []string
+	Read readMediaFlags
+	JSON bool
+	Out  io.Writer
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -32,9 +30,7 @@ func newVerifyCmd() *cobra.Command {
 			return runVerify(cmd.Context(), o)
 		},
 	}
-	c.Flags().IntVar(&o.FileNumber, "file", 0, "tape: the set's file number (0 = first)")
-	c.Flags().StringVar(&o.BlockSize, "block-size", "1MiB", "record (tape block) size the set was written with")
-	c.Flags().StringVar(&o.NextVolumeCmd, "next-volume-cmd", "", "command run to load the next tape volume")
+	o.Read.add(c)
 	c.Flags().BoolVar(&o.JSON, "json", false, "print a JSON report")
 	return c
 }
@@ -58,11 +54,11 @@ type verifySet struct {
 }
 
 func runVerify(ctx context.Context, o verifyOpts) error {
-	ro, err := readOptions(o.BlockSize, o.NextVolumeCmd, true)
+	ro, err := readOptions(o.Read, true)
 	if err != nil {
 		return err
 	}
-	infos, chain, err := restore.Verify(ctx, setSources(o.Sets, o.FileNumber), ro)
+	infos, chain, err := restore.Verify(ctx, setSources(o.Sets, o.Read.FileNumber), ro)
 	if err != nil {
 		return err
 	}
