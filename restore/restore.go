@@ -47,6 +47,12 @@ type Problem struct {
 	What   string `json:"what"`
 }
 
+// ProblemError is the first Problem of a strict read (a restore that is
+// not a salvage stops there).
+type ProblemError struct{ Problem Problem }
+
+func (e *ProblemError) Error() string { return e.Problem.String() }
+
 func (p Problem) String() string {
 	var b strings.Builder
 	b.WriteString(p.Set + ": ")
@@ -218,7 +224,7 @@ func readSet(ctx context.Context, src SetSource, o Options, out fileSink) (*SetI
 		p.Set = setName
 		info.Problems = append(info.Problems, p)
 		if !o.Salvage {
-			return errors.New(p.String())
+			return &ProblemError{p}
 		}
 		return nil
 	}

@@ -3,17 +3,21 @@ package main
 import (
 	"context"
 	"errors"
-	"strings"
+	"syscall"
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
+	"github.com/tapestream/tapestream/engine/verify"
 	"github.com/tapestream/tapestream/engine/wal"
 	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/scheduler"
+	"github.com/tapestream/tapestream/tapeformat"
 )
 
 // Exit codes (documented in README "Exit codes"). Every command's error is
-// mapped here and nowhere else.
+// mapped here, by its type, and nowhere else; exitcode_test.go runs the
+// binary into each.
 const (
 	exitOK          = 0
 	exitFailure     = 1 // anything not listed below
@@ -45,37 +49,57 @@ func (e *sinkError) Error() string { return e.err.Error() }
 func (e *sinkError) Unwrap() error { return e.err }
 
 func exitCode(ctx context.Context, err error) int {
-	if err == nil {
-		return exitOK
-	}
-	var ue *usageError
-	var ce *corruptionError
-	var se *sinkError
-	var le *wal.LogError
-	var sinkErr *media.Error
 	switch {
+	case err == nil:
+		return exitOK
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case errors.As(err, &ue) || isCobraUsage(err):
+	case isUsage(err):
 		return exitUsage
 	case errors.Is(err, scheduler.ErrJobRunning):
 		return exitLocked
 	case errors.Is(err, wal.LogWriteFail):
 		return exitFailure // an I/O error writing the log (disk full), not damage
-	case errors.As(err, &ce) || page.IsCorruption(err) || errors.As(err, &le):
+	case isDestination(err):
+		return exitSink
+	case isCorruption(err):
 		return exitCorruption
 	case errors.Is(err, engine.ErrBackupInProgress) || errors.Is(err, engine.ErrLocked):
 		return exitBusy
-	case errors.As(err, &se) || errors.As(err, &sinkErr):
-		return exitSink
 	}
 	return exitFailure
 }
 
-func isCobraUsage(err error) bool {
-	s := err.Error()
-	return strings.HasPrefix(s, "unknown command") || strings.HasPrefix(s, "unknown flag") ||
-		strings.HasPrefix(s, "unknown shorthand flag") || strings.Contains(s, "flag needs an argument") ||
-		strings.HasPrefix(s, "invalid argument") || strings.HasPrefix(s, "required flag") ||
-		strings.Contains(s, "accepts ") && strings.Contains(s, "arg(s)")
+func isUsage(err error) bool {
+	var ue *usageError
+	return errors.As(err, &ue)
+}
+
+// isDestination: the medium a set goes to (or a restore writes into)
+// failed, is full, or is too small for one member.
+func isDestination(err error) bool {
+	var se *sinkError
+	var me *media.Error
+	return errors.As(err, &se) || errors.As(err, &me) || errors.Is(err, tapeformat.ErrVolumeTooSmall) ||
+		errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EPIPE)
+}
+
+// isCorruption: something read back failed its check (a page, a log, a set).
+func isCorruption(err error) bool {
+	var ce *corruptionError
+	var le *wal.LogError
+	var fe *tapeformat.FormatError
+	var pe *restore.ProblemError
+	switch {
+	case errors.As(err, &ce), page.IsCorruption(err), errors.As(err, &le), errors.As(err, &fe), errors.As(err, &pe):
+		return true
+	}
+	for _, s := range []error{engine.ErrLogReadVerifyFailure, verify.ErrIncomplete, tapeformat.ErrChecksum, tapeformat.ErrDamaged,
+		tapeformat.ErrTruncated, tapeformat.ErrHeader, tapeformat.ErrBadName, tapeformat.ErrMemberTooLarge,
+		tapeformat.ErrNotTapestream, tapeformat.ErrSetMismatch, tapeformat.ErrNoManifest} {
+		if errors.Is(err, s) {
+			return true
+		}
+	}
+	return false
 }

@@ -20,7 +20,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRootCmd()
-	err := root.ExecuteContext(ctx)
+	err := execute(ctx, root)
 	stopProfile() // also after a failure: the profile of a failed run is wanted too
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "tapestream:", err)
@@ -75,6 +75,32 @@ func newRootCmd() *cobra.Command {
 		root.AddCommand(add())
 	}
 	return root
+}
+
+// execute runs the command line. An error that did not come from a
+// command's own work (an unknown command or flag, a wrong number of
+// arguments: cobra's parsing) is a usage error, decided by where it came
+// from rather than by its text.
+func execute(ctx context.Context, root *cobra.Command) error {
+	ran := false
+	var mark func(c *cobra.Command)
+	mark = func(c *cobra.Command) {
+		if run := c.RunE; run != nil {
+			c.RunE = func(cmd *cobra.Command, args []string) error {
+				ran = true
+				return run(cmd, args)
+			}
+		}
+		for _, sub := range c.Commands() {
+			mark(sub)
+		}
+	}
+	mark(root)
+	err := root.ExecuteContext(ctx)
+	if err != nil && !ran && !isUsage(err) {
+		err = &usageError{err.Error()}
+	}
+	return err
 }
 
 // stopProfile ends the --cpuprofile profile and writes the --memprofile

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/scheduler"
+)
+
+// TestExitCodes runs the binary into every exit code the README documents.
+func TestExitCodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary")
+	}
+	dir := t.TempDir()
+	run := func(want int, args ...string) string {
+		t.Helper()
+		code, out, errs := cli(t, dir, args...)
+		if code != want {
+			t.Fatalf("tapestream %s: exit %d, want %d\nstdout: %s\nstderr: %s", strings.Join(args, " "), code, want, out, errs)
+		}
+		return errs
+	}
+	// 0: success.
+	run(exitOK, "store", "init", "--dir", "store", "--log-size", "256KiB")
+	run(exitOK, "store", "load", "--dir", "store", "--size", "2MiB")
+	run(exitOK, "backup", "--store", "store", "--type", "full", "-o", "full.tar", "--block-size", "64KiB", "--progress", "never")
+	run(exitOK, "verify", "full.tar", "--block-size", "64KiB")
+
+	// 2: usage, whatever part of the command line is wrong.
+	run(exitUsage, "backup", "--no-such-flag")
+	run(exitUsage, "no-such-command")
+	run(exitUsage, "verify")
+	run(exitUsage, "backup", "--store", "store", "--type", "weekly", "-o", "x.tar")
+	run(exitUsage, "backup", "--store", "store", "-o", "x.tar", "--block-size", "lots")
+
+	// 3: corruption: verify and a strict restore of a damaged set.
+	b, err := os.ReadFile(filepath.Join(dir, "full.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(b) / 3; i < len(b)/3+4096; i++ {
+		b[i] ^= 0x5a
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bad.tar"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(exitCorruption, "verify", "bad.tar", "--block-size", "64KiB")
+	run(exitCorruption, "restore", "bad.tar", "--to", "r1", "--group", "R1", "--block-size", "64KiB")
+
+	// 4: the destination failed.
+	if err := os.WriteFile(filepath.Join(dir, "notadir"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(exitSink, "backup", "--store", "store", "--type", "copy", "-o", "notadir/set.tar", "--progress", "never")
+
+	// 5: the store is locked by another process (this one).
+	release, err := engine.LockStore(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(exitBusy, "backup", "--store", "store", "--type", "copy", "-o", "busy.tar", "--progress", "never")
+	release()
+
+	// 7: run: the job's group is being backed up by another run.
+	cfg := filepath.Join(dir, "jobs.toml")
+	os.WriteFile(cfg, []byte(`catalog = "catalog.db"
+[[job]]
+name = "mail"
+store = "store"
+groups = ["SG1"]
+[job.schedule]
+at = "01:30"
+full = ["sun"]
+[job.destination]
+dir = "sets"
+`), 0o644)
+	c, err := scheduler.LoadConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := scheduler.LockGroup(c.LockDir, "other", "store:"+c.Jobs[0].Store, "SG1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run(exitLocked, "run", "--config", cfg, "--job", "mail")
+	l.Release()
+
+	// 6: interrupted: SIGINT in the middle of a slow backup.
+	cmd := cliCmd(dir, "backup", "--store", "store", "--type", "copy", "-o", "slow.tar", "--max-rate", "256KiB", "--progress", "never")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGINT)
+	err = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+		t.Fatalf("SIGINT during a backup: exit %d (%v), want %d", code, err, exitInterrupted)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "slow.tar")); err == nil {
+		t.Fatal("an interrupted backup left its set")
+	}
+
+	// 1: anything else (here: a catalog that does not hold the set).
+	run(exitFailure, "catalog", "show", "0123456789ab", "--catalog", "catalog.db")
+}
