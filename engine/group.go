@@ -523,7 +523,3 @@ func (g *Group) DatabaseSize() int64 {
 	}
 	return n
 }
-
-// ErrBackupInProgress is returned when a backup session already holds the
-// group (ESE -505).
-var ErrBackupInProgress = errors.New("engine: backup in progress (-505)")

@@ -28,9 +28,6 @@ type Server struct {
 	order  []string
 }
 
-// ErrLocked is returned when another process holds the store.
-var ErrLocked = errors.New("engine: store in use by another process")
-
 // LockError names the process holding a store.
 type LockError struct {
 	Root string

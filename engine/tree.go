@@ -36,15 +36,6 @@ const (
 	lvRefLen = 13
 )
 
-var (
-	// ErrKeyTooLong is returned for keys over MaxKeyLen bytes.
-	ErrKeyTooLong = errors.New("engine: key too long")
-	// ErrValueTooLong is returned for values over MaxValueLen bytes.
-	ErrValueTooLong = errors.New("engine: value too long")
-	// ErrNoTable is returned when a table does not exist.
-	ErrNoTable = errors.New("engine: no such table")
-)
-
 func leafKey(c []byte) []byte    { return c[3 : 3+int(binary.LittleEndian.Uint16(c[1:]))] }
 func leafVal(c []byte) []byte    { return c[3+int(binary.LittleEndian.Uint16(c[1:])):] }
 func leafIsLong(c []byte) bool   { return c[0]&cellLong != 0 }

@@ -7,9 +7,6 @@ import (
 	"sort"
 )
 
-// ErrReadOnly is returned for a write in a View transaction.
-var ErrReadOnly = errors.New("engine: write in read-only transaction")
-
 // Tx is a transaction. Writes are buffered in the transaction and applied
 // to the pages, logged and made durable at Commit: redo-only logging never
 // lets an uncommitted change reach the log or a database file, so rollback
