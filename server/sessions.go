@@ -190,52 +190,46 @@ func (s *Server) reaper() {
 	}
 }
 
-func (s *Server) handleDatabaseFiles(w http.ResponseWriter, r *http.Request) {
+// sessionCall runs one exclusive call of the request's session and
+// replies with what it returns.
+func (s *Server) sessionCall(w http.ResponseWriter, r *http.Request, call func(se *session) (any, error)) {
 	se, release, err := s.session(r, true)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
 	defer release()
-	files, err := se.es.DatabaseFiles(r.Context())
+	out, err := call(se)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	reply(w, storeapi.FilesResponse{Files: files, LowGen: se.es.LowGen(), HighGen: se.es.HighGen()})
+	reply(w, out)
 }
 
+func (s *Server) handleDatabaseFiles(w http.ResponseWriter, r *http.Request) {
+	s.sessionCall(w, r, func(se *session) (any, error) {
+		files, err := se.es.DatabaseFiles(r.Context())
+		return storeapi.FilesResponse{Files: files, LowGen: se.es.LowGen(), HighGen: se.es.HighGen()}, err
+	})
+}
+
+// handleLogs lists the logs after the forced rollover.
 func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
-	se, release, err := s.session(r, true)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	defer release()
-	logs, err := se.es.LogFiles(r.Context())
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	reply(w, storeapi.FilesResponse{Files: logs, LowGen: se.es.LowGen(), HighGen: se.es.HighGen()})
+	s.sessionCall(w, r, func(se *session) (any, error) {
+		logs, err := se.es.LogFiles(r.Context())
+		return storeapi.FilesResponse{Files: logs, LowGen: se.es.LowGen(), HighGen: se.es.HighGen()}, err
+	})
 }
 
 func (s *Server) handleTruncate(w http.ResponseWriter, r *http.Request) {
-	se, release, err := s.session(r, true)
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	defer release()
-	names, err := se.es.Truncate(r.Context())
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	if names == nil {
-		names = []string{}
-	}
-	reply(w, storeapi.TruncateResponse{Truncated: names})
+	s.sessionCall(w, r, func(se *session) (any, error) {
+		names, err := se.es.Truncate(r.Context())
+		if names == nil {
+			names = []string{}
+		}
+		return storeapi.TruncateResponse{Truncated: names}, err
+	})
 }
 
 func (s *Server) handleEnd(w http.ResponseWriter, r *http.Request) {
