@@ -26,7 +26,12 @@ type Server struct {
 	mu     sync.Mutex
 	groups map[string]*Group
 	order  []string
+	notes  []string
 }
+
+// Notes says what opening the store repaired (an interrupted restore
+// finished or undone, leftovers removed), for the operator.
+func (s *Server) Notes() []string { return s.notes }
 
 // LockError names the process holding a store.
 type LockError struct {
@@ -142,12 +147,19 @@ func OpenServer(root string, opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	// A restore that a crash interrupted in its switch is finished or
+	// undone before anything looks at the groups.
+	notes, err := ResolveSwitches(root)
+	if err != nil {
+		release()
+		return nil, err
+	}
 	cfgs, err := ListGroups(root)
 	if err != nil {
 		release()
 		return nil, err
 	}
-	s := &Server{root: root, opts: opts, groups: map[string]*Group{}}
+	s := &Server{root: root, opts: opts, groups: map[string]*Group{}, notes: notes}
 	for _, c := range cfgs {
 		g, err := OpenGroup(filepath.Join(root, c.Name), opts)
 		if err != nil {

@@ -37,6 +37,10 @@ type GroupOptions struct {
 	// StoreLocked says the caller holds the store lock of To (several
 	// groups restoring in parallel into one store).
 	StoreLocked bool
+	// AcceptDataLoss lets a restore replace a group that holds commits the
+	// chain and the group's own later logs do not reach (a rollback). Without
+	// it such a restore is refused before anything is written.
+	AcceptDataLoss bool
 }
 
 // Result describes a finished restore.
@@ -104,6 +108,15 @@ func RunChain(ctx context.Context, c Chain, o GroupOptions) (res *Result, err er
 		}
 		defer release()
 	}
+	resolved, err := engine.ResolveSwitches(o.To)
+	for _, line := range resolved {
+		if o.Log != nil {
+			fmt.Fprintln(o.Log, line)
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
 	r, err := newRun(c, o)
 	if err != nil {
 		return nil, err
@@ -130,16 +143,17 @@ func RunChain(ctx context.Context, c Chain, o GroupOptions) (res *Result, err er
 
 // run is one RunChain in progress.
 type run struct {
-	chain  Chain
-	o      GroupOptions
-	stage  string // staging directory (removed on failure)
-	root   *os.Root
-	sink   *stagingSink
-	name   string // the restored group's name
-	target string // its directory
-	infos  []*SetInfo
-	cfg    *engine.GroupConfig
-	res    *Result
+	chain   Chain
+	o       GroupOptions
+	staging *engine.Staging // removed on failure
+	stage   string          // its directory
+	root    *os.Root
+	sink    *stagingSink
+	name    string // the restored group's name
+	target  string // its directory
+	infos   []*SetInfo
+	cfg     *engine.GroupConfig
+	res     *Result
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -152,17 +166,17 @@ func (r *run) logf(format string, args ...any) {
 // independently of the group: from standard input the group is known only
 // once the label is read.
 func newRun(c Chain, o GroupOptions) (*run, error) {
-	stage, err := os.MkdirTemp(o.To, ".restore-")
+	st, err := engine.NewStaging(o.To)
 	if err != nil {
 		return nil, err
 	}
-	r := &run{chain: c, o: o, stage: stage}
-	if err := os.Mkdir(filepath.Join(stage, "restore-logs"), 0o755); err != nil {
-		os.RemoveAll(stage)
+	r := &run{chain: c, o: o, staging: st, stage: st.Dir}
+	if err := os.Mkdir(filepath.Join(r.stage, "restore-logs"), 0o755); err != nil {
+		st.Remove()
 		return nil, err
 	}
-	if r.root, err = os.OpenRoot(stage); err != nil {
-		os.RemoveAll(stage)
+	if r.root, err = os.OpenRoot(r.stage); err != nil {
+		st.Remove()
 		return nil, err
 	}
 	r.sink = &stagingSink{root: r.root, logDir: "restore-logs", onLabel: r.onLabel}
@@ -175,8 +189,12 @@ func (r *run) cleanup(err *error) {
 	if r.root != nil {
 		r.root.Close()
 	}
-	if *err != nil && r.stage != "" {
-		os.RemoveAll(r.stage)
+	if r.staging != nil {
+		if *err != nil {
+			r.staging.Remove()
+		} else {
+			r.staging.Release()
+		}
 	}
 }
 
@@ -260,16 +278,54 @@ func (r *run) configure() error {
 			return err
 		}
 	}
-	// Point of failure: the target group's own later logs continue the
-	// sequence; replay goes on through them.
-	if (r.o.Group == "" || r.o.Group == full.StorageGroup) && r.o.UntilGen == 0 && r.o.UntilTime.IsZero() {
-		n, err := copyContinuingLogs(r.target, filepath.Join(r.stage, "restore-logs"), cfg, r.res.HighGen)
-		if err != nil {
-			return err
+	return r.laterLogs()
+}
+
+// laterLogs brings in the target's own later logs for a point-of-failure
+// restore (replay goes on through them, and the restored group keeps them
+// as its logs), and refuses a restore that would roll back commits the
+// target holds beyond what the chain and those logs reach, unless told to.
+func (r *run) laterLogs() error {
+	l, err := inspectTarget(r.target, r.cfg, r.res.HighGen)
+	if err != nil {
+		return err
+	}
+	if !l.exists {
+		return nil
+	}
+	pointInTime := r.o.UntilGen != 0 || !r.o.UntilTime.IsZero()
+	if pointInTime {
+		l.continuing, l.current = nil, false
+	}
+	reached := r.res.HighGen
+	if l.sameStream {
+		reached = l.reached(r.res.HighGen)
+	}
+	lost := ""
+	switch {
+	case !l.sameStream && l.newest > 0:
+		lost = fmt.Sprintf("%s holds another log stream (generations up to %d) than the chain's; its commits cannot be replayed onto the restored databases", r.target, l.newest)
+	case l.newest > reached && pointInTime:
+		lost = fmt.Sprintf("%s holds log generations up to %d, and a point-in-time restore stops before them", r.target, l.newest)
+	case l.newest > reached:
+		lost = fmt.Sprintf("%s holds log generations up to %d, but the chain ends at %d and its own logs continue it only to %d (the generations between are missing)", r.target, l.newest, r.res.HighGen, reached)
+	}
+	if lost != "" {
+		if !r.o.AcceptDataLoss {
+			return &RollbackError{Target: r.target, Why: lost}
 		}
-		if n > 0 {
-			r.logf("replaying %d later log files found in %s", n, r.target)
-		}
+		r.logf("replacing %s although %s (--accept-data-loss); the group it replaces is kept beside it", r.target, lost)
+		return nil
+	}
+	if !l.sameStream || pointInTime {
+		return nil
+	}
+	n, err := copyLaterLogs(r.target, r.stage, r.cfg.Prefix(), l)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		r.logf("replaying %d later log files found in %s (point of failure)", n, r.target)
 	}
 	return nil
 }
@@ -295,20 +351,31 @@ func (r *run) recover() error {
 	return os.RemoveAll(logs)
 }
 
-// switchIntoPlace moves the staged group to the target.
+// switchIntoPlace moves the staged group to the target, crash-atomically
+// (engine.SwitchGroupDir).
 func (r *run) switchIntoPlace() error {
 	r.root.Close()
 	r.root = nil
-	replaced, err := switchIntoPlace(r.stage, r.target)
+	replaced, err := engine.SwitchGroupDir(r.staging, r.target)
 	if err != nil {
 		return err
 	}
-	r.stage = ""
+	r.staging = nil
 	r.res.Replaced = replaced
 	if replaced != "" {
 		r.logf("the replaced storage group is kept in %s; remove it once the restore is proven", replaced)
 	}
 	return nil
+}
+
+// RollbackError refuses a restore that would silently roll back commits.
+type RollbackError struct {
+	Target string
+	Why    string
+}
+
+func (e *RollbackError) Error() string {
+	return fmt.Sprintf("refusing to restore into %s: it holds commits this restore does not reach: %s; restore into another group (--group), or pass --accept-data-loss to replace it anyway (it is kept beside it)", e.Target, e.Why)
 }
 
 // recoverStaged runs hard recovery in the staging directory and checks

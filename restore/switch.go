@@ -6,33 +6,67 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"time"
+	"slices"
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/vfs"
 	"github.com/tapestream/tapestream/engine/wal"
 )
 
-// copyContinuingLogs copies the target's closed generations from high+1
-// on, and its current log, into dst when they belong to the same log
-// stream and continue without a gap.
-func copyContinuingLogs(target, dst string, cfg *engine.GroupConfig, high uint32) (int, error) {
+// laterLogs is what a target group holds beyond a chain: the log
+// generations that continue the chain's last one without a gap (replayed:
+// point of failure), and the newest generation it has at all. Commits in
+// a generation past the continuing ones are commits the restore would roll
+// back.
+type laterLogs struct {
+	exists     bool     // the target is a storage group
+	sameStream bool     // of the same log stream (signature) as the chain
+	continuing []uint32 // closed generations high+1, high+2, ... without a gap
+	current    bool     // its current log continues them
+	newest     uint32   // its newest generation (current log included), 0 if none
+}
+
+// reached is the last generation a point-of-failure replay would reach.
+func (l laterLogs) reached(high uint32) uint32 {
+	r := high + uint32(len(l.continuing))
+	if l.current {
+		r++
+	}
+	return r
+}
+
+// inspectTarget looks at the group directory a restore would replace.
+func inspectTarget(target string, cfg *engine.GroupConfig, high uint32) (laterLogs, error) {
+	var l laterLogs
 	tc, err := engine.ReadGroupConfig(target)
 	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
+		return l, nil
 	}
-	if err != nil || tc.Signature != cfg.Signature {
-		return 0, nil
-	}
-	prefix := cfg.Prefix()
-	gens, hasCur, err := wal.ListGenerations(vfs.OS, target, prefix)
 	if err != nil {
-		return 0, err
+		return l, fmt.Errorf("storage group directory %s: %w", target, err)
 	}
-	sort.Slice(gens, func(i, j int) bool { return gens[i] < gens[j] })
+	l.exists, l.sameStream = true, tc.Signature == cfg.Signature
+	gens, hasCur, err := wal.ListGenerations(vfs.OS, target, tc.Prefix())
+	if err != nil {
+		return l, err
+	}
+	slices.Sort(gens)
+	if len(gens) > 0 {
+		l.newest = gens[len(gens)-1]
+	}
+	var curGen uint32
+	if hasCur {
+		h, err := wal.ReadHeader(vfs.OS, filepath.Join(target, wal.CurrentName(tc.Prefix())))
+		if err != nil {
+			return l, fmt.Errorf("storage group %s: current log: %w", target, err)
+		}
+		curGen = h.Gen
+		l.newest = max(l.newest, curGen)
+	}
+	if !l.sameStream {
+		return l, nil
+	}
 	next := high + 1
-	n := 0
 	for _, g := range gens {
 		if g < next {
 			continue
@@ -40,20 +74,30 @@ func copyContinuingLogs(target, dst string, cfg *engine.GroupConfig, high uint32
 		if g != next {
 			break
 		}
+		l.continuing = append(l.continuing, g)
+		next++
+	}
+	l.current = hasCur && curGen == next
+	return l, nil
+}
+
+// copyLaterLogs copies the target's continuing generations and current log
+// into dst, the staged group's own directory: after the restore they are
+// the group's logs, as they were the old group's (no log that is in no set
+// is ever dropped).
+func copyLaterLogs(target, dst, prefix string, l laterLogs) (int, error) {
+	n := 0
+	for _, g := range l.continuing {
 		if err := copyFile(filepath.Join(target, wal.GenName(prefix, g)), filepath.Join(dst, wal.GenName(prefix, g))); err != nil {
 			return n, err
 		}
-		next++
 		n++
 	}
-	if hasCur {
-		cur := filepath.Join(target, wal.CurrentName(prefix))
-		if h, err := wal.ReadHeader(vfs.OS, cur); err == nil && h.Gen == next {
-			if err := copyFile(cur, filepath.Join(dst, wal.CurrentName(prefix))); err != nil {
-				return n, err
-			}
-			n++
+	if l.current {
+		if err := copyFile(filepath.Join(target, wal.CurrentName(prefix)), filepath.Join(dst, wal.CurrentName(prefix))); err != nil {
+			return n, err
 		}
+		n++
 	}
 	return n, nil
 }
@@ -90,28 +134,4 @@ func moveLogs(from, to string) error {
 		}
 	}
 	return os.Remove(from)
-}
-
-// switchIntoPlace replaces target with stage: two renames in one
-// directory. A replaced group is kept beside it (its name is returned), not
-// deleted: it may hold logs the restore did not replay, and a restore
-// never deletes logs a set did not capture.
-func switchIntoPlace(stage, target string) (replaced string, err error) {
-	if _, err := os.Stat(target); err == nil {
-		replaced = filepath.Join(filepath.Dir(target), fmt.Sprintf(".%s.replaced-%s", filepath.Base(target), time.Now().UTC().Format("20060102T150405")))
-		if err := os.Rename(target, replaced); err != nil {
-			return "", err
-		}
-	}
-	if err := os.Rename(stage, target); err != nil {
-		if replaced != "" {
-			os.Rename(replaced, target)
-		}
-		return "", err
-	}
-	if d, err := os.Open(filepath.Dir(target)); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return replaced, nil
 }

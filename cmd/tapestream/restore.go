@@ -20,22 +20,23 @@ import (
 func init() { extraCommands = append(extraCommands, newRestoreCmd) }
 
 type restoreOpts struct {
-	Sets      []string
-	To        string
-	Group     string
-	NoRecover bool
-	Until     string
-	Force     bool
-	Salvage   bool
-	Read      readMediaFlags
-	JSON      bool
-	Catalog   string // catalog_cmd.go: restore the chain the catalog picks
-	At        string
-	FromGroup string
-	Remote    remoteFlags // --server: the server restores sets from its restore directory
-	Replace   bool        // with --server: into the live group the server owns
-	Out, Err  io.Writer
-	stdin     io.Reader // replaces the process's stdin for `-` (tests)
+	Sets           []string
+	To             string
+	Group          string
+	NoRecover      bool
+	Until          string
+	Force          bool
+	AcceptDataLoss bool
+	Salvage        bool
+	Read           readMediaFlags
+	JSON           bool
+	Catalog        string // catalog_cmd.go: restore the chain the catalog picks
+	At             string
+	FromGroup      string
+	Remote         remoteFlags // --server: the server restores sets from its restore directory
+	Replace        bool        // with --server: into the live group the server owns
+	Out, Err       io.Writer
+	stdin          io.Reader // replaces the process's stdin for `-` (tests)
 }
 
 func newRestoreCmd() *cobra.Command {
@@ -60,7 +61,8 @@ func newRestoreCmd() *cobra.Command {
 	f.StringVar(&o.Group, "group", "", "restore into this alternate storage group (a recovery storage group)")
 	f.BoolVar(&o.NoRecover, "no-recover", false, "lay down files and logs only; run `tapestream store recover` later")
 	f.StringVar(&o.Until, "until", "", "stop replay after this log generation (number or 0xHEX) or at this commit time (RFC 3339)")
-	f.BoolVar(&o.Force, "force", false, "replace an existing storage group directory (point-of-failure restore)")
+	f.BoolVar(&o.Force, "force", false, "replace an existing storage group directory (point-of-failure restore: its later logs are replayed)")
+	f.BoolVar(&o.AcceptDataLoss, "accept-data-loss", false, "with --force: replace a group even though it holds commits the restore cannot reach (a rollback; the old group is kept beside it)")
 	f.BoolVar(&o.Salvage, "salvage", false, "restore what is intact from a damaged set and report what was lost")
 	o.Read.add(c)
 	f.BoolVar(&o.JSON, "json", false, "print a JSON summary")
@@ -179,7 +181,7 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 	}
 	results, errs := restore.RunChains(ctx, chains, restore.GroupOptions{
 		Options: ro, To: o.To, Group: o.Group, NoRecover: o.NoRecover,
-		UntilGen: untilGen, UntilTime: untilTime, Force: o.Force, Log: o.Err,
+		UntilGen: untilGen, UntilTime: untilTime, Force: o.Force, AcceptDataLoss: o.AcceptDataLoss, Log: o.Err,
 	})
 	err = errors.Join(errs...)
 	for _, r := range results {

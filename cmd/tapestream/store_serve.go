@@ -145,6 +145,9 @@ func runStoreServe(ctx context.Context, o storeServeOpts) error {
 		defer logMu.Unlock()
 		fmt.Fprintf(o.Err, "%s %s\n", time.Now().UTC().Format(time.RFC3339), fmt.Sprintf(format, args...))
 	}
+	for _, n := range eng.Notes() {
+		cfg.Logf("%s", n)
+	}
 	srv := server.New(eng, cfg)
 	scheme := "http"
 	if tlsCfg != nil {

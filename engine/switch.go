@@ -1,0 +1,277 @@
+package engine
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tapestream/tapestream/internal/failpoint"
+	"github.com/tapestream/tapestream/internal/pidlock"
+)
+
+// A restore builds a storage group in a staging directory beside the live
+// one and then switches it into place. The switch is crash-atomic: a crash
+// at any step leaves the target holding the old group or the new one, and
+// the next opener of the store (LockStore) finishes or undoes it:
+//
+//	1. STAGE/.switch-id       the switch's id, in the staged group (fsync)
+//	2. ROOT/.switch-NAME.json the intent: stage, target, where the old group
+//	                          goes (fsync, rename, fsync dir)
+//	3. exchange STAGE and ROOT/NAME in one renameat2(RENAME_EXCHANGE)
+//	   (a plain rename when there is no old group)
+//	4. the old group, now at STAGE, becomes ROOT/.NAME.replaced-TIME-ID
+//	5. remove the id and the intent
+//
+// Resolving an intent: the target holds the id → the exchange happened:
+// finish steps 4-5 (roll forward); otherwise the target is the old group:
+// remove the staged copy and the intent (roll back). The old group is
+// never deleted: it may hold logs the restore did not replay.
+
+const (
+	switchIDFile  = ".switch-id"
+	stagingPrefix = ".restore-"
+	stagingLock   = ".staging.lock"
+)
+
+// switchIntent is ROOT/.switch-NAME.json.
+type switchIntent struct {
+	ID       string `json:"id"`
+	Stage    string `json:"stage"`
+	Target   string `json:"target"`
+	Replaced string `json:"replaced"`
+}
+
+func intentPath(target string) string {
+	return filepath.Join(filepath.Dir(target), ".switch-"+filepath.Base(target)+".json")
+}
+
+// Staging is a staging directory beside a store's groups, locked while a
+// restore uses it (so that a concurrent opener does not take it for a
+// crash's leftover).
+type Staging struct {
+	Dir  string
+	lock *pidlock.Lock
+}
+
+// NewStaging makes a locked staging directory under root.
+func NewStaging(root string) (*Staging, error) {
+	dir, err := os.MkdirTemp(root, stagingPrefix)
+	if err != nil {
+		return nil, err
+	}
+	l, err := pidlock.Acquire(filepath.Join(dir, stagingLock))
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &Staging{Dir: dir, lock: l}, nil
+}
+
+// Release drops the staging directory's lock (it is then a leftover unless
+// it was switched into place or removed).
+func (s *Staging) Release() { s.lock.Release() }
+
+// Remove removes the staging directory.
+func (s *Staging) Remove() error {
+	s.lock.Release()
+	return os.RemoveAll(s.Dir)
+}
+
+// SwitchGroupDir puts the staged group in s into place at target, crash-
+// atomically (see above), and returns where the old group went ("" if
+// there was none).
+func SwitchGroupDir(s *Staging, target string) (replaced string, err error) {
+	root := filepath.Dir(target)
+	id := newSwitchID()
+	in := switchIntent{ID: id, Stage: s.Dir, Target: target}
+	_, statErr := os.Lstat(target)
+	exists := statErr == nil
+	if exists {
+		in.Replaced = filepath.Join(root, fmt.Sprintf(".%s.replaced-%s-%s", filepath.Base(target), time.Now().UTC().Format("20060102T150405"), id[:8]))
+	}
+	// The staged group must not carry its lock file into place.
+	s.lock.Release()
+	os.Remove(filepath.Join(s.Dir, stagingLock))
+	if err := writeFileSync(filepath.Join(s.Dir, switchIDFile), []byte(id)); err != nil {
+		return "", err
+	}
+	if err := syncDir(s.Dir); err != nil {
+		return "", err
+	}
+	b, _ := json.Marshal(in)
+	if err := writeFileAtomicOS(intentPath(target), b); err != nil {
+		return "", err
+	}
+	failpoint.Hit("restore/switch/after-intent")
+	if exists {
+		err = unix.Renameat2(unix.AT_FDCWD, s.Dir, unix.AT_FDCWD, target, unix.RENAME_EXCHANGE)
+	} else {
+		err = unix.Renameat2(unix.AT_FDCWD, s.Dir, unix.AT_FDCWD, target, unix.RENAME_NOREPLACE)
+	}
+	if err != nil {
+		os.Remove(intentPath(target))
+		os.Remove(filepath.Join(s.Dir, switchIDFile))
+		return "", fmt.Errorf("switching the restored group into %s: %w", target, err)
+	}
+	if err := syncDir(root); err != nil {
+		return "", err
+	}
+	failpoint.Hit("restore/switch/after-exchange")
+	if err := finishSwitch(in); err != nil {
+		return "", err
+	}
+	return in.Replaced, nil
+}
+
+// finishSwitch does steps 4-5 of a switch whose exchange happened.
+func finishSwitch(in switchIntent) error {
+	root := filepath.Dir(in.Target)
+	if in.Replaced != "" {
+		if _, err := os.Lstat(in.Stage); err == nil {
+			if err := os.Rename(in.Stage, in.Replaced); err != nil {
+				return fmt.Errorf("moving the replaced group to %s: %w", in.Replaced, err)
+			}
+		}
+	}
+	if err := os.Remove(filepath.Join(in.Target, switchIDFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := syncDir(root); err != nil {
+		return err
+	}
+	failpoint.Hit("restore/switch/before-intent-removed")
+	if err := os.Remove(intentPath(in.Target)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return syncDir(root)
+}
+
+// ResolveSwitches finishes or undoes the switches a crash interrupted
+// under root and removes staging directories nobody holds. It returns one
+// line per thing it did, for the caller to report. The caller holds the
+// store's lock.
+func ResolveSwitches(root string) ([]string, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	var done []string
+	for _, e := range ents {
+		name := e.Name()
+		if !strings.HasPrefix(name, ".switch-") || !strings.HasSuffix(name, ".json") {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(root, name))
+		var in switchIntent
+		if err == nil {
+			err = json.Unmarshal(b, &in)
+		}
+		if err != nil || in.ID == "" || filepath.Dir(in.Target) != root || filepath.Dir(in.Stage) != root {
+			return done, fmt.Errorf("unreadable restore switch intent %s (%v): check %s by hand", filepath.Join(root, name), err, root)
+		}
+		id, _ := os.ReadFile(filepath.Join(in.Target, switchIDFile))
+		if string(id) == in.ID {
+			if err := finishSwitch(in); err != nil {
+				return done, err
+			}
+			msg := fmt.Sprintf("finished the interrupted switch of a restored storage group into %s", in.Target)
+			if in.Replaced != "" {
+				msg += "; the group it replaced is kept in " + in.Replaced
+			}
+			done = append(done, msg)
+			continue
+		}
+		if err := os.RemoveAll(in.Stage); err != nil {
+			return done, err
+		}
+		if err := os.Remove(filepath.Join(root, name)); err != nil {
+			return done, err
+		}
+		if err := syncDir(root); err != nil {
+			return done, err
+		}
+		done = append(done, fmt.Sprintf("undid an interrupted restore into %s: the group there is unchanged (the staged copy was removed; restore again)", in.Target))
+	}
+	// Staging directories whose restore is gone (killed before its switch).
+	ents, err = os.ReadDir(root)
+	if err != nil {
+		return done, err
+	}
+	for _, e := range ents {
+		if !e.IsDir() || !strings.HasPrefix(e.Name(), stagingPrefix) {
+			continue
+		}
+		dir := filepath.Join(root, e.Name())
+		l, err := pidlock.Acquire(filepath.Join(dir, stagingLock))
+		if err != nil {
+			var held *pidlock.HeldError
+			if errors.As(err, &held) {
+				continue // a restore in progress
+			}
+			return done, err
+		}
+		l.Release()
+		if err := os.RemoveAll(dir); err != nil {
+			return done, err
+		}
+		done = append(done, fmt.Sprintf("removed %s, the staging directory of a restore that was killed before its switch (its target was not touched)", dir))
+	}
+	return done, nil
+}
+
+func newSwitchID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func writeFileSync(name string, data []byte) error {
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// writeFileAtomicOS replaces name durably: a temporary file, fsync, rename,
+// fsync of the directory.
+func writeFileAtomicOS(name string, data []byte) error {
+	tmp := name + ".tmp"
+	if err := writeFileSync(tmp, data); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(name))
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
