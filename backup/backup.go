@@ -28,6 +28,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/ese"
+	"github.com/tapestream/tapestream/internal/failpoint"
 	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/source"
@@ -57,6 +58,8 @@ type Options struct {
 	// Recorder records the set once it is durable, before any log is
 	// truncated.
 	Recorder Recorder
+	// NoTruncate keeps every log even for a full or incremental.
+	NoTruncate bool
 }
 
 // Recorder records a durable set (the catalog). An error keeps every log:
@@ -72,23 +75,25 @@ func (f RecorderFunc) Record(ctx context.Context, res *Result) error { return f(
 
 // Result summarises a finished backup.
 type Result struct {
-	SetID         string                `json:"set_id"`
-	Type          ese.BackupType        `json:"type"`
-	Group         string                `json:"group"`
-	Databases     []string              `json:"databases"`
-	LowGen        uint32                `json:"log_first_generation"`
-	HighGen       uint32                `json:"log_last_generation"`
-	BytesIn       int64                 `json:"bytes_in"`
-	BytesOut      int64                 `json:"bytes_out"`
-	Ratio         float64               `json:"ratio"`
-	Duration      time.Duration         `json:"duration_ns"`
-	Throughput    float64               `json:"throughput_bytes_per_sec"`
-	Codec         string                `json:"codec"`
-	Files         []pipeline.FileResult `json:"files"`
-	Truncated     []string              `json:"truncated_logs"`
-	Volumes       []media.VolumeInfo    `json:"volumes"`
-	PreviousSetID string                `json:"previous_set_id,omitempty"`
-	Target        string                `json:"target"`
+	SetID      string                `json:"set_id"`
+	Type       ese.BackupType        `json:"type"`
+	Group      string                `json:"group"`
+	Databases  []string              `json:"databases"`
+	LowGen     uint32                `json:"log_first_generation"`
+	HighGen    uint32                `json:"log_last_generation"`
+	BytesIn    int64                 `json:"bytes_in"`
+	BytesOut   int64                 `json:"bytes_out"`
+	Ratio      float64               `json:"ratio"`
+	Duration   time.Duration         `json:"duration_ns"`
+	Throughput float64               `json:"throughput_bytes_per_sec"`
+	Codec      string                `json:"codec"`
+	Files      []pipeline.FileResult `json:"files"`
+	Truncated  []string              `json:"truncated_logs"`
+	// TruncationSkipped says why a full or incremental truncated nothing.
+	TruncationSkipped string             `json:"truncation_skipped,omitempty"`
+	Volumes           []media.VolumeInfo `json:"volumes"`
+	PreviousSetID     string             `json:"previous_set_id,omitempty"`
+	Target            string             `json:"target"`
 }
 
 func (o *Options) fill() {
@@ -128,30 +133,63 @@ func Run(ctx context.Context, src source.Source, group, target string, o Options
 		sess.Abort(err)
 		return nil, err
 	}
+	failpoint.Hit("backup/after-open")
 	res, err := write(ctx, sess, dst, target, o)
 	if err != nil {
 		sess.Abort(err)
 		if aerr := dst.Abort(); aerr != nil && !errors.Is(aerr, media.ErrCommitted) {
 			err = fmt.Errorf("%w (and aborting the destination: %v)", err, aerr)
 		}
-		return nil, err
+		return nil, interrupted(ctx, gi(sess), err)
 	}
-	// The set is durable: from here on a failure must not abort the media.
+	failpoint.Hit("backup/after-commit")
+	// The set is complete: from here on a failure must not abort the media.
 	if o.Recorder != nil {
 		if err := o.Recorder.Record(ctx, res); err != nil {
 			sess.Abort(err)
 			return res, fmt.Errorf("set %s is complete, but recording it failed (logs not truncated): %w", res.SetID, err)
 		}
 	}
-	if res.Truncated, err = sess.Truncate(ctx); err != nil {
-		sess.Abort(err)
-		return res, fmt.Errorf("set %s is complete, but truncating logs failed: %w", res.SetID, err)
+	failpoint.Hit("backup/after-record")
+	// Logs are truncated only for a set known durable where it landed. A
+	// pipe's consumer is out of sight: its set truncates nothing, and
+	// `tapestream truncate` does it once the stored set is read back.
+	truncate := sess.Type().Truncates() && !o.NoTruncate && dst.Durable()
+	if sess.Type().Truncates() && !truncate {
+		res.TruncationSkipped = "the set went to a stream whose consumer's durability is unknown; run `tapestream truncate` with the stored set once it is verified"
+		if o.NoTruncate {
+			res.TruncationSkipped = "truncation was turned off"
+		}
 	}
-	if err := sess.End(ctx, true, res.SetID); err != nil {
-		return res, fmt.Errorf("set %s is complete, but ending the backup session failed: %w", res.SetID, err)
+	if res.Truncated, err = sess.End(ctx, res.SetID, truncate); err != nil {
+		return res, fmt.Errorf("set %s is complete, but ending the backup session failed (%d logs truncated): %w", res.SetID, len(res.Truncated), err)
 	}
+	failpoint.Hit("backup/after-end")
 	return res, nil
 }
+
+func gi(sess source.Session) string { return sess.Group().Name }
+
+// interrupted says what a cancelled backup left behind.
+func interrupted(ctx context.Context, group string, err error) error {
+	if ctx.Err() == nil {
+		return err
+	}
+	return &InterruptedError{Group: group, Err: err}
+}
+
+// InterruptedError is a backup stopped by a signal (or its context): the
+// session was aborted, the partial set removed, no log truncated.
+type InterruptedError struct {
+	Group string
+	Err   error
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("backup of %s interrupted: the backup session was aborted (checkpoint released, headers unchanged), the partial set was removed and no log was truncated", e.Group)
+}
+
+func (e *InterruptedError) Unwrap() error { return e.Err }
 
 // write streams the session into dst and commits it.
 func write(ctx context.Context, sess source.Session, dst media.Sink, target string, o Options) (*Result, error) {

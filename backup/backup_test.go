@@ -1,6 +1,7 @@
 package backup_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"os"
@@ -29,6 +30,7 @@ func TestRunCommitsRecordsTruncatesEnds(t *testing.T) {
 	s := fakesource.New()
 	set := filepath.Join(t.TempDir(), "set.tar")
 	o := opts()
+	o.Type = ese.Full
 	var recorded bool
 	o.Recorder = backup.RecorderFunc(func(_ context.Context, res *backup.Result) error {
 		if _, err := os.Stat(set); err != nil {
@@ -145,3 +147,21 @@ func (m multiSource) Begin(ctx context.Context, group string, typ ese.BackupType
 	return fakesource.Source{S: m[group]}.Begin(ctx, group, typ, dbs)
 }
 func (m multiSource) Close() error { return nil }
+
+// A set written to a stream is not known durable: a full truncates
+// nothing and says so (issue 15: `backup -o - | cat > FILE` where cat
+// fails must not have deleted logs).
+func TestStreamTruncatesNothing(t *testing.T) {
+	s := fakesource.New()
+	o := opts()
+	o.Type = ese.Full
+	var out bytes.Buffer
+	o.Media.Stdout = &out
+	res, err := backup.Run(context.Background(), fakesource.Source{S: s}, "G", "-", o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Truncated() || !s.Ended() || res.TruncationSkipped == "" || out.Len() == 0 {
+		t.Fatalf("truncated=%v ended=%v skipped=%q bytes=%d", s.Truncated(), s.Ended(), res.TruncationSkipped, out.Len())
+	}
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine/verify"
 	"github.com/tapestream/tapestream/ese"
+	"github.com/tapestream/tapestream/internal/failpoint"
 )
 
 // Session is a backup session of one storage group.
@@ -190,6 +191,42 @@ func (s *Session) InstanceEnd(success bool, setID string) error {
 		s.abort(errors.New("aborted by the backup client"))
 		return nil
 	}
+	if err := s.recordEnd(setID); err != nil {
+		return err
+	}
+	s.release()
+	return nil
+}
+
+// Complete ends a successful session in the order that survives a crash
+// at any point: the headers record the backup first (Previous Full,
+// Incremental, ...), then, when truncate is set and the type truncates,
+// the logs it made unnecessary are deleted, then the group is released.
+// A crash between the two leaves logs the next backup truncates; never
+// truncated logs with headers that still name the previous backup (every
+// later incremental would be refused with -528). The caller passes
+// truncate only once the set is known durable.
+func (s *Session) Complete(setID string, truncate bool) ([]string, error) {
+	var names []string
+	if truncate && s.typ.Truncates() {
+		var err error
+		if names, err = s.GetTruncateLogFiles(); err != nil {
+			s.abort(err)
+			return nil, err
+		}
+	}
+	if err := s.recordEnd(setID); err != nil {
+		return nil, err
+	}
+	failpoint.Hit("backup/after-headers")
+	deleted, err := s.g.removeLogs(names)
+	s.release()
+	return deleted, err
+}
+
+// recordEnd checks that every listed log was read and records the backup
+// in the headers of the databases it covered. A failure aborts the session.
+func (s *Session) recordEnd(setID string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
@@ -244,12 +281,12 @@ func (s *Session) InstanceEnd(success bool, setID string) error {
 			werr = g.writeDBHeaders(d)
 		}
 	}
-	g.mu.Unlock()
-	s.release()
 	if werr != nil {
-		g.mu.Lock()
 		g.fail(werr)
-		g.mu.Unlock()
+	}
+	g.mu.Unlock()
+	if werr != nil {
+		s.abort(werr)
 	}
 	return werr
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine/wal"
 	"github.com/tapestream/tapestream/ese"
+	"github.com/tapestream/tapestream/internal/failpoint"
 )
 
 // GetLogAndPatchFiles forces a rollover of the current log and returns the
@@ -168,17 +169,69 @@ func (s *Session) TruncateLog() ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	g := s.g
-	for _, n := range names {
+	return s.g.removeLogs(names)
+}
+
+// removeLogs deletes log generations (oldest first) and syncs the
+// directory.
+func (g *Group) removeLogs(names []string) ([]string, error) {
+	sort.Strings(names)
+	for i, n := range names {
 		if err := g.fs.Remove(filepath.Join(g.dir, n)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("storage group %s: truncating %s: %w", g.name, n, err)
+			return names[:i], fmt.Errorf("storage group %s: truncating %s: %w", g.name, n, err)
 		}
+		failpoint.Hit("backup/truncate-one")
 	}
 	if len(names) > 0 {
 		if err := g.fs.SyncDir(g.dir); err != nil {
 			return nil, err
 		}
 	}
-	sort.Strings(names)
 	return names, nil
+}
+
+// TruncateAfter truncates, later, the logs that a backup taken without
+// truncation made unnecessary (a set written to a pipe, whose consumer's
+// durability the backup could not know): the caller has read the stored
+// set back and verified it. The set must be the group's most recent full
+// or incremental, as the headers recorded it, and no backup may be in
+// progress. The rule is the one a backup applies.
+func (g *Group) TruncateAfter(setID string) ([]string, error) {
+	g.mu.Lock()
+	if g.backup != nil {
+		g.mu.Unlock()
+		return nil, g.eseErr(CodeBackupInProgress, nil, "cannot truncate logs during a backup")
+	}
+	floor, high := g.checkpoint.Gen, uint32(0)
+	found := false
+	for _, d := range g.dbs {
+		if !d.mounted {
+			g.mu.Unlock()
+			return nil, fmt.Errorf("storage group %s: database %s is dismounted: no log is truncated until it is mounted and backed up", g.name, d.name)
+		}
+		b := chainTip(d.hdr, false)
+		if !b.IsSet() {
+			g.mu.Unlock()
+			return nil, fmt.Errorf("storage group %s: database %s was never backed up: no log can be truncated", g.name, d.name)
+		}
+		if b.SetID == setID {
+			found, high = true, b.HighGen
+		}
+		floor = min(floor, b.LowGen)
+	}
+	g.mu.Unlock()
+	if !found {
+		return nil, fmt.Errorf("storage group %s: set %s is not the most recent full or incremental backup the database headers record; only that one's logs can be truncated", g.name, setID)
+	}
+	gens, _, err := wal.ListGenerations(g.fs, g.dir, g.cfg.Prefix())
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, n := range gens {
+		if n < floor && n <= high {
+			names = append(names, wal.GenName(g.cfg.Prefix(), n))
+		}
+	}
+	return g.removeLogs(names)
 }

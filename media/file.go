@@ -366,3 +366,6 @@ func (r *fileReader) Close() error {
 	r.f = nil
 	return err
 }
+
+// Durable: Commit fsyncs, renames and fsyncs the directory.
+func (s *fileSink) Durable() bool { return true }

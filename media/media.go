@@ -41,6 +41,10 @@ type Sink interface {
 	Abort() error
 	// Volumes describes the volumes written so far (a copy).
 	Volumes() []VolumeInfo
+	// Durable reports whether Commit makes the set durable where it lands
+	// (files: fsync and rename; tapes: a filemark). A stream's consumer is
+	// out of sight: a set piped to another program is not known durable.
+	Durable() bool
 }
 
 // VolumeInfo describes one volume of a set.

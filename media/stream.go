@@ -242,3 +242,6 @@ func (r *streamReader) Close() error {
 	}
 	return nil
 }
+
+// Durable: a stream's consumer (a pipe, a device) is out of sight.
+func (s *streamSink) Durable() bool { return false }

@@ -476,3 +476,6 @@ func (r *tapeReader) Close() error {
 	r.drive = nil
 	return newErr("close", r.ld.name(), err)
 }
+
+// Durable: Commit writes a filemark, which flushes the drive's buffer.
+func (s *tapeSink) Durable() bool { return true }

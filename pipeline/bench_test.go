@@ -261,10 +261,7 @@ func BenchmarkPipeline(b *testing.B) {
 							err = dst.Commit()
 						}
 						if err == nil {
-							_, err = sess.Truncate(context.Background())
-						}
-						if err == nil {
-							err = sess.End(context.Background(), true, "bench")
+							_, err = sess.End(context.Background(), "bench", true)
 						}
 						if err != nil {
 							b.Fatal(err)

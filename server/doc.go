@@ -22,7 +22,8 @@
 //	GET  /v1/sessions/{id}/files           storeapi.FilesResponse (database and streaming files)
 //	GET  /v1/sessions/{id}/files/{name}    frame stream (OpenFile + Read… + Close)
 //	POST /v1/sessions/{id}/logs            storeapi.FilesResponse (forced rollover, log list)
-//	POST /v1/sessions/{id}/truncate        storeapi.TruncateResponse (TruncateLog)
+//	POST /v1/groups/{g}/truncate           TruncateRequest → TruncateResponse (a later truncation
+//	                                       after a verified set: engine.Group.TruncateAfter)
 //	POST /v1/sessions/{id}/end             storeapi.EndRequest (InstanceEnd + End; success=false aborts)
 //	POST /v1/sessions/{id}/abort           AbortRequest
 //	POST /v1/sessions/{id}/keepalive       resets the idle timer

@@ -247,7 +247,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/sessions/{id}/files", s.handleDatabaseFiles)
 	m.HandleFunc("GET /v1/sessions/{id}/files/{name}", s.handleStream)
 	m.HandleFunc("POST /v1/sessions/{id}/logs", s.handleLogs)
-	m.HandleFunc("POST /v1/sessions/{id}/truncate", s.handleTruncate)
+	m.HandleFunc("POST /v1/groups/{group}/truncate", s.handleTruncateAfter)
 	m.HandleFunc("POST /v1/sessions/{id}/end", s.handleEnd)
 	m.HandleFunc("POST /v1/sessions/{id}/abort", s.handleAbort)
 	m.HandleFunc("POST /v1/sessions/{id}/keepalive", s.handleKeepalive)

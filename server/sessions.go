@@ -222,16 +222,6 @@ func (s *Server) handleLogs(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) handleTruncate(w http.ResponseWriter, r *http.Request) {
-	s.sessionCall(w, r, func(se *session) (any, error) {
-		names, err := se.es.Truncate(r.Context())
-		if names == nil {
-			names = []string{}
-		}
-		return storeapi.TruncateResponse{Truncated: names}, err
-	})
-}
-
 func (s *Server) handleEnd(w http.ResponseWriter, r *http.Request) {
 	se, release, err := s.session(r, true)
 	if err != nil {
@@ -253,13 +243,17 @@ func (s *Server) handleEnd(w http.ResponseWriter, r *http.Request) {
 		reply(w, struct{}{})
 		return
 	}
-	if err := se.es.End(r.Context(), true, req.SetID); err != nil {
+	names, err := se.es.End(r.Context(), req.SetID, req.Truncate)
+	if names == nil {
+		names = []string{}
+	}
+	if err != nil {
 		s.abortSession(se, err.Error(), "failed")
 		s.fail(w, err)
 		return
 	}
 	s.endSession(se, "success")
-	reply(w, struct{}{})
+	reply(w, storeapi.TruncateResponse{Truncated: names})
 }
 
 func (s *Server) handleAbort(w http.ResponseWriter, r *http.Request) {
@@ -290,4 +284,29 @@ func (s *Server) handleKeepalive(w http.ResponseWriter, r *http.Request) {
 	}
 	release()
 	reply(w, struct{}{})
+}
+
+// handleTruncateAfter truncates the logs a set that the client has
+// verified made unnecessary (engine.Group.TruncateAfter).
+func (s *Server) handleTruncateAfter(w http.ResponseWriter, r *http.Request) {
+	g, err := s.group(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	var req storeapi.TruncateRequest
+	if err := decode(w, r, s.cfg.MaxBodyBytes, &req); err != nil {
+		s.fail(w, err)
+		return
+	}
+	names, err := g.TruncateAfter(req.SetID)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if names == nil {
+		names = []string{}
+	}
+	s.cfg.Logf("truncated %d logs of %s after set %s", len(names), g.Name(), truncate(req.SetID, 64))
+	reply(w, storeapi.TruncateResponse{Truncated: names})
 }

@@ -96,18 +96,12 @@ func (ls *localSession) LogFiles(ctx context.Context) ([]engine.BackupFile, erro
 	return logs, err
 }
 
-func (ls *localSession) Truncate(ctx context.Context) ([]string, error) {
-	if !ls.s.Type().Truncates() {
-		return nil, nil
+func (ls *localSession) End(ctx context.Context, setID string, truncate bool) ([]string, error) {
+	names, err := ls.s.Complete(setID, truncate)
+	if err != nil {
+		return names, err
 	}
-	return ls.s.TruncateLog()
-}
-
-func (ls *localSession) End(ctx context.Context, success bool, setID string) error {
-	if err := ls.s.InstanceEnd(success, setID); err != nil {
-		return err
-	}
-	return ls.s.End()
+	return names, ls.s.End()
 }
 
 type localFile struct {

@@ -80,10 +80,7 @@ func TestLocalSessionReadsEveryChunk(t *testing.T) {
 	for _, lf := range logs {
 		read(lf.Name)
 	}
-	if _, err := s.Truncate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.End(ctx, true, "test-set"); err != nil {
+	if _, err := s.End(ctx, "test-set", true); err != nil {
 		t.Fatal(err)
 	}
 	// Canceled context: the session aborts instead of hanging the group.

@@ -6,8 +6,9 @@
 //
 //	Begin(group, type) ─► DatabaseFiles ─► OpenFile/Read…/Close per file
 //	                  ─► LogFiles (forced rollover) ─► OpenFile/Read…/Close per log
-//	                  ─► Truncate (full, incremental; only once the set is durable)
-//	                  ─► End(success) or Abort
+//	                  ─► End(set, truncate): headers, then the logs it made
+//	                     unnecessary (full, incremental; once the set is durable)
+//	                  ─► or Abort, at any time
 package source
 
 import (
@@ -47,12 +48,11 @@ type Session interface {
 	// LowGen and HighGen are the set's log range (after LogFiles).
 	LowGen() uint32
 	HighGen() uint32
-	// Truncate deletes the logs the backup made unnecessary (full and
-	// incremental) and returns their names.
-	Truncate(ctx context.Context) ([]string, error)
-	// End finishes the session: success records the backup in the
-	// database headers (tagged with setID); failure records nothing.
-	End(ctx context.Context, success bool, setID string) error
+	// End finishes a successful session: the database headers record the
+	// backup (tagged with setID) and then, if truncate (the set is durable)
+	// and the type truncates, the logs it made unnecessary are deleted;
+	// their names are returned. A failed backup calls Abort instead.
+	End(ctx context.Context, setID string, truncate bool) ([]string, error)
 	// Abort ends the session as failed; safe at any time, idempotent.
 	Abort(reason error)
 }

@@ -183,6 +183,14 @@ func (r *Remote) Status(ctx context.Context, group string) (*GroupStatus, error)
 	return &st, nil
 }
 
+// TruncateAfter asks the server to truncate the logs that a set, which the
+// caller has read back and verified, made unnecessary.
+func (r *Remote) TruncateAfter(ctx context.Context, group, setID string) ([]string, error) {
+	var tr TruncateResponse
+	err := r.call(ctx, http.MethodPost, "/v1/groups/"+url.PathEscape(group)+"/truncate", TruncateRequest{SetID: setID}, &tr)
+	return tr.Truncated, err
+}
+
 // Begin implements Source.
 func (r *Remote) Begin(ctx context.Context, group string, typ ese.BackupType, databases []string) (source.Session, error) {
 	var br BeginResponse
@@ -285,26 +293,16 @@ func (s *remoteSession) LogFiles(ctx context.Context) ([]engine.BackupFile, erro
 	return fr.Files, nil
 }
 
-func (s *remoteSession) Truncate(ctx context.Context) ([]string, error) {
-	if !s.typ.Truncates() {
-		return nil, nil
-	}
+func (s *remoteSession) End(ctx context.Context, setID string, truncate bool) ([]string, error) {
 	var tr TruncateResponse
-	if err := s.r.call(ctx, http.MethodPost, s.path("/truncate"), struct{}{}, &tr); err != nil {
-		return nil, err
-	}
-	return tr.Truncated, nil
-}
-
-func (s *remoteSession) End(ctx context.Context, success bool, setID string) error {
-	err := s.r.call(ctx, http.MethodPost, s.path("/end"), EndRequest{Success: success, SetID: setID}, nil)
+	err := s.r.call(ctx, http.MethodPost, s.path("/end"), EndRequest{Success: true, SetID: setID, Truncate: truncate}, &tr)
 	if err == nil {
 		s.mu.Lock()
 		s.finished = true
 		s.mu.Unlock()
 		s.stopHeartbeat()
 	}
-	return err
+	return tr.Truncated, err
 }
 
 // Abort tells the server (best effort, bounded); if the server cannot be

@@ -71,6 +71,16 @@ type TruncateResponse struct {
 type EndRequest struct {
 	Success bool   `json:"success"`
 	SetID   string `json:"set_id"`
+	// Truncate: the set is durable; delete the logs it made unnecessary
+	// once the headers record it. The reply is a TruncateResponse.
+	Truncate bool `json:"truncate,omitempty"`
+}
+
+// TruncateRequest truncates, later, the logs a backup taken without
+// truncation made unnecessary: POST /v1/groups/{group}/truncate. The client
+// has read the stored set back and verified it.
+type TruncateRequest struct {
+	SetID string `json:"set_id"`
 }
 
 // AbortRequest aborts a session: POST /v1/sessions/{id}/abort.

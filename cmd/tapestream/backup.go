@@ -32,6 +32,7 @@ type backupOpts struct {
 	Progress    string
 	Stats       bool
 	JSON        bool
+	JSONFile    string
 	PreviousSet string
 
 	Out, Err io.Writer
@@ -63,7 +64,8 @@ func newBackupCmd() *cobra.Command {
 	f.StringVarP(&o.Output, "output", "o", "", "FILE, - (stdout), /dev/nstN (tape) or tape:PATH?capacity=SIZE (emulated tape); {group} is replaced by the group name")
 	f.StringVar(&o.Progress, "progress", "auto", "auto or always (a bar on a terminal, periodic lines otherwise) or never")
 	f.BoolVar(&o.Stats, "stats", false, "print per-stage counters at the end (which stage is the bottleneck)")
-	f.BoolVar(&o.JSON, "json", false, "print a JSON summary")
+	f.BoolVar(&o.JSON, "json", false, "print a JSON summary (on stderr when the set goes to stdout)")
+	f.StringVar(&o.JSONFile, "json-file", "", "write the JSON summary to this file")
 	f.StringVar(&o.PreviousSet, "previous-set", "", "set id this incremental/differential continues (recorded in the label)")
 	return c
 }
@@ -137,14 +139,28 @@ func runBackup(ctx context.Context, o backupOpts) ([]*backup.Result, error) {
 		}
 	}
 	err = errors.Join(errs...)
+	// Summaries go to stderr when stdout carries the set.
+	out := o.Out
+	if o.Output == "-" {
+		out = o.Err
+	}
 	for _, r := range results {
-		if r == nil {
-			continue
+		if r != nil && !o.JSON {
+			printBackupSummary(out, r)
+		}
+	}
+	if o.JSON || o.JSONFile != "" {
+		var done []*backup.Result
+		for _, r := range results {
+			if r != nil {
+				done = append(done, r)
+			}
+		}
+		if o.JSONFile != "" {
+			err = errors.Join(err, writeJSONFile(o.JSONFile, done))
 		}
 		if o.JSON {
-			err = errors.Join(err, printJSON(o.Out, r))
-		} else {
-			printBackupSummary(o.Out, r)
+			err = errors.Join(err, printJSON(out, done))
 		}
 	}
 	return results, err
@@ -164,6 +180,9 @@ func printBackupSummary(w io.Writer, r *backup.Result) {
 	}
 	if len(r.Truncated) > 0 {
 		fmt.Fprintf(w, "  truncated %d logs: %s .. %s\n", len(r.Truncated), r.Truncated[0], r.Truncated[len(r.Truncated)-1])
+	}
+	if r.TruncationSkipped != "" {
+		fmt.Fprintf(w, "  no log truncated: %s\n", r.TruncationSkipped)
 	}
 }
 

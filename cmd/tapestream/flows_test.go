@@ -1,15 +1,19 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/engine/vfs"
+	"github.com/tapestream/tapestream/engine/wal"
 	"github.com/tapestream/tapestream/restore"
 )
 
@@ -117,4 +121,79 @@ func dirListing(t *testing.T, dir string) string {
 		s += e.Name() + " " + fi.ModTime().String() + "\n"
 	}
 	return s
+}
+
+// logGens lists a group's closed log generations.
+func logGens(t *testing.T, dir string) []uint32 {
+	t.Helper()
+	gens, _, err := wal.ListGenerations(vfs.OS, dir, "E00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return gens
+}
+
+// Issue 15 defects 3 and 4: a set on stdout truncates nothing (its
+// consumer's durability is out of sight) and stdout carries the set alone
+// (summary and JSON on stderr); `truncate` does it once the stored set is
+// read back and verified. A consumer that fails mid-set fails the backup
+// with exit 4, and nothing is truncated either.
+func TestStdoutSetTruncatesNothingUntilVerified(t *testing.T) {
+	dir := t.TempDir()
+	run := func(want int, args ...string) (string, string) {
+		t.Helper()
+		code, out, errs := cli(t, dir, args...)
+		if code != want {
+			t.Fatalf("tapestream %v: exit %d, want %d\n%s", args, code, want, errs)
+		}
+		return out, errs
+	}
+	run(0, "store", "init", "--dir", "store", "--log-size", "256KiB")
+	run(0, "store", "load", "--dir", "store", "--size", "6MiB")
+	gdir := filepath.Join(dir, "store", "SG1")
+	before := logGens(t, gdir)
+
+	// A consumer that goes away after 64 KiB: EPIPE, exit 4, nothing truncated.
+	cmd := cliCmd(dir, "backup", "--store", "store", "--type", "full", "-o", "-", "--progress", "never", "--compress", "none")
+	stdout, _ := cmd.StdoutPipe()
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	io.CopyN(io.Discard, stdout, 64<<10)
+	stdout.Close()
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != exitSink {
+		t.Fatalf("backup into a consumer that went away: exit %d, want %d\n%s", code, exitSink, errb.String())
+	}
+	if got := logGens(t, gdir); len(got) < len(before) || got[0] != before[0] {
+		t.Fatalf("logs truncated by a backup whose set never landed: %v -> %v", before, got)
+	}
+
+	// A whole set on stdout: stdout is exactly the set, the summary is on
+	// stderr and says nothing was truncated.
+	out, errs := run(0, "backup", "--store", "store", "--type", "full", "-o", "-", "--progress", "never", "--json")
+	set := filepath.Join(dir, "piped.tar")
+	os.WriteFile(set, []byte(out), 0o644)
+	if !strings.Contains(errs, `"truncation_skipped"`) {
+		t.Fatalf("stderr does not carry the JSON summary with the skipped truncation:\n%s", errs)
+	}
+	run(0, "verify", set)
+	full := logGens(t, gdir)
+	if full[0] != before[0] {
+		t.Fatalf("a full to stdout truncated logs: %v -> %v", before, full)
+	}
+	// A damaged copy of the set truncates nothing.
+	b := []byte(out)
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(filepath.Join(dir, "bad.tar"), b, 0o644)
+	run(exitCorruption, "truncate", "--store", "store", "--group", "SG1", "bad.tar")
+	if got := logGens(t, gdir); got[0] != before[0] {
+		t.Fatal("a damaged set truncated logs")
+	}
+	o, _ := run(0, "truncate", "--store", "store", "--group", "SG1", set)
+	if got := logGens(t, gdir); len(got) > 0 && got[0] <= before[0] {
+		t.Fatalf("truncate after a verified set deleted nothing (%s): %v", o, got)
+	}
 }

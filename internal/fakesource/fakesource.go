@@ -67,17 +67,12 @@ func (s *Session) LowGen() uint32                                        { retur
 func (s *Session) HighGen() uint32                                       { return 1 }
 func (s *Session) Abort(err error)                                       { s.mu.Lock(); s.aborted = err; s.mu.Unlock() }
 func (s *Session) LogFiles(context.Context) ([]engine.BackupFile, error) { return nil, nil }
-func (s *Session) Truncate(context.Context) ([]string, error) {
+// End records a successful end, and a truncation when asked for one.
+func (s *Session) End(_ context.Context, _ string, truncate bool) ([]string, error) {
 	s.mu.Lock()
-	s.truncated = true
+	s.ended, s.truncated = true, truncate
 	s.mu.Unlock()
 	return nil, nil
-}
-func (s *Session) End(_ context.Context, ok bool, _ string) error {
-	s.mu.Lock()
-	s.ended = ok
-	s.mu.Unlock()
-	return nil
 }
 func (s *Session) DatabaseFiles(context.Context) ([]engine.BackupFile, error) {
 	var out []engine.BackupFile
