@@ -27,6 +27,8 @@
 //	POST /v1/sessions/{id}/end             storeapi.EndRequest (InstanceEnd + End; success=false aborts)
 //	POST /v1/sessions/{id}/abort           AbortRequest
 //	POST /v1/sessions/{id}/keepalive       resets the idle timer
+//	GET  /v1/sessions/{id}/hold            held open for the session's life: a client whose
+//	                                       connection closes has its session aborted at once
 //	POST /v1/groups/{g}/get|scan|commit    data API (storeapi.GetRequest, storeapi.ScanRequest, storeapi.CommitRequest)
 //	POST /v1/restore                       storeapi.RestoreRequest → storeapi.RestoreResponse (see below)
 //

@@ -251,6 +251,7 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /v1/sessions/{id}/end", s.handleEnd)
 	m.HandleFunc("POST /v1/sessions/{id}/abort", s.handleAbort)
 	m.HandleFunc("POST /v1/sessions/{id}/keepalive", s.handleKeepalive)
+	m.HandleFunc("GET /v1/sessions/{id}/hold", s.handleHold)
 	m.HandleFunc("POST /v1/restore", s.handleRestore)
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, storeapi.Errorf(http.StatusNotFound, "not_found", "no such endpoint: %s %s", r.Method, truncate(r.URL.Path, 200)))

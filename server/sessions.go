@@ -34,6 +34,7 @@ type session struct {
 	lastSeen time.Time
 	active   int
 	done     bool
+	ended    chan struct{} // closed when the session ends or aborts
 }
 
 func (se *session) touch(delta int) {
@@ -82,7 +83,7 @@ func (s *Server) handleBegin(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	se := &session{id: newID(), owner: identity(r), group: g.Name(), es: es, info: es.Group(), lastSeen: time.Now()}
+	se := &session{id: newID(), owner: identity(r), group: g.Name(), es: es, info: es.Group(), lastSeen: time.Now(), ended: make(chan struct{})}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
@@ -140,6 +141,9 @@ func (s *Server) abortSession(se *session, reason, result string) {
 	already := se.done
 	se.done = true
 	se.mu.Unlock()
+	if !already {
+		close(se.ended)
+	}
 	if ok && !already {
 		s.metrics.result(result)
 		s.cfg.Logf("session %s: backup of %s aborted: %s", se.id[:8], se.group, reason)
@@ -155,6 +159,9 @@ func (s *Server) endSession(se *session, result string) {
 	already := se.done
 	se.done = true
 	se.mu.Unlock()
+	if !already {
+		close(se.ended)
+	}
 	if ok && !already {
 		s.metrics.result(result)
 		s.cfg.Logf("session %s: backup of %s ended: %s", se.id[:8], se.group, result)
@@ -309,4 +316,27 @@ func (s *Server) handleTruncateAfter(w http.ResponseWriter, r *http.Request) {
 	}
 	s.cfg.Logf("truncated %d logs of %s after set %s", len(names), g.Name(), truncate(req.SetID, 64))
 	reply(w, storeapi.TruncateResponse{Truncated: names})
+}
+
+// handleHold is the client's open line for the life of its session:
+// GET /v1/sessions/{id}/hold answers at once and then holds the response
+// open until the session ends. A client that dies (killed, its host gone)
+// closes the connection, and its session is aborted then, not at the idle
+// timeout: the group is free for the next backup at once.
+func (s *Server) handleHold(w http.ResponseWriter, r *http.Request) {
+	se, release, err := s.session(r, false)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	release()
+	w.Header().Set("Content-Type", "text/plain")
+	w.WriteHeader(http.StatusOK)
+	http.NewResponseController(w).Flush()
+	select {
+	case <-se.ended:
+	case <-s.stopC:
+	case <-r.Context().Done():
+		s.abortSession(se, "the backup client's connection closed", "disconnected")
+	}
 }

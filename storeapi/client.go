@@ -202,8 +202,9 @@ func (r *Remote) Begin(ctx context.Context, group string, typ ese.BackupType, da
 	if idle <= 0 {
 		idle = time.Minute
 	}
-	rs.hbDone.Add(1)
+	rs.hbDone.Add(2)
 	go rs.heartbeat(max(idle/3, 10*time.Millisecond))
+	go rs.hold()
 	return rs, nil
 }
 
@@ -251,6 +252,25 @@ func (s *remoteSession) heartbeat(every time.Duration) {
 			return
 		}
 	}
+}
+
+// hold keeps a request open for the session's life (GET .../hold): if
+// this process dies, the server sees the connection close and aborts the
+// session at once instead of waiting for the idle timeout.
+func (s *remoteSession) hold() {
+	defer s.hbDone.Done()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-s.stop
+		cancel()
+	}()
+	resp, err := s.r.do(ctx, http.MethodGet, s.path("/hold"), nil)
+	if err != nil {
+		return
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
 }
 
 func (s *remoteSession) stopHeartbeat() {

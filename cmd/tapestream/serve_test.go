@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -24,30 +23,8 @@ import (
 	"github.com/tapestream/tapestream/workload"
 )
 
-// The subprocess tests re-run this test binary as `tapestream ARGS...`
-// (no separate build).
-const serveHelperEnv = "TAPESTREAM_SERVE_HELPER_ARGS"
-
-func TestServeHelperProcess(t *testing.T) {
-	args := os.Getenv(serveHelperEnv)
-	if args == "" {
-		return
-	}
-	var a []string
-	if err := json.Unmarshal([]byte(args), &a); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(99)
-	}
-	os.Args = append([]string{"tapestream"}, a...)
-	main()
-}
-
-func serveCommand(args ...string) *exec.Cmd {
-	b, _ := json.Marshal(args)
-	c := exec.Command(os.Args[0], "-test.run=^TestServeHelperProcess$", "-test.count=1")
-	c.Env = append(os.Environ(), serveHelperEnv+"="+string(b))
-	return c
-}
+// serveCommand runs this test binary as `tapestream ARGS...` (main_test.go).
+func serveCommand(args ...string) *exec.Cmd { return cliCmd("", args...) }
 
 type serveProc struct {
 	cmd    *exec.Cmd
@@ -313,6 +290,54 @@ func TestServeClientKilled(t *testing.T) {
 	}
 	if !strings.Contains(p.stderr.String(), "went away") {
 		t.Errorf("server log does not show the client going away:\n%s", p.stderr)
+	}
+}
+
+// Issue 15 defect 7: a client killed between two calls (here while its
+// tape changer command runs) frees its group at once: the server sees its
+// held connection close, and does not wait for the session timeout.
+func TestServeClientKilledBetweenCalls(t *testing.T) {
+	dir := fillStore(t, 16<<20)
+	tok := writeToken(t)
+	p := startServeProc(t, dir, tok, "--session-timeout", "60s")
+	sets := t.TempDir()
+	marker := filepath.Join(sets, "changer-ran")
+	c := serveCommand("backup", "--server", p.url, "--token-file", tok, "--group", "SG1", "--compress", "none",
+		"-o", "tape:"+filepath.Join(sets, "vt")+"?capacity=4MiB", "--next-volume-cmd", "touch "+marker+"; sleep 60", "--progress", "never")
+	c.Stderr = io.Discard
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Process.Kill()
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(marker); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the backup never asked for a second volume")
+		}
+	}
+	c.Process.Kill()
+	c.Wait()
+	killed := time.Now()
+	for {
+		o := remoteBackupOpts(p.url, tok, "copy", filepath.Join(sets, "next.tar"))
+		o.Pipeline.Compress = "none"
+		_, err := runBackup(context.Background(), o)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, engine.ErrBackupInProgress) || time.Since(killed) > 5*time.Second {
+			t.Fatalf("the group of a killed client is still busy %s later (session timeout 60s): %v", time.Since(killed).Round(time.Millisecond), err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Logf("group free %s after the client was killed", time.Since(killed).Round(time.Millisecond))
+	if code, _ := p.stop(t); code != 0 {
+		t.Fatalf("store serve exit %d: %s", code, p.stderr)
+	}
+	if !strings.Contains(p.stderr.String(), "connection closed") {
+		t.Errorf("server log does not show the held connection closing:\n%s", p.stderr)
 	}
 }
 
