@@ -134,7 +134,11 @@ func Run(ctx context.Context, src source.Source, group, target string, o Options
 		return nil, err
 	}
 	failpoint.Hit("backup/after-open")
+	// A signal stops the set at once, even in a volume change (a changer
+	// command, an operator prompt) where nothing else looks at ctx.
+	stop := context.AfterFunc(ctx, func() { dst.Abort() })
 	res, err := write(ctx, sess, dst, target, o)
+	stop()
 	if err != nil {
 		sess.Abort(err)
 		if aerr := dst.Abort(); aerr != nil && !errors.Is(aerr, media.ErrCommitted) {

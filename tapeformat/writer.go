@@ -66,6 +66,9 @@ type member struct {
 	label bool
 	keep  bool   // manifest: kept until Close completes
 	buf   []byte // segment buffer to recycle when released
+	// moves counts the volumes the member was rewritten on: a member that
+	// did not make it on two fresh volumes never will.
+	moves int
 }
 
 // Writer writes a backup set. Methods are not safe for concurrent use. The
@@ -382,12 +385,23 @@ func (w *Writer) switchVolume() error {
 	var redo []*member
 	for _, m := range w.pending {
 		if !m.label {
+			if m.moves > 1 {
+				return w.tooSmall(m)
+			}
 			redo = append(redo, m)
 		}
 	}
 	w.rec = w.rec[:0]
 	w.pending = nil
 	return w.newVolume(redo)
+}
+
+// tooSmall refuses a member that did not fit, with its trailer, on a
+// volume that held nothing else: every further volume would fail the same
+// way (a changer would be cycled through every cartridge).
+func (w *Writer) tooSmall(m *member) error {
+	return fmt.Errorf("%w: member %s (%d bytes stored) does not fit with the archive trailer on an empty volume (volume %d ended at %d bytes); use a smaller --segment-size (now %d) or larger volumes",
+		ErrVolumeTooSmall, m.name, len(m.hdr)+len(m.data), w.vol, w.pos, w.opts.SegmentSize)
 }
 
 func (w *Writer) newVolume(redo []*member) error {
@@ -422,12 +436,16 @@ func (w *Writer) newVolume(redo []*member) error {
 			if err != nil {
 				break
 			}
+			m.moves++
 			err = w.writeMember(m)
 		}
 		if err == errEOM {
 			redo = nil
 			for _, m := range w.pending {
 				if !m.label {
+					if m.moves > 1 {
+						return w.tooSmall(m)
+					}
 					redo = append(redo, m)
 				}
 			}

@@ -197,3 +197,30 @@ func TestStdoutSetTruncatesNothingUntilVerified(t *testing.T) {
 		t.Fatalf("truncate after a verified set deleted nothing (%s): %v", o, got)
 	}
 }
+
+// Issue 15 defect 2: a member that fits a volume but not below its early
+// warning mark used to be written again and again on every next volume
+// (8,594 volumes until the disk was full). It is refused after a bounded
+// number of volumes, with an error that says what to change, exit 4.
+func TestVolumeRunawayIsBounded(t *testing.T) {
+	dir := t.TempDir()
+	run := func(want int, args ...string) string {
+		t.Helper()
+		code, _, errs := cli(t, dir, args...)
+		if code != want {
+			t.Fatalf("tapestream %v: exit %d, want %d\n%s", args, code, want, errs)
+		}
+		return errs
+	}
+	run(0, "store", "init", "--dir", "store", "--log-size", "256KiB")
+	run(0, "store", "load", "--dir", "store", "--size", "12MiB")
+	errs := run(exitSink, "backup", "--store", "store", "--type", "full", "--progress", "never",
+		"-o", "tape:vt?capacity=2MiB", "--next-volume-cmd", "true")
+	if !strings.Contains(errs, "segment-size") {
+		t.Fatalf("the error does not say what to change:\n%s", errs)
+	}
+	vols, _ := filepath.Glob(filepath.Join(dir, "vt", "vol*.img"))
+	if len(vols) > 4 {
+		t.Fatalf("%d volumes written for one member that never fits", len(vols))
+	}
+}
