@@ -2,6 +2,7 @@ package engine
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -129,6 +130,9 @@ type Options struct {
 	// UntilGen and UntilTime stop replay early (point-in-time restore).
 	UntilGen  uint32
 	UntilTime time.Time
+	// Context, if set, stops a recovery when it is done (a signal during a
+	// restore's recovery); the group is not opened.
+	Context context.Context
 }
 
 func (o *Options) fill() {

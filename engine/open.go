@@ -155,6 +155,11 @@ func (g *Group) recover(ro RecoverOptions) error {
 			if stopped || start.Less(ro.From) {
 				return nil
 			}
+			if info.Records%1024 == 0 && g.opts.Context != nil {
+				if err := g.opts.Context.Err(); err != nil {
+					return err
+				}
+			}
 			info.Records++
 			info.LogBytes += int64(len(rec))
 			if len(rec) == 1 && rec[0] == recAbort {

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/tapestream/tapestream/internal/failpoint"
 	"github.com/tapestream/tapestream/tapeformat"
 )
 
@@ -47,6 +48,7 @@ type fileSink struct {
 
 	state   lifecycle
 	failErr error
+	stderr  io.Writer
 }
 
 func openFileSink(name string, opts Options) (*fileSink, error) {
@@ -60,6 +62,7 @@ func openFileSink(name string, opts Options) (*fileSink, error) {
 		rs:      opts.recordSize(),
 		volSize: opts.VolumeSize,
 		reserve: opts.VolumeReserve,
+		stderr:  opts.stderr(),
 	}
 	if s.split {
 		if s.reserve == 0 {
@@ -84,6 +87,26 @@ func openFileSink(name string, opts Options) (*fileSink, error) {
 	return s, nil
 }
 
+// stalePartial reports whether nobody holds the lock of an existing
+// partial file (its writer is gone).
+func stalePartial(name string) (bool, error) {
+	f, err := os.Open(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	if err := lockFile(f); err != nil {
+		if errors.Is(err, errLocked) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
 func (s *fileSink) finalName(n int) string {
 	if s.split {
 		return splitName(s.base, n)
@@ -91,20 +114,37 @@ func (s *fileSink) finalName(n int) string {
 	return s.base
 }
 
-// openVolume creates the partial file of volume n.
+// openVolume creates the partial file of volume n and locks it (flock)
+// for as long as it is written: a partial file nobody holds was left by a
+// writer that was killed, and is removed (and reported) rather than
+// refused.
 func (s *fileSink) openVolume(n int) error {
 	final := s.finalName(n)
 	partial := final + PartialSuffix
 	f, err := os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if errors.Is(err, fs.ErrExist) {
-		if !s.force {
+		stale, serr := stalePartial(partial)
+		switch {
+		case serr != nil:
+			return newErr("create", partial, serr)
+		case !stale && !s.force:
 			return newErr("create", partial, ErrPartialExists)
+		case stale:
+			fmt.Fprintf(s.stderr, "removing %s, the partial set of a backup that was killed\n", partial)
 		}
 		if err = os.Remove(partial); err == nil {
 			f, err = os.OpenFile(partial, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 		}
 	}
+	if err == nil {
+		if lerr := lockFile(f); lerr != nil && !errors.Is(lerr, errLocked) {
+			err = lerr
+		}
+	}
 	if err != nil {
+		if f != nil {
+			f.Close()
+		}
 		return newErr("create", partial, err)
 	}
 	s.f, s.fw = f, NewFileWriter(f)
@@ -133,6 +173,7 @@ func (s *fileSink) curPartial() string { return s.partials[s.cur] }
 
 // Write writes one record to the current volume.
 func (s *fileSink) Write(p []byte) (int, error) {
+	failpoint.Hit("media/write")
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.usable(); err != nil {
@@ -221,6 +262,7 @@ func (s *fileSink) Commit() error {
 	if err := s.closeCurrent(); err != nil {
 		return err
 	}
+	failpoint.Hit("media/commit/after-sync")
 	for i := len(s.partials) - 1; i >= 0; i-- {
 		if err := renameFinal(s.partials[i], s.finals[i], s.force); err != nil {
 			s.failErr = err
@@ -243,6 +285,7 @@ func (s *fileSink) Commit() error {
 			}
 		}
 	}
+	failpoint.Hit("media/commit/after-rename")
 	if err := syncDir(filepath.Dir(s.base)); err != nil {
 		s.failErr = err
 		return newErr("commit", filepath.Dir(s.base), err)

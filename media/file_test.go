@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -105,15 +106,25 @@ func TestFileSinkExisting(t *testing.T) {
 		t.Fatalf("not replaced: %d bytes", len(b))
 	}
 
-	// A leftover partial file is refused without Force.
+	// The partial file of a writer that is alive is refused without Force;
+	// one nobody holds (its writer was killed) is removed and reported.
 	name2 := filepath.Join(dir, "other.tar")
-	os.WriteFile(name2+PartialSuffix, []byte("crashed"), 0o644)
-	if _, err := Open(name2, Options{}); !errors.Is(err, ErrPartialExists) {
-		t.Fatalf("open with leftover partial: %v", err)
-	}
-	s, err = Open(name2, Options{Force: true})
+	live, err := Open(name2, Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := Open(name2, Options{}); !errors.Is(err, ErrPartialExists) {
+		t.Fatalf("open while another writer holds the partial file: %v", err)
+	}
+	live.Abort()
+	os.WriteFile(name2+PartialSuffix, []byte("crashed"), 0o644)
+	var report bytes.Buffer
+	s, err = Open(name2, Options{Stderr: &report})
+	if err != nil {
+		t.Fatalf("open with a leftover partial file: %v", err)
+	}
+	if !strings.Contains(report.String(), "killed") {
+		t.Fatalf("the leftover partial file was removed silently: %q", report.String())
 	}
 	if err := s.Abort(); err != nil {
 		t.Fatal(err)

@@ -150,3 +150,15 @@ func isTerminal(f *os.File) bool {
 func startWriteback(f *os.File, off, n int64) {
 	_ = unix.SyncFileRange(int(f.Fd()), off, n, unix.SYNC_FILE_RANGE_WRITE)
 }
+
+var errLocked = errors.New("locked by another process")
+
+// lockFile takes an exclusive flock on f without waiting (errLocked when
+// another open file description holds it). It lasts until f is closed.
+func lockFile(f *os.File) error {
+	err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
+	if errors.Is(err, unix.EWOULDBLOCK) {
+		return errLocked
+	}
+	return err
+}

@@ -44,3 +44,9 @@ func pipeMaxSize() int { return 0 }
 // startWriteback is a no-op where sync_file_range does not exist; the
 // fsync at commit writes everything.
 func startWriteback(f *os.File, off, n int64) {}
+
+var errLocked = errors.New("locked by another process")
+
+// lockFile cannot lock where flock is not available: every existing
+// partial file looks held, and is refused unless --force.
+func lockFile(f *os.File) error { return errLocked }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/wal"
+	"github.com/tapestream/tapestream/internal/failpoint"
 	"github.com/tapestream/tapestream/tapeformat"
 )
 
@@ -125,15 +126,18 @@ func RunChain(ctx context.Context, c Chain, o GroupOptions) (res *Result, err er
 	if err := r.readSets(ctx); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("restore/after-stage")
 	if err := r.configure(); err != nil {
 		return nil, err
 	}
-	if err := r.recover(); err != nil {
+	if err := r.recover(ctx); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("restore/after-recover")
 	if err := r.switchIntoPlace(); err != nil {
 		return nil, err
 	}
+	failpoint.Hit("restore/after-switch")
 	r.res.Duration = time.Since(t0)
 	if len(r.res.Problems) > 0 {
 		return r.res, fmt.Errorf("salvaged with %d problems: the restore is incomplete", len(r.res.Problems))
@@ -333,11 +337,11 @@ func (r *run) laterLogs() error {
 // recover runs hard recovery in the staging directory (unless NoRecover;
 // a salvage keeps what is intact, unrecovered, when recovery fails) and
 // leaves the logs where the group expects them.
-func (r *run) recover() error {
+func (r *run) recover(ctx context.Context) error {
 	recovered := !r.o.NoRecover
 	if recovered {
-		if err := recoverStaged(r.stage, r.o, r.res); err != nil {
-			if !r.o.Salvage {
+		if err := recoverStaged(ctx, r.stage, r.o, r.res); err != nil {
+			if !r.o.Salvage || ctx.Err() != nil {
 				return fmt.Errorf("%w (target %s untouched)", err, r.target)
 			}
 			r.res.Problems = append(r.res.Problems, Problem{Set: r.res.Sets[0], Page: -1, What: "not recovered: " + err.Error()})
@@ -380,8 +384,8 @@ func (e *RollbackError) Error() string {
 
 // recoverStaged runs hard recovery in the staging directory and checks
 // the result.
-func recoverStaged(stage string, o GroupOptions, res *Result) error {
-	g, err := engine.OpenGroup(stage, engine.Options{RestoreLogDirs: []string{filepath.Join(stage, "restore-logs")}, UntilGen: o.UntilGen, UntilTime: o.UntilTime})
+func recoverStaged(ctx context.Context, stage string, o GroupOptions, res *Result) error {
+	g, err := engine.OpenGroup(stage, engine.Options{RestoreLogDirs: []string{filepath.Join(stage, "restore-logs")}, UntilGen: o.UntilGen, UntilTime: o.UntilTime, Context: ctx})
 	if err != nil {
 		return fmt.Errorf("recovery of the restored group failed: %w", err)
 	}

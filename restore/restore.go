@@ -254,6 +254,9 @@ func readSet(ctx context.Context, src SetSource, o Options, out fileSink) (*SetI
 			if keep {
 				out.recycle(tr.Recycle)
 			}
+			if err := ctx.Err(); err != nil {
+				return info, err
+			}
 			c, err := tr.NextChunk()
 			if err == io.EOF {
 				break
