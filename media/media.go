@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
+	"strings"
 	"syscall"
 
 	humanize "github.com/dustin/go-humanize"
@@ -181,7 +183,14 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("%s %s: %v", e.Op, e.Target, e.Err)
+	err := e.Err
+	// "write x.tar.partial: write x.tar.partial: no space left on device"
+	// says the path twice.
+	var pe *fs.PathError
+	if errors.As(err, &pe) && (pe.Path == e.Target || strings.HasPrefix(pe.Path, e.Target)) && errors.Unwrap(err) == pe.Err {
+		return fmt.Sprintf("%s %s: %v", e.Op, pe.Path, pe.Err)
+	}
+	return fmt.Sprintf("%s %s: %v", e.Op, e.Target, err)
 }
 
 func (e *Error) Unwrap() error { return e.Err }

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -34,6 +36,14 @@ func openGroup(dir, group string, opts engine.Options) (*engine.Group, func() er
 	}
 	release, err := engine.LockStore(dir)
 	if err != nil {
+		return nil, nil, err
+	}
+	notes, err := engine.ResolveSwitches(dir)
+	for _, n := range notes {
+		fmt.Fprintln(os.Stderr, "tapestream:", n)
+	}
+	if err != nil {
+		release()
 		return nil, nil, err
 	}
 	g, err := engine.OpenGroup(filepath.Join(dir, group), opts)
