@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tapestream/tapestream/engine/wal"
+	"github.com/tapestream/tapestream/internal/failpoint"
 )
 
 // RecoveryInfo describes what the last open replayed.
@@ -155,11 +156,7 @@ func (g *Group) recover(ro RecoverOptions) error {
 			if stopped || start.Less(ro.From) {
 				return nil
 			}
-			if info.Records%1024 == 0 && g.opts.Context != nil {
-				if err := g.opts.Context.Err(); err != nil {
-					return err
-				}
-			}
+			failpoint.Hit("engine/recover-record")
 			info.Records++
 			info.LogBytes += int64(len(rec))
 			if len(rec) == 1 && rec[0] == recAbort {
@@ -167,6 +164,11 @@ func (g *Group) recover(ro RecoverOptions) error {
 				return nil
 			}
 			if len(rec) > 0 && rec[0] == recCommit {
+				if g.opts.Context != nil {
+					if err := g.opts.Context.Err(); err != nil {
+						return err // a signal: the group is not opened
+					}
+				}
 				txid, nanos, err := decodeCommit(rec)
 				if err != nil {
 					return fmt.Errorf("log record at %v: %w", start, err)

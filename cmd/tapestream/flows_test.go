@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -222,5 +223,46 @@ func TestVolumeRunawayIsBounded(t *testing.T) {
 	vols, _ := filepath.Glob(filepath.Join(dir, "vt", "vol*.img"))
 	if len(vols) > 4 {
 		t.Fatalf("%d volumes written for one member that never fits", len(vols))
+	}
+}
+
+// Issue 15 defect 8: SIGTERM during a restore's recovery stops it (exit
+// 6), and the target is untouched.
+func TestSIGTERMDuringRecovery(t *testing.T) {
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"store", "init", "--dir", "store", "--log-size", "256KiB"},
+		{"store", "load", "--dir", "store", "--size", "1MiB"},
+		{"backup", "--store", "store", "--type", "full", "-o", "full.tar", "--progress", "never"},
+	} {
+		if code, _, errs := cli(t, dir, args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+	}
+	cmd := cliCmd(dir, "restore", "full.tar", "--to", "restored", "--group", "R")
+	cmd.Env = append(cmd.Env, "TAPESTREAM_FAILPOINT=engine/recover-record=delay")
+	var errb strings.Builder
+	cmd.Stderr = &errb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait for the recovery to start (the staged logs are there).
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		logs, _ := filepath.Glob(filepath.Join(dir, "restored", ".restore-*", "restore-logs", "*.log"))
+		if len(logs) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the restore never staged its logs")
+		}
+	}
+	time.Sleep(300 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != exitInterrupted {
+		t.Fatalf("SIGTERM during recovery: exit %d, want %d\n%s", code, exitInterrupted, errb.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "restored", "R")); err == nil {
+		t.Fatal("an interrupted restore left its group in place")
 	}
 }

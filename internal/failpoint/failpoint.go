@@ -7,8 +7,10 @@
 //
 // NAME is a step (for example backup/after-commit); @N fires at its Nth
 // hit (default 1); ACTION is kill (SIGKILL of this process: what a power
-// cut or the OOM killer leaves, the default) or error (Err returns an
-// error there). Unarmed, a step costs one map lookup in a nil map.
+// cut or the OOM killer leaves, the default), error (Err returns an error
+// there) or delay (every hit from the Nth on sleeps 50ms: a slow step, for
+// a signal to arrive in it). Unarmed, a step costs one map lookup in a nil
+// map.
 package failpoint
 
 import (
@@ -18,6 +20,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 type point struct {
@@ -67,14 +70,23 @@ func fire(name string) (string, bool) {
 		return "", false
 	}
 	p.hits++
+	if p.action == "delay" {
+		return p.action, p.hits >= p.at
+	}
 	return p.action, p.hits == p.at
 }
 
-// Hit is a step: armed with kill, the process dies here.
+// Hit is a step: armed with kill, the process dies here; with delay, it
+// is slow.
 func Hit(name string) {
-	if action, ok := fire(name); ok && action == "kill" {
+	action, ok := fire(name)
+	switch {
+	case !ok:
+	case action == "kill":
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // the signal is on its way
+	case action == "delay":
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 
