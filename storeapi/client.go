@@ -333,7 +333,9 @@ func (s *remoteSession) Abort(reason error) {
 	done := s.finished
 	s.finished = true
 	s.mu.Unlock()
-	s.stopHeartbeat()
+	// The server hears the reason first; then the held connection closes
+	// (which alone would abort the session too, as "disconnected").
+	defer s.stopHeartbeat()
 	if done {
 		return
 	}
