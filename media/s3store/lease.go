@@ -35,7 +35,8 @@ type leaseBody struct {
 // expired or released, If-Match on the ETag read), renewed and released
 // with If-Match. Of several hosts racing for a lease, exactly one write
 // succeeds. Expiry is judged on the server's clock (the object's
-// Last-Modified against the Date of the response, both to the second), so
+// Last-Modified against the Date of the response, both to the second; a
+// server that caches its Date header makes expiry late, never early), so
 // hosts' clocks need not agree.
 type Lease struct {
 	s     *Store
@@ -50,14 +51,17 @@ type Lease struct {
 	done     bool
 }
 
-// LeaseError reports a lease held by someone else.
+// LeaseError reports a lease held by someone else, with the server's
+// times: when it expires unless renewed, and the time of the answer.
 type LeaseError struct {
 	Owner   string
-	Expires time.Time // server time at which it expires
+	Expires time.Time
+	Now     time.Time
 }
 
 func (e *LeaseError) Error() string {
-	return fmt.Sprintf("held by %q until %s", e.Owner, e.Expires.UTC().Format(time.RFC3339))
+	return fmt.Sprintf("held by %q until %s (server time %s)", e.Owner,
+		e.Expires.UTC().Format(time.RFC3339), e.Now.UTC().Format(time.RFC3339))
 }
 
 // AcquireLease takes the lease object key for owner for ttl. If another
@@ -78,16 +82,15 @@ func (s *Store) AcquireLease(ctx context.Context, key, owner string, ttl time.Du
 		if !isPreconditionFailed(err) {
 			return nil, s.newErr("lease", key, err)
 		}
-		cur, etag, expired, err := s.readLease(ctx, key)
+		cur, etag, held, err := s.readLease(ctx, key)
 		if errors.Is(err, ErrNotFound) {
 			continue // released by a delete meanwhile: try again
 		}
 		if err != nil {
 			return nil, err
 		}
-		if !expired && !cur.Released {
-			return nil, s.newErr("lease", key, fmt.Errorf("%w: %w", ErrLeaseHeld,
-				&LeaseError{Owner: cur.Owner, Expires: cur.Renewed.Add(time.Duration(cur.TTL * float64(time.Second)))}))
+		if held != nil && !cur.Released {
+			return nil, s.newErr("lease", key, fmt.Errorf("%w: %w", ErrLeaseHeld, held))
 		}
 		err = l.put(ctx, body, etag, false)
 		if err == nil {
@@ -137,24 +140,23 @@ func (l *Lease) put(ctx context.Context, b leaseBody, etag string, create bool) 
 	return nil
 }
 
-// readLease reads a lease object and tells whether it has expired by the
+// readLease reads a lease object; held is nil when it has expired by the
 // server's clock.
-func (s *Store) readLease(ctx context.Context, key string) (leaseBody, string, bool, error) {
-	var b leaseBody
+func (s *Store) readLease(ctx context.Context, key string) (b leaseBody, etag string, held *LeaseError, err error) {
 	out, err := s.api.GetObject(withAttemptTimeout(ctx, s.opts.RequestTimeout), &s3.GetObjectInput{Bucket: &s.bucket, Key: &key})
 	if err != nil {
 		if isNotFound(err) {
 			err = ErrNotFound
 		}
-		return b, "", false, s.newErr("read lease", key, err)
+		return b, "", nil, s.newErr("read lease", key, err)
 	}
 	data, err := io.ReadAll(io.LimitReader(out.Body, 1<<16))
 	out.Body.Close()
 	if err != nil {
-		return b, "", false, s.newErr("read lease", key, err)
+		return b, "", nil, s.newErr("read lease", key, err)
 	}
 	if err := json.Unmarshal(data, &b); err != nil || b.Format != LeaseFormat {
-		return b, "", false, s.newErr("read lease", key, fmt.Errorf("not a lease object (%s)", LeaseFormat))
+		return b, "", nil, s.newErr("read lease", key, fmt.Errorf("not a lease object (%s)", LeaseFormat))
 	}
 	now := time.Now()
 	if raw, ok := awsmiddleware.GetRawResponse(out.ResultMetadata).(*smithyhttp.Response); ok {
@@ -163,9 +165,11 @@ func (s *Store) readLease(ctx context.Context, key string) (leaseBody, string, b
 		}
 	}
 	written := aws.ToTime(out.LastModified)
-	ttl := time.Duration(b.TTL * float64(time.Second))
-	expired := !written.IsZero() && now.After(written.Add(ttl))
-	return b, aws.ToString(out.ETag), expired, nil
+	until := written.Add(time.Duration(b.TTL * float64(time.Second)))
+	if written.IsZero() || !now.After(until) {
+		held = &LeaseError{Owner: b.Owner, Expires: until, Now: now}
+	}
+	return b, aws.ToString(out.ETag), held, nil
 }
 
 // Key is the lease object's key.

@@ -3,6 +3,7 @@ package s3store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -96,18 +97,20 @@ func newStore(t testing.TB, o Options) *Store {
 	return s
 }
 
-// testData is n deterministic pseudo-random bytes.
+// testData is n deterministic pseudo-random bytes: a ChaCha8 block of
+// 1 MiB, each copy stamped with its index (cheap under -race), so that
+// misplaced or repeated MiB are caught.
 func testData(seed uint64, n int) []byte {
-	r := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	var key [32]byte
+	binary.LittleEndian.PutUint64(key[:], seed)
+	block := make([]byte, 1<<20)
+	rand.NewChaCha8(key).Read(block)
 	b := make([]byte, n)
-	for i := 0; i+8 <= n; i += 8 {
-		v := r.Uint64()
-		for j := 0; j < 8; j++ {
-			b[i+j] = byte(v >> (8 * j))
-		}
-	}
-	for i := n &^ 7; i < n; i++ {
-		b[i] = byte(r.Uint32())
+	for off, i := 0, uint64(0); off < n; off, i = off+len(block), i+1 {
+		k := copy(b[off:], block)
+		var stamp [8]byte
+		binary.LittleEndian.PutUint64(stamp[:], i^seed<<32)
+		copy(b[off:off+min(k, 8)], stamp[:])
 	}
 	return b
 }

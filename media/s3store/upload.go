@@ -84,6 +84,7 @@ type Upload struct {
 	parts    map[int32]PartInfo // completed parts
 	prior    map[int32]PartInfo // resumed parts not yet verified
 	free     [][]byte
+	allocs   int   // buffers allocated (tests check the memory bound)
 	err      error // first failure of a part (sticky)
 	phase    uploadPhase
 	stats    UploadStats
@@ -254,6 +255,7 @@ func (u *Upload) getBuf(n int64) []byte {
 			return b[:0]
 		}
 	}
+	u.allocs++
 	return make([]byte, 0, n)
 }
 
@@ -680,10 +682,16 @@ func (u *Upload) Abort(ctx context.Context) error {
 		// remove it if it is ours.
 		first = u.removeIfOurs(ctx)
 	}
-	if err := sf.remove(); err != nil && first == nil {
-		first = u.errf("abort", err)
+	if first != nil {
+		// The server still holds the upload (it could not be reached):
+		// keep the state file, so a later run resumes or aborts it.
+		sf.close()
+		return first
 	}
-	return first
+	if err := sf.remove(); err != nil {
+		return u.errf("abort", err)
+	}
+	return nil
 }
 
 func (u *Upload) abortMultipart(ctx context.Context, id string) error {

@@ -19,9 +19,10 @@ const (
 	Pass     Fault = iota // forward to the server
 	SlowDown              // answer 503 SlowDown without forwarding
 	Reset                 // read part of the request body, then reset the connection (RST)
+	Stall                 // never answer (until the client gives up)
 )
 
-func (f Fault) String() string { return [...]string{"pass", "503 SlowDown", "reset"}[f] }
+func (f Fault) String() string { return [...]string{"pass", "503 SlowDown", "reset", "stall"}[f] }
 
 // Proxy is an HTTP proxy on loopback in front of a server that injects
 // faults into chosen requests.
@@ -30,6 +31,8 @@ type Proxy struct {
 
 	srv  *httptest.Server
 	plan func(n int, r *http.Request) Fault
+
+	stop chan struct{}
 
 	mu     sync.Mutex
 	n      int
@@ -44,7 +47,7 @@ func NewProxy(t testing.TB, target string, plan func(n int, r *http.Request) Fau
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{plan: plan, counts: map[Fault]int{}}
+	p := &Proxy{plan: plan, counts: map[Fault]int{}, stop: make(chan struct{})}
 	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
 		pr.SetURL(u)
 		pr.Out.Host = pr.In.Host // the SigV4 signature covers Host
@@ -76,12 +79,20 @@ func NewProxy(t testing.TB, target string, plan func(n int, r *http.Request) Fau
 				tc.SetLinger(0) // close sends RST
 			}
 			conn.Close()
+		case Stall:
+			select {
+			case <-r.Context().Done():
+			case <-p.stop:
+			}
 		default:
 			rp.ServeHTTP(w, r)
 		}
 	}))
 	p.URL = p.srv.URL
-	t.Cleanup(p.srv.Close)
+	t.Cleanup(func() {
+		close(p.stop)
+		p.srv.Close()
+	})
 	return p
 }
 
