@@ -26,6 +26,7 @@ var (
 	ErrAborted        = errors.New("s3store: upload aborted")
 	ErrCommitted      = errors.New("s3store: upload already committed")
 	ErrClosed         = errors.New("s3store: reader closed")
+	ErrWriteClosed    = errors.New("s3store: write after CloseWrite")
 	ErrStateExists    = errors.New("s3store: upload state file exists: resume the upload or remove the file")
 	ErrBadState       = errors.New("s3store: unreadable upload state file")
 	ErrLeaseHeld      = errors.New("s3store: lease held by another owner")

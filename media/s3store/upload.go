@@ -70,11 +70,12 @@ type Upload struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	wmu  sync.Mutex // held by Write, Commit, Abort: one at a time
-	buf  []byte
-	crc  uint32
-	part int32 // number of the part being filled
-	size int64
+	wmu    sync.Mutex // held by Write, Commit, Abort: one at a time
+	closed bool       // CloseWrite called
+	buf    []byte
+	crc    uint32
+	part   int32 // number of the part being filled
+	size   int64
 
 	tokens chan struct{} // parts in flight
 	wg     sync.WaitGroup
@@ -200,6 +201,17 @@ func (u *Upload) check(op string) error {
 	return u.errf(op, u.usable())
 }
 
+// abortedOr reports ErrAborted for a failure caused by a concurrent
+// Abort (a cancelled request), err otherwise.
+func (u *Upload) abortedOr(err error) error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.phase == phaseAborted {
+		return u.errf("write", ErrAborted)
+	}
+	return err
+}
+
 // fail records the first failure and stops the other parts.
 func (u *Upload) fail(err error) {
 	u.mu.Lock()
@@ -218,6 +230,9 @@ func (u *Upload) Write(p []byte) (int, error) {
 	if err := u.check("write"); err != nil {
 		return 0, err
 	}
+	if u.closed {
+		return 0, u.errf("write", ErrWriteClosed)
+	}
 	n := 0
 	for len(p) > 0 {
 		want := u.sched.size(u.part)
@@ -232,7 +247,7 @@ func (u *Upload) Write(p []byte) (int, error) {
 		u.size += int64(k)
 		if int64(len(u.buf)) == want {
 			if err := u.flushPart(); err != nil {
-				return n, err
+				return n, u.abortedOr(err)
 			}
 		}
 	}
@@ -432,6 +447,35 @@ func (u *Upload) uploadPart(num int32, data []byte, crc uint32) error {
 	return nil
 }
 
+// CloseWrite ends the data: the part being filled is sent (unless the
+// object is smaller than one part: that one is kept, trimmed, for the
+// single PutObject of Commit) and every part in flight is waited for; the
+// pooled buffers are released. The upload stays pending, invisible, until
+// Commit. Later Writes fail.
+func (u *Upload) CloseWrite() error {
+	u.wmu.Lock()
+	defer u.wmu.Unlock()
+	if err := u.check("close"); err != nil {
+		return err
+	}
+	if u.closed {
+		return nil
+	}
+	u.closed = true
+	if u.part == 1 && u.UploadID() == "" {
+		u.buf = append([]byte(nil), u.buf...)
+	} else if len(u.buf) > 0 {
+		if err := u.flushPart(); err != nil {
+			return u.abortedOr(err)
+		}
+	}
+	u.wg.Wait()
+	u.mu.Lock()
+	u.free = nil
+	u.mu.Unlock()
+	return u.check("close")
+}
+
 // Commit sends the last part, completes the upload with the part list and
 // their checksums (If-None-Match: * so that an existing object is never
 // replaced) and then confirms that the object's size and composite CRC32C
@@ -465,7 +509,7 @@ func (u *Upload) Commit(ctx context.Context) (ObjectInfo, error) {
 	}
 	if err != nil {
 		u.fail(err)
-		return ObjectInfo{}, u.errf("commit", err)
+		return ObjectInfo{}, u.abortedOr(u.errf("commit", err))
 	}
 	u.mu.Lock()
 	if u.phase == phaseAborted {
@@ -543,7 +587,7 @@ func (u *Upload) checkAbsent(ctx context.Context) error {
 }
 
 func (u *Upload) completeMultipart(ctx context.Context) (ObjectInfo, error) {
-	if len(u.buf) > 0 {
+	if len(u.buf) > 0 && !u.closed {
 		if err := u.flushPart(); err != nil {
 			return ObjectInfo{}, err
 		}
