@@ -64,7 +64,8 @@
 // single conditional PutObject carrying their CRC32C, and confirmed the
 // same way. Optional Object Lock retention (mode, retain-until) is set on
 // the upload. Abort aborts the multipart upload (the server frees its
-// parts) and removes the state file.
+// parts) and removes the state file (kept when the server cannot be
+// reached, so that a later run can still resume or abort the upload).
 //
 // # Resume
 //

@@ -692,8 +692,10 @@ func (u *Upload) confirm(ctx context.Context, size int64, sum string, nparts int
 }
 
 // Abort stops the upload, waits for the parts in flight, aborts the
-// multipart upload and removes the state file; after a Commit that failed
-// once the object was complete, it deletes the object. Abort after a
+// multipart upload and removes the state file (kept if the server could
+// not be reached: a later run resumes or aborts the upload); after a
+// Commit that failed once the object was complete, it deletes the object
+// if it is this upload's (same size and checksum). Abort after a
 // successful Commit does nothing.
 func (u *Upload) Abort(ctx context.Context) error {
 	u.mu.Lock()

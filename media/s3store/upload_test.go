@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/tapestream/tapestream/media/s3store/s3test"
 )
 
 // TestRoundTrip uploads objects of several sizes (empty, under one part,
@@ -344,4 +346,40 @@ func flushNow(t testing.TB, u *Upload) {
 	if err := u.check("flush"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestTLSCustomCA: an HTTPS server whose certificate a private CA signed
+// is reached with Options.CAFile, and with AWS_CA_BUNDLE from the
+// environment alone; without the CA the TLS handshake fails.
+func TestTLSCustomCA(t *testing.T) {
+	srv, ca := s3test.StartTLS(t)
+	bucket := newBucket(t, srv, false)
+	o := testOptions(srv, bucket)
+	o.CAFile = ca
+	s := newStore(t, o)
+	ctx := context.Background()
+	u, err := s.Create(ctx, "tls/obj", UploadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	data := testData(30, 7<<20)
+	writeAll(t, u, data, 1<<20)
+	if _, err := u.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mustEqual(t, "tls/obj", readObject(t, s, "tls/obj"), data)
+
+	o.CAFile = ""
+	o.MaxAttempts = 1
+	if _, err := newStore(t, o).Stat(ctx, "tls/obj"); err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("without the CA: %v", err)
+	}
+
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(cleanAWSEnv(), childEnv+"=envput", "S3STORE_TEST_URL=s3://"+bucket+"/env/obj", "AWS_CA_BUNDLE="+ca)
+	cmd.Env = append(cmd.Env, srv.Env()...)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("child with AWS_CA_BUNDLE: %v\n%s", err, out)
+	}
+	mustEqual(t, "env/obj", readObject(t, s, "env/obj"), []byte("written with the environment only\n"))
 }

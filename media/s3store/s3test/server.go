@@ -12,8 +12,11 @@ package s3test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,6 +92,8 @@ type Server struct {
 
 	bin    string
 	verDir string
+	tls    []string // --cert/--key arguments
+	caFile string
 	mu     sync.Mutex
 	cmd    *exec.Cmd
 	log    *syncBuffer
@@ -124,10 +129,31 @@ func Start(t testing.TB) *Server {
 	return s
 }
 
+// StartTLS starts a server speaking HTTPS with a certificate for
+// 127.0.0.1 signed by a fresh CA; it returns the CA's PEM file.
+func StartTLS(t testing.TB) (*Server, string) {
+	t.Helper()
+	bin := Require(t)
+	dir := t.TempDir()
+	ca, cert, key, err := writeTestPKI(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := startBinary(bin, dir, []string{"--cert", cert, "--key", key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.caFile = ca
+	t.Cleanup(s.Stop)
+	return s, ca
+}
+
 // StartBinary starts versitygw from bin with its data under dir (for
 // TestMain, where there is no testing.TB).
-func StartBinary(bin, dir string) (*Server, error) {
-	s := &Server{bin: bin, Dir: filepath.Join(dir, "data"), verDir: filepath.Join(dir, "versions")}
+func StartBinary(bin, dir string) (*Server, error) { return startBinary(bin, dir, nil) }
+
+func startBinary(bin, dir string, tlsArgs []string) (*Server, error) {
+	s := &Server{bin: bin, Dir: filepath.Join(dir, "data"), verDir: filepath.Join(dir, "versions"), tls: tlsArgs}
 	for _, d := range []string{s.Dir, s.verDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, err
@@ -140,6 +166,9 @@ func StartBinary(bin, dir string) (*Server, error) {
 	s.Addr = l.Addr().String()
 	l.Close()
 	s.Endpoint = "http://" + s.Addr
+	if tlsArgs != nil {
+		s.Endpoint = "https://" + s.Addr
+	}
 	if err := s.start(); err != nil {
 		return nil, err
 	}
@@ -151,7 +180,8 @@ func (s *Server) start() error {
 	defer s.mu.Unlock()
 	// --versioning-dir enables versioning and with it Object Lock
 	// buckets; --quiet drops the per-request log.
-	cmd := exec.Command(s.bin, "--port", s.Addr, "--quiet", "posix", "--versioning-dir", s.verDir, s.Dir)
+	args := append([]string{"--port", s.Addr, "--quiet"}, s.tls...)
+	cmd := exec.Command(s.bin, append(args, "posix", "--versioning-dir", s.verDir, s.Dir)...)
 	cmd.Env = append(os.Environ(), "ROOT_ACCESS_KEY="+AccessKey, "ROOT_SECRET_KEY="+SecretKey, "VGW_REGION="+Region)
 	s.log = &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = s.log, s.log
@@ -204,12 +234,20 @@ func (s *Server) Stop() { s.Kill() }
 
 // Client is a plain SDK client for the server (test setup and checks).
 func (s *Server) Client() *s3.Client {
-	return s3.New(s3.Options{
+	o := s3.Options{
 		BaseEndpoint: aws.String(s.Endpoint),
 		Region:       Region,
 		UsePathStyle: true,
 		Credentials:  credentials.NewStaticCredentialsProvider(AccessKey, SecretKey, ""),
-	})
+	}
+	if s.caFile != "" {
+		pool := x509.NewCertPool()
+		if pem, err := os.ReadFile(s.caFile); err == nil {
+			pool.AppendCertsFromPEM(pem)
+		}
+		o.HTTPClient = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	}
+	return s3.New(o)
 }
 
 // CreateBucket creates a bucket (with Object Lock enabled if lock).
