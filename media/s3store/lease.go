@@ -203,7 +203,7 @@ func (l *Lease) Renew(ctx context.Context) error {
 // released marker). ErrLeaseLost if it had been taken over meanwhile.
 func (l *Lease) Release(ctx context.Context) error {
 	l.mu.Lock()
-	etag, done := l.etag, l.done
+	etag, done, acquired := l.etag, l.done, l.acquired
 	l.done = true
 	l.mu.Unlock()
 	if done {
@@ -213,7 +213,7 @@ func (l *Lease) Release(ctx context.Context) error {
 	if isUnsupported(err) {
 		l.s.logf("s3store: server does not support If-Match on DeleteObject (%v); releasing s3://%s/%s with a marker", err, l.s.bucket, l.key)
 		now := time.Now().UTC()
-		err = l.put(ctx, leaseBody{Format: LeaseFormat, Owner: l.owner, TTL: l.ttl.Seconds(), Acquired: l.acquired, Renewed: now, Released: true}, etag, false)
+		err = l.put(ctx, leaseBody{Format: LeaseFormat, Owner: l.owner, TTL: l.ttl.Seconds(), Acquired: acquired, Renewed: now, Released: true}, etag, false)
 	}
 	if isPreconditionFailed(err) || isNotFound(err) {
 		err = ErrLeaseLost
