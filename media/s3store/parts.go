@@ -8,17 +8,20 @@ import (
 	"strconv"
 )
 
-// schedule is the part size as a function of the part number: first for
-// parts 1..every, doubling every `every` parts, capped at max. A stream of
+// PartSchedule is the part size as a function of the part number: First
+// for parts 1..Every, doubling every Every parts, capped at Max. A stream of
 // unknown length thus starts with small parts (little memory, early
 // parallelism) and still fits TargetObjectSize in MaxParts parts.
-type schedule struct {
+type PartSchedule struct {
 	First int64 `json:"first"`
 	Max   int64 `json:"max"`
 	Every int   `json:"every"`
 }
 
-func (s schedule) size(part int32) int64 {
+// Size is the size of part number part (1-based).
+func (s PartSchedule) Size(part int32) int64 { return s.size(part) }
+
+func (s PartSchedule) size(part int32) int64 {
 	d := (int(part) - 1) / s.Every
 	if d >= 40 {
 		return s.Max
@@ -27,7 +30,7 @@ func (s schedule) size(part int32) int64 {
 }
 
 // total is the size reached by n parts.
-func (s schedule) total(n int) int64 {
+func (s PartSchedule) total(n int) int64 {
 	var t int64
 	for p := 1; p <= n; p += s.Every {
 		k := min(s.Every, n-p+1)
@@ -44,7 +47,7 @@ func growEvery(o Options) (int, error) {
 		return o.PartGrowEvery, nil
 	}
 	for e := MaxParts; e >= 1; e-- {
-		if (schedule{First: o.PartSize, Max: o.MaxPartSize, Every: e}).total(MaxParts) >= TargetObjectSize {
+		if (PartSchedule{First: o.PartSize, Max: o.MaxPartSize, Every: e}).total(MaxParts) >= TargetObjectSize {
 			return e, nil
 		}
 	}

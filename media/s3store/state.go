@@ -19,12 +19,12 @@ const StateFormat = "tapestream-s3-upload/1"
 // UploadState is what an upload state file records: enough to continue a
 // multipart upload after the process died.
 type UploadState struct {
-	Format   string    `json:"format"`
-	Bucket   string    `json:"bucket"`
-	Key      string    `json:"key"`
-	UploadID string    `json:"upload_id"`
-	Schedule schedule  `json:"schedule"`
-	Created  time.Time `json:"created"`
+	Format   string       `json:"format"`
+	Bucket   string       `json:"bucket"`
+	Key      string       `json:"key"`
+	UploadID string       `json:"upload_id"`
+	Schedule PartSchedule `json:"schedule"`
+	Created  time.Time    `json:"created"`
 	// Parts are the parts known complete, by number.
 	Parts []PartInfo `json:"-"`
 }

@@ -65,7 +65,7 @@ type Upload struct {
 	s     *Store
 	key   string
 	o     UploadOptions
-	sched schedule
+	sched PartSchedule
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -114,7 +114,7 @@ func (s *Store) Create(ctx context.Context, key string, o UploadOptions) (*Uploa
 	} else if !errors.Is(err, ErrNotFound) {
 		return nil, err
 	}
-	return s.newUpload(key, o, schedule{First: s.opts.PartSize, Max: s.opts.MaxPartSize, Every: s.grow}), nil
+	return s.newUpload(key, o, PartSchedule{First: s.opts.PartSize, Max: s.opts.MaxPartSize, Every: s.grow}), nil
 }
 
 func (o UploadOptions) validate() error {
@@ -133,7 +133,7 @@ func (o UploadOptions) validate() error {
 	return nil
 }
 
-func (s *Store) newUpload(key string, o UploadOptions, sched schedule) *Upload {
+func (s *Store) newUpload(key string, o UploadOptions, sched PartSchedule) *Upload {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Upload{
 		s: s, key: key, o: o, sched: sched,

@@ -129,7 +129,7 @@ func TestNeverOverwrite(t *testing.T) {
 	if err := putRaw(s, key, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	u := s.newUpload(key, UploadOptions{}, schedule{First: MinPartSize, Max: MinPartSize, Every: 1})
+	u := s.newUpload(key, UploadOptions{}, PartSchedule{First: MinPartSize, Max: MinPartSize, Every: 1})
 	writeAll(t, u, testData(3, MinPartSize+10), 1<<20)
 	flushNow(t, u)
 	id := u.UploadID()
@@ -300,11 +300,11 @@ func TestScheduleReaches5TiB(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sc := schedule{First: o.PartSize, Max: o.MaxPartSize, Every: g}
+	sc := PartSchedule{First: o.PartSize, Max: o.MaxPartSize, Every: g}
 	if got := sc.total(MaxParts); got < TargetObjectSize {
 		t.Fatalf("10,000 parts reach %d bytes", got)
 	}
-	if (schedule{First: o.PartSize, Max: o.MaxPartSize, Every: g + 1}).total(MaxParts) >= TargetObjectSize {
+	if (PartSchedule{First: o.PartSize, Max: o.MaxPartSize, Every: g + 1}).total(MaxParts) >= TargetObjectSize {
 		t.Fatalf("grow period %d is not the largest", g)
 	}
 	if g != 812 || sc.size(1) != 8<<20 || sc.size(812) != 8<<20 || sc.size(813) != 16<<20 || sc.size(10000) != 1<<30 {
