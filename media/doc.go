@@ -23,6 +23,7 @@
 //	/dev/nstN      Linux st tape drive (non-rewinding device)
 //	tape:PATH?…    emulated tape: PATH is a directory of volume images
 //	/dev/null, FIFO, other non-tape devices: a plain stream
+//	s3://B/KEY?…   objects in an S3-compatible store (s3.go, media/s3store)
 //	NAME           file; NAME.001, NAME.002, … when Options.VolumeSize > 0
 //
 // # Files

@@ -20,10 +20,11 @@ const (
 	KindTape                 // /dev/nstN: a Linux st drive
 	KindEmulated             // tape:PATH?...: an emulated tape
 	KindDevice               // another device or FIFO: a plain byte stream
+	KindS3                   // s3://BUCKET/KEY: objects in an S3-compatible store
 )
 
 func (k Kind) String() string {
-	return [...]string{"file", "stdio", "tape", "emulated tape", "device"}[k]
+	return [...]string{"file", "stdio", "tape", "emulated tape", "device", "s3"}[k]
 }
 
 var tapeName = regexp.MustCompile(`^n?st[0-9]+[lma]?$`)
@@ -32,6 +33,7 @@ var tapeName = regexp.MustCompile(`^n?st[0-9]+[lma]?$`)
 //
 //	"-"              KindStdio
 //	"tape:PATH?..."  KindEmulated
+//	"s3://B/KEY"     KindS3
 //	"/dev/X"         KindTape if X is a tape drive (nstN, stN, or a
 //	                 character device answering MTIOCGET); KindDevice for
 //	                 other devices and FIFOs (/dev/null); KindFile for
@@ -44,6 +46,8 @@ func Classify(name string) Kind {
 		return KindStdio
 	case strings.HasPrefix(name, EmulatedPrefix):
 		return KindEmulated
+	case strings.HasPrefix(name, S3Prefix):
+		return KindS3
 	case !strings.HasPrefix(name, "/dev/"):
 		return KindFile
 	}
@@ -73,6 +77,8 @@ func Classify(name string) Kind {
 //	"/dev/nstN"      a Linux st tape drive (non-rewinding device)
 //	"tape:PATH?..."  an emulated tape (see EmulatedTape)
 //	other /dev/...   a non-tape device or FIFO written as a stream
+//	"s3://B/KEY?..." an object KEY in bucket B (KEY.001, ... with a
+//	                 volume size); see OpenS3
 //	NAME             a file; split into NAME.001, NAME.002, ... when
 //	                 Options.VolumeSize > 0
 //
@@ -82,6 +88,9 @@ func Open(target string, opts Options) (Sink, error) {
 		return nil, newErr("open", target, err)
 	}
 	kind := Classify(target)
+	if kind == KindS3 {
+		return OpenS3(target, opts, S3Options{})
+	}
 	if kind != KindTape && kind != KindEmulated && (opts.Append || opts.Overwrite) && kind != KindFile {
 		return nil, newErr("open", target, fmt.Errorf("%w: --append and --overwrite apply to tapes only", ErrInvalidOptions))
 	}
@@ -130,6 +139,7 @@ var splitSuffix = regexp.MustCompile(`\.([0-9]{3,})$`)
 //	"/dev/nstN"      a tape drive; Options.FileNumber selects the set
 //	"tape:PATH?..."  an emulated tape; FileNumber selects the set, the
 //	                 volume= option the starting volume (default 1)
+//	"s3://B/KEY?..." objects, see OpenS3Reader
 //	NAME.001         split volumes, read from that volume on
 //	NAME             a single file; or, if NAME does not exist but
 //	                 NAME.001 does, split volumes
@@ -141,6 +151,8 @@ func OpenReader(source string, opts Options) (Reader, error) {
 		return nil, newErr("open", source, err)
 	}
 	switch Classify(source) {
+	case KindS3:
+		return OpenS3Reader(source, opts, S3Options{})
 	case KindStdio:
 		if opts.Stdin != nil {
 			if f, ok := opts.Stdin.(*os.File); ok {
