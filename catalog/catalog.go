@@ -84,7 +84,7 @@ type TapeVolume struct {
 
 // Location says where a set is.
 type Location struct {
-	Kind string `json:"kind"` // "file" or "tape"
+	Kind string `json:"kind"` // "file", "tape" or "s3"
 	// Target is what restore opens: the set file (NAME; split volumes
 	// NAME.001... are found from it), or the tape device / tape:PATH.
 	Target string `json:"target"`
@@ -111,16 +111,19 @@ type Set struct {
 	// incremental, the full for a differential; empty for full and copy.
 	ParentID string `json:"parent_id,omitempty"`
 	// FullID is the full set the chain starts with (the set itself for a full).
-	FullID     string    `json:"full_id,omitempty"`
-	Location   Location  `json:"location"`
-	Codec      string    `json:"codec,omitempty"`
-	RecordSize int       `json:"record_size,omitempty"`
-	BytesIn    int64     `json:"bytes_in"`
-	BytesOut   int64     `json:"bytes_out"`
-	Files      []File    `json:"files,omitempty"`
-	Error      string    `json:"error,omitempty"`
-	ExpiredAt  time.Time `json:"expired_at,omitzero"`
-	Promoted   string    `json:"promoted,omitempty"` // why the level was promoted to full
+	FullID   string   `json:"full_id,omitempty"`
+	Location Location `json:"location"`
+	// Copies are further places holding the same set (tapestream copy:
+	// the same bytes, verified as they were copied).
+	Copies     []Location `json:"copies,omitempty"`
+	Codec      string     `json:"codec,omitempty"`
+	RecordSize int        `json:"record_size,omitempty"`
+	BytesIn    int64      `json:"bytes_in"`
+	BytesOut   int64      `json:"bytes_out"`
+	Files      []File     `json:"files,omitempty"`
+	Error      string     `json:"error,omitempty"`
+	ExpiredAt  time.Time  `json:"expired_at,omitzero"`
+	Promoted   string     `json:"promoted,omitempty"` // why the level was promoted to full
 }
 
 // Volume is a labelled tape volume.
@@ -461,4 +464,29 @@ func (c *Catalog) Jobs() ([]JobState, error) {
 		})
 	})
 	return out, err
+}
+
+// AddCopy records that loc holds a copy of the set s describes (as a scan
+// read it): a set already cataloged gets the copy added to its copies (or
+// made its location if it had none that is present); a set the catalog does
+// not know is added with loc as its location.
+func (c *Catalog) AddCopy(s *Set, loc Location) error {
+	old, err := c.GetSet(s.ID)
+	if errors.Is(err, ErrNotFound) {
+		s.Location = loc
+		return c.PutSet(s)
+	}
+	if err != nil {
+		return err
+	}
+	for _, l := range append([]Location{old.Location}, old.Copies...) {
+		if l.Target == loc.Target && l.Kind == loc.Kind && l.Kind != "tape" {
+			return nil // already there
+		}
+	}
+	old.Copies = append(old.Copies, loc)
+	if old.Status == StatusMissing {
+		old.Status, old.Error = StatusComplete, ""
+	}
+	return c.PutSet(old)
 }

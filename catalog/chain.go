@@ -10,22 +10,33 @@ import (
 	"github.com/tapestream/tapestream/ese"
 )
 
-// Present reports whether a set's data is still where the catalog says:
-// every file of a file set exists (tape sets are trusted: reading a tape to
-// check it is a verify, not a lookup).
+// Present reports whether a set's data is still where the catalog says,
+// at its location or one of its copies (see Available).
 func Present(s *Set) bool {
-	if s.Location.Kind != "file" {
-		return true
-	}
-	if len(s.Location.Paths) == 0 {
-		return false
-	}
-	for _, p := range s.Location.Paths {
-		if _, err := os.Stat(p); err != nil {
-			return false
+	_, ok := Available(s)
+	return ok
+}
+
+// Available returns the first place that holds the set: its location, else
+// a copy. A file set is there when every file exists; tape and S3 sets are
+// trusted (reading a tape or an object to check it is a verify, not a
+// lookup).
+func Available(s *Set) (Location, bool) {
+	for _, l := range append([]Location{s.Location}, s.Copies...) {
+		if l.Kind != "file" {
+			return l, true
+		}
+		ok := len(l.Paths) > 0
+		for _, p := range l.Paths {
+			if _, err := os.Stat(p); err != nil {
+				ok = false
+			}
+		}
+		if ok {
+			return l, true
 		}
 	}
-	return true
+	return Location{}, false
 }
 
 // Usable reports whether a set can take part in a restore: complete and

@@ -361,6 +361,9 @@ func openFileReader(name string, split bool, firstVol int) (*fileReader, error) 
 		path = splitName(name, firstVol)
 	}
 	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, &Error{Op: "open", Target: path, Err: fmt.Errorf("%w: %w", ErrNoSet, fs.ErrNotExist)}
+	}
 	if err != nil {
 		return nil, newErr("open", path, err)
 	}

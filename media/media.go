@@ -151,7 +151,9 @@ func (o Options) validate() error {
 // wraps one) naming the operation and the file or device; test for the
 // condition with errors.Is.
 var (
-	ErrInvalidOptions  = errors.New("invalid options")
+	ErrInvalidOptions = errors.New("invalid options")
+	// ErrNoSet: the set to read is not there (no such file or object).
+	ErrNoSet           = errors.New("no such set (no file or object of that name)")
 	ErrExists          = errors.New("target already exists (use --force to replace it)")
 	ErrPartialExists   = errors.New("partial output exists: another tapestream is writing it or a previous run crashed (remove it or use --force)")
 	ErrNoMoreVolumes   = errors.New("target has no further volume")

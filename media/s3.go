@@ -405,6 +405,9 @@ func OpenS3Reader(source string, opts Options, so S3Options) (Reader, error) {
 	k := rd.key()
 	r, err := st.Open(ctx, k)
 	if err != nil {
+		if errors.Is(err, s3store.ErrNotFound) {
+			err = fmt.Errorf("%w: %w", ErrNoSet, err)
+		}
 		return nil, newErr("open", s3Name(st.Bucket(), k), err)
 	}
 	rd.r = r

@@ -213,6 +213,24 @@ func readSet(ctx context.Context, src SetSource, o Options, out fileSink) (*SetI
 	}
 	defer rd.Close()
 	defer tr.Close()
+	return readFrom(ctx, src, tr, o, out)
+}
+
+// VerifyStream reads one set from r (a tapeformat.VolumeReader when the set
+// spans volumes) and verifies all of it, as Verify does a set it opens:
+// copy reads a set through it while the bytes go to another medium.
+func VerifyStream(ctx context.Context, name string, r io.Reader, o Options) (*SetInfo, error) {
+	o.Salvage = true
+	tr, err := tapeformat.NewReader(r, tapeformat.ReaderOptions{RecordSize: o.Sink.RecordSize})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	defer tr.Close()
+	return readFrom(ctx, SetSource{Path: name}, tr, o, nil)
+}
+
+// readFrom reads a set from an open reader (see readSet).
+func readFrom(ctx context.Context, src SetSource, tr *tapeformat.Reader, o Options, out fileSink) (*SetInfo, error) {
 	info := &SetInfo{Source: src, Label: tr.Label()}
 	setName := src.Path
 	if out != nil {

@@ -199,6 +199,15 @@ func runCatalogShow(_ context.Context, o catalogOpts, id string) error {
 	for _, tv := range s.Location.Tape {
 		fmt.Fprintf(o.Out, "    volume %d: label %q, %s, file %d\n", tv.Number, tv.Label, tv.Name, tv.FileNumber)
 	}
+	for _, c := range s.Copies {
+		fmt.Fprintf(o.Out, "  copy: %s %s\n", c.Kind, c.Target)
+		for _, p := range c.Paths {
+			fmt.Fprintf(o.Out, "    %s\n", p)
+		}
+		for _, tv := range c.Tape {
+			fmt.Fprintf(o.Out, "    volume %d: label %q, %s, file %d\n", tv.Number, tv.Label, tv.Name, tv.FileNumber)
+		}
+	}
 	for _, f := range s.Files {
 		alg, sum := f.Digest()
 		fmt.Fprintf(o.Out, "  %-9s %-24s %10s  %s %s\n", f.Kind, f.Name, humanize.IBytes(uint64(f.Size)), alg, sum)
@@ -334,10 +343,11 @@ func restoreFromCatalog(o restoreOpts) ([]restore.SetSource, error) {
 	}
 	var srcs []restore.SetSource
 	for _, s := range chain {
-		src := restore.SetSource{Path: s.Location.Target}
-		if s.Location.Kind == "tape" && len(s.Location.Tape) > 0 {
-			tv := s.Location.Tape[0]
-			src.Path, src.FileNumber = media.WithVolume(s.Location.Target, tv.Loaded), int(tv.FileNumber)
+		loc, _ := catalog.Available(s) // RestoreChain took only sets that are
+		src := restore.SetSource{Path: loc.Target}
+		if loc.Kind == "tape" && len(loc.Tape) > 0 {
+			tv := loc.Tape[0]
+			src.Path, src.FileNumber = media.WithVolume(loc.Target, tv.Loaded), int(tv.FileNumber)
 			if o.Err != nil && tv.Label != "" {
 				fmt.Fprintf(o.Err, "set %s is on volume %s, file %d\n", short12(s.ID), tv.Label, tv.FileNumber)
 			}
