@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/tapestream/tapestream/catalog"
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/scheduler"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/workload"
@@ -286,6 +288,33 @@ func TestSchedScriptedWeek(t *testing.T) {
 			t.Errorf("night %d set %s: status %s, want %s", i, ids[i], status[ids[i]], wantStatus)
 		}
 	}
+	// catalog list shows each set's log range, so the chain can be read
+	// off it: every incremental starts at or before the end of its parent.
+	var lj bytes.Buffer
+	if err := runCatalogList(context.Background(), catalogOpts{Config: e.cfgPath, JSON: true, Out: &lj}); err != nil {
+		t.Fatal(err)
+	}
+	var listed []*catalog.Set
+	if err := json.Unmarshal(lj.Bytes(), &listed); err != nil || len(listed) != len(all) {
+		t.Fatalf("catalog list --json: %v (%d sets, %d in the catalog)", err, len(listed), len(all))
+	}
+	byID := catalog.NewIndex(listed)
+	for _, ls := range listed {
+		if ls.Status == catalog.StatusFailed {
+			continue
+		}
+		if ls.LowGen == 0 || ls.HighGen < ls.LowGen {
+			t.Errorf("catalog list: set %s (%s) has log range %d-%d", ls.ID, ls.Type, ls.LowGen, ls.HighGen)
+		}
+		if p := byID[ls.ParentID]; ls.Type == ese.Incremental && p != nil && ls.LowGen > p.HighGen+1 {
+			t.Errorf("catalog list: incremental %s starts at %d, its parent %s ends at %d", ls.ID, ls.LowGen, p.ID, p.HighGen)
+		}
+	}
+	var lt bytes.Buffer
+	if err := runCatalogList(context.Background(), catalogOpts{Config: e.cfgPath, Out: &lt}); err != nil || !strings.Contains(lt.String(), fmt.Sprintf("%d-%d", listed[1].LowGen, listed[1].HighGen)) {
+		t.Errorf("catalog list does not show night 1's logs %d-%d: %v\n%s", listed[1].LowGen, listed[1].HighGen, err, lt.String())
+	}
+
 	// The catalog matches the files: the complete sets' files are exactly
 	// the files in the destination.
 	var wantFiles, haveFiles []string
