@@ -110,3 +110,18 @@ func TestFormatWeek(t *testing.T) {
 		}
 	}
 }
+
+// backup --json prints one result, or an array of them in later versions.
+func TestDecodeBackupJSON(t *testing.T) {
+	for _, in := range []string{`{"bytes_in": 7, "log_first_generation": 3}`, ` [{"bytes_in": 7, "log_first_generation": 3}]`} {
+		var s sample
+		backupJSON([]byte(in), &s)
+		var n night
+		if err := decodeBackupJSON([]byte(in), &n); err != nil || n.LowGen != 3 || s.In != 7 {
+			t.Errorf("%s: %+v %+v %v", in, n, s, err)
+		}
+	}
+	if err := decodeBackupJSON([]byte(`[{}, {}]`), &night{}); err == nil {
+		t.Error("two results decoded as one")
+	}
+}

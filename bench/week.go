@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -101,7 +102,7 @@ func backupWeek(ctx context.Context, c *config, st *storeInfo, bin string) ([]ni
 			return week, fmt.Errorf("night %d (%s): %w", i, typ, err)
 		}
 		n := night{Type: typ}
-		if err := json.Unmarshal(out, &n); err != nil {
+		if err := decodeBackupJSON(out, &n); err != nil {
 			return week, fmt.Errorf("night %d: --json: %w", i, err)
 		}
 		if fi, err := os.Stat(set); err == nil {
@@ -120,6 +121,23 @@ func backupWeek(ctx context.Context, c *config, st *storeInfo, bin string) ([]ni
 		week = append(week, n)
 	}
 	return week, nil
+}
+
+// decodeBackupJSON decodes what `backup --json` prints for one group: an
+// object, or (as later versions print it) an array holding it.
+func decodeBackupJSON(out []byte, v any) error {
+	b := bytes.TrimSpace(out)
+	if len(b) > 0 && b[0] == '[' {
+		var all []json.RawMessage
+		if err := json.Unmarshal(b, &all); err != nil {
+			return err
+		}
+		if len(all) != 1 {
+			return fmt.Errorf("backup --json printed %d results, want 1", len(all))
+		}
+		b = all[0]
+	}
+	return json.Unmarshal(b, v)
 }
 
 // loadMail writes size bytes of mail into the store in process (the same

@@ -155,7 +155,7 @@ func TestBackupTypeMatrix(t *testing.T) {
 			t.Fatalf("%s: %s", st.name, errs)
 		}
 		var r backup.Result
-		if err := json.Unmarshal([]byte(out), &r); err != nil {
+		if err := decodeOneResult(out, &r); err != nil {
 			t.Fatalf("%s: --json: %v\n%s", st.name, err, out)
 		}
 		sets[st.name] = &r
@@ -258,6 +258,24 @@ func checkMatrixHeaders(t *testing.T, st matrixStep, r *backup.Result, sets map[
 				st.name, r.LowGen, r.HighGen, db, h.PreviousFull, h.PreviousIncremental, h.PreviousDifferential, h.CurrentFull, h.LogFloor, setName(full), setName(incr), setName(diff), floor)
 		}
 	}
+}
+
+// decodeOneResult decodes what `backup --json` prints for one group: the
+// result, or an array holding it.
+func decodeOneResult(out string, r *backup.Result) error {
+	b := bytes.TrimSpace([]byte(out))
+	if len(b) > 0 && b[0] == '[' {
+		var all []backup.Result
+		if err := json.Unmarshal(b, &all); err != nil {
+			return err
+		}
+		if len(all) != 1 {
+			return fmt.Errorf("%d results, want 1", len(all))
+		}
+		*r = all[0]
+		return nil
+	}
+	return json.Unmarshal(b, r)
 }
 
 func setName(r *backup.Result) string {
