@@ -219,6 +219,16 @@ func write(ctx context.Context, sess source.Session, dst media.Sink, target stri
 			"circular_logging": fmt.Sprint(gi.CircularLogging), "group_database_ids": databaseIDs(gi),
 		},
 	}
+	if !sess.Type().CopiesDatabases() {
+		// A log-only set lists its logs before it writes anything, so its
+		// label carries its range: a restore checks a chain's links from
+		// the labels, before it writes anything either.
+		if _, err := sess.LogFiles(ctx); err != nil {
+			return nil, err
+		}
+		label.Extra[tapeformat.ExtraLogFirst] = fmt.Sprint(sess.LowGen())
+		label.Extra[tapeformat.ExtraLogLast] = fmt.Sprint(sess.HighGen())
+	}
 	if err := tw.Begin(label); err != nil {
 		return nil, err
 	}

@@ -29,6 +29,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
+
 	"github.com/tapestream/tapestream/media"
 )
 
@@ -47,6 +49,8 @@ type config struct {
 	NoWrite    bool
 	Ceiling    bool   // --ceiling: only the in-memory codec ceiling
 	CompareBin string // --compare-bin: a previous binary, for before/after rows
+	WeekMail   int64  // mail a night in the week of nightly backups (0: skip)
+	Week       bool   // --week: only the week of nightly backups
 }
 
 func main() {
@@ -65,11 +69,18 @@ func main() {
 	flag.IntVar(&c.Workers, "workers", runtime.NumCPU(), "\"all workers\" (default: number of CPUs)")
 	flag.BoolVar(&c.NoWrite, "no-write", false, "print the table only; write no results files")
 	flag.BoolVar(&c.Ceiling, "ceiling", false, "only measure the in-memory codec ceiling (1 and --workers workers)")
-	flag.StringVar(&c.CompareBin, "compare-bin", "", "another tapestream binary (e.g. before a change): adds \"before:\" twins of the key backup rows, interleaved")
+	flag.StringVar(&c.CompareBin, "compare-bin", "", "another tapestream binary (e.g. before a change): adds \"before:\" twins of the key backup rows, interleaved, and backs up the week with it too")
+	weekMail := flag.String("week-mail", "16MiB", "mail written each night of the week of nightly backups (full, six incrementals; 0 skips it)")
+	flag.BoolVar(&c.Week, "week", false, "only the week of nightly backups (with --compare-bin: before and after)")
 	flag.Parse()
 	var err error
 	if c.Size, err = media.ParseSize(c.SizeText); err != nil {
 		fatal(err)
+	}
+	if *weekMail != "0" {
+		if c.WeekMail, err = media.ParseSize(*weekMail); err != nil {
+			fatal(err)
+		}
 	}
 	for _, s := range strings.Split(scaling, ",") {
 		if s = strings.TrimSpace(s); s == "" {
@@ -117,6 +128,17 @@ func run(ctx context.Context, c *config) error {
 		}
 	}
 	machine := describeMachine(c)
+	if c.Week {
+		if c.WeekMail == 0 {
+			return fmt.Errorf("--week needs --week-mail above 0")
+		}
+		runs, err := weekPhase(ctx, c)
+		if err != nil {
+			return err
+		}
+		fmt.Printf("### A week of nightly backups (%s of mail a night)\n\n%s", humanize.IBytes(uint64(c.WeekMail)), formatWeek(runs))
+		return nil
+	}
 	store, err := ensureStore(c, c.Size)
 	if err != nil {
 		return err
@@ -163,6 +185,11 @@ func run(ctx context.Context, c *config) error {
 		logf("scaling rows: %d rows x %d runs", len(sc), c.Runs)
 		runInterleaved(sc, c.Runs)
 		rep.Scaling = sc
+	}
+	if c.WeekMail > 0 && keep(c.Only, "week") {
+		if rep.Week, err = weekPhase(ctx, c); err != nil {
+			return err
+		}
 	}
 	rep.Finished, rep.LoadEnd = time.Now(), loadAvg()
 	text := rep.markdown()

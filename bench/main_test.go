@@ -81,3 +81,47 @@ func TestFilterRows(t *testing.T) {
 		t.Errorf("filterRows = %q", names)
 	}
 }
+
+func TestFormatWeek(t *testing.T) {
+	nights := func(step uint32, grow bool) []night {
+		var out []night
+		lo := uint32(5)
+		for i := range 7 {
+			n := night{Type: "incremental", LowGen: lo, HighGen: 5 + uint32(i+1)*step, SetBytes: 1 << 20}
+			if grow {
+				n.SetBytes = int64(i+1) << 20
+			} else {
+				lo = n.HighGen + 1
+			}
+			out = append(out, n)
+		}
+		out[0].Type = "full"
+		return out
+	}
+	got := formatWeek([]*weekRun{{Label: "before", Nights: nights(4, true)}, {Label: "after", Nights: nights(4, false)}})
+	for _, want := range []string{
+		"| night | type | before: logs in the set | before: set MiB | before: closed logs left on disk | after: logs in the set |",
+		"| 2 | incremental | 13 (5-17) | 3.0 | 0 (0.0 MiB) | 4 (14-17) | 1.0 | 0 (0.0 MiB) |",
+		"- before: incrementals of 2.0, 3.0, 4.0, 5.0, 6.0, 7.0 MiB on nights 1-6",
+		"- after: incrementals of 1.0, 1.0, 1.0, 1.0, 1.0, 1.0 MiB on nights 1-6",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("week table lacks %q:\n%s", want, got)
+		}
+	}
+}
+
+// backup --json prints one result, or an array of them in later versions.
+func TestDecodeBackupJSON(t *testing.T) {
+	for _, in := range []string{`{"bytes_in": 7, "log_first_generation": 3}`, ` [{"bytes_in": 7, "log_first_generation": 3}]`} {
+		var s sample
+		backupJSON([]byte(in), &s)
+		var n night
+		if err := decodeBackupJSON([]byte(in), &n); err != nil || n.LowGen != 3 || s.In != 7 {
+			t.Errorf("%s: %+v %+v %v", in, n, s, err)
+		}
+	}
+	if err := decodeBackupJSON([]byte(`[{}, {}]`), &night{}); err == nil {
+		t.Error("two results decoded as one")
+	}
+}

@@ -24,6 +24,7 @@ type report struct {
 	Main               []*row
 	Scaling            []*row
 	Online             *onlineResult
+	Week               []*weekRun
 	Notes              []string
 }
 
@@ -261,6 +262,10 @@ func (rep *report) markdown() string {
 	}
 	if s := formatOnline(rep.Online); s != "" {
 		fmt.Fprintf(&b, "\n### Online impact (mail workload in process; %s window alone; backup zstd:fastest w%d to a file)\n\n", rep.Online.Window, rep.Online.Workers)
+		b.WriteString(s)
+	}
+	if s := formatWeek(rep.Week); s != "" {
+		fmt.Fprintf(&b, "\n### A week of nightly backups (full, then six incrementals; %s of mail a night; zstd:fastest to a file)\n\n", humanize.IBytes(uint64(c.WeekMail)))
 		b.WriteString(s)
 	}
 	b.WriteString("\n### Targets\n\n")

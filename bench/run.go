@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -200,7 +199,7 @@ func backupJSON(out []byte, s *sample) {
 		BytesIn  int64 `json:"bytes_in"`
 		BytesOut int64 `json:"bytes_out"`
 	}
-	if json.Unmarshal(out, &r) == nil {
+	if decodeBackupJSON(out, &r) == nil {
 		s.In = r.BytesIn
 		if s.Out == 0 {
 			s.Out = r.BytesOut

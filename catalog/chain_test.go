@@ -28,9 +28,12 @@ func TestChainsAndRestoreChain(t *testing.T) {
 		mk("F1", "full", "", 0, ok), mk("D1", "differential", "F1", 1, ok), mk("I1", "incremental", "F1", 2, ok),
 		mk("I2", "incremental", "I1", 3, ok), mk("X", "incremental", "I2", 4, StatusFailed), mk("F2", "full", "", 5, ok),
 		mk("I3", "incremental", "F2", 6, StatusMissing), mk("I4", "incremental", "I3", 7, ok),
+		// Full + differentials, then an incremental (of the full: a
+		// differential truncates nothing, so it copies every log since).
+		mk("F3", "full", "", 8, ok), mk("D3", "differential", "F3", 9, ok), mk("D4", "differential", "F3", 10, ok), mk("I5", "incremental", "F3", 11, ok),
 	}
 	cs := Chains(sets)
-	if len(cs) != 2 || !slices.Equal(ids(cs[0].Sets()), []string{"F1", "D1", "I1", "I2"}) || !slices.Equal(ids(cs[1].Sets()), []string{"F2", "I3", "I4"}) {
+	if len(cs) != 3 || !slices.Equal(ids(cs[0].Sets()), []string{"F1", "D1", "I1", "I2"}) || !slices.Equal(ids(cs[1].Sets()), []string{"F2", "I3", "I4"}) {
 		t.Fatalf("chains: %v / %v", ids(cs[0].Sets()), ids(cs[len(cs)-1].Sets()))
 	}
 	for _, c := range []struct {
@@ -39,6 +42,8 @@ func TestChainsAndRestoreChain(t *testing.T) {
 	}{
 		{0, []string{"F1"}}, {1, []string{"F1", "D1"}}, {2, []string{"F1", "I1"}}, {4, []string{"F1", "I1", "I2"}},
 		{5, []string{"F2"}}, {7, []string{"F2"}}, // I4 depends on the missing I3
+		// The fewest sets: the full and the newest differential alone.
+		{9, []string{"F3", "D3"}}, {10, []string{"F3", "D4"}}, {11, []string{"F3", "I5"}},
 	} {
 		at := time.Date(2026, 11, 1+c.day, 3, 0, 0, 0, time.UTC)
 		got, err := RestoreChain(sets, "SG1", at)

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -180,6 +181,10 @@ func takeBackup(t testing.TB, g *Group, typ ese.BackupType, dbs []string, dir st
 	if w != nil {
 		cs.started = w.started.Load()
 	}
+	// The list is taken once: asking again neither rolls over nor lists more.
+	if again, _, err := s.GetLogAndPatchFiles(); err != nil || len(again) != len(logs) || again[len(again)-1] != logs[len(logs)-1] {
+		t.Fatalf("second log list %v (%v), first %v", again, err, logs)
+	}
 	for _, lf := range logs {
 		r, err := s.OpenFile(lf.Name)
 		if err != nil {
@@ -309,12 +314,21 @@ func TestOnlineBackupConsistency(t *testing.T) {
 			}
 			base := t.TempDir()
 			full := takeBackup(t, g, ese.Full, nil, filepath.Join(base, "full"), w)
+			// A differential holds every log since its full: nothing has
+			// truncated them yet.
+			diff := takeBackup(t, g, ese.Differential, nil, filepath.Join(base, "diff"), w)
 			inc1 := takeBackup(t, g, ese.Incremental, nil, filepath.Join(base, "inc1"), w)
 			inc2 := takeBackup(t, g, ese.Incremental, nil, filepath.Join(base, "inc2"), w)
-			// Incrementals keep the logs since the full, so a later
-			// differential restores on top of the same full.
-			diff := takeBackup(t, g, ese.Differential, nil, filepath.Join(base, "diff"), w)
+			// The incrementals truncated the logs they copied, some since
+			// the full: a differential of that full is refused.
+			if _, err := g.BackupSetup(ese.Differential, nil); !errors.Is(err, ErrMissingLogFile) {
+				t.Fatalf("differential after incrementals of its full: %v", err)
+			}
 			w.halt(t)
+			if len(inc1.truncked) == 0 || len(inc2.truncked) == 0 || inc2.low > inc1.high+1 {
+				t.Fatalf("incrementals %d-%d (truncated %v), %d-%d (truncated %v): each should truncate what it copied and the next continue it",
+					inc1.low, inc1.high, inc1.truncked, inc2.low, inc2.high, inc2.truncked)
+			}
 			if full.acked == full.started && full.acked == 0 {
 				t.Fatal("writer made no progress")
 			}
@@ -324,8 +338,6 @@ func TestOnlineBackupConsistency(t *testing.T) {
 			g2 := restoreSets(t, dir, filepath.Join(base, "r-inc"), full, inc1, inc2)
 			assertState(t, g2, seed, inc2)
 			g2.Close()
-			// The differential holds every log since the full, so it
-			// restores on its own on top of the full.
 			g3 := restoreSets(t, dir, filepath.Join(base, "r-diff"), full, diff)
 			assertState(t, g3, seed, diff)
 			g3.Close()
@@ -533,8 +545,11 @@ func TestTruncationSeed002(t *testing.T) {
 	g, dir := newBackupGroup(t, 128<<10, false)
 	defer g.Close()
 	lowest := func() uint32 {
-		gens, _, _ := wal.ListGenerations(vfs.OS, dir, "E00")
-		return gens[0]
+		n, err := g.oldestGen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
 	writeN(t, g, 400, "mon")
 	tue := takeBackup(t, g, ese.Full, []string{"Mailbox1"}, t.TempDir(), nil)
@@ -572,16 +587,53 @@ func TestTruncationSeed002(t *testing.T) {
 	if lowest() != before {
 		t.Fatal("differential or copy truncated logs")
 	}
-	// An incremental truncates below min(checkpoint, the full's low, its
-	// own low): every log since the last full stays, so a differential of
-	// that full (taken after it) still has them all.
+	// An incremental copies from the oldest log on disk (the full's first
+	// generation: nothing truncated since) and truncates below
+	// min(checkpoint, the first generation not in its set): with no writer
+	// the checkpoint is past the set, so every log it copied goes.
 	writeN(t, g, 400, "tue2")
-	takeBackup(t, g, ese.Incremental, nil, t.TempDir(), nil)
-	if got := lowest(); got > sun.low {
-		t.Fatalf("after an incremental the oldest log is %d, past the last full's first generation %d", got, sun.low)
+	inc := takeBackup(t, g, ese.Incremental, nil, t.TempDir(), nil)
+	if inc.low != sun.low || len(inc.truncked) != int(inc.high-inc.low+1) || lowest() != inc.high+1 {
+		t.Fatalf("incremental %d-%d after the full %d-%d truncated %v, oldest log now %d", inc.low, inc.high, sun.low, sun.high, inc.truncked, lowest())
 	}
+	for _, db := range []string{"Mailbox1.edb", "Public.stm", "Public.edb"} {
+		h, err := ReadHeader(nil, filepath.Join(dir, db))
+		if err != nil && db == "Public.stm" {
+			continue
+		}
+		if err != nil || h.LogFloor != inc.high+1 || h.PreviousIncremental.HighGen != inc.high {
+			t.Fatalf("%s after the incremental: log floor %d, previous incremental %+v (%v)", db, h.LogFloor, h.PreviousIncremental, err)
+		}
+	}
+	// Its floor is recorded: a later full of Mailbox1 alone keeps what
+	// Public needs to roll forward beyond the incremental.
 	writeN(t, g, 400, "wed2")
-	takeBackup(t, g, ese.Differential, nil, t.TempDir(), nil)
+	wed := takeBackup(t, g, ese.Full, []string{"Mailbox1"}, t.TempDir(), nil)
+	if lowest() != inc.high+1 || wed.low <= inc.high+1 {
+		t.Fatalf("full of Mailbox1 %d-%d after the incremental %d-%d left the oldest log at %d; Public needs %d on", wed.low, wed.high, inc.low, inc.high, lowest(), inc.high+1)
+	}
+	// The logs since the full are gone: a differential is refused before
+	// anything is read, naming them.
+	_, err := g.BackupSetup(ese.Differential, nil)
+	asESE(t, err, CodeMissingLogFile)
+	if want := fmt.Sprintf("generations %d-%d are no longer on disk", sun.high+1, inc.high); !strings.Contains(err.Error(), want) {
+		t.Fatalf("refusal %q does not say %q", err, want)
+	}
+	// With a database dismounted an incremental truncates nothing, and
+	// only the mounted databases' headers record it.
+	writeN(t, g, 400, "thu2")
+	if err := g.Dismount("Public"); err != nil {
+		t.Fatal(err)
+	}
+	before = lowest()
+	thu2 := takeBackup(t, g, ese.Incremental, nil, t.TempDir(), nil)
+	if len(thu2.truncked) != 0 || lowest() != before {
+		t.Fatalf("incremental with Public dismounted truncated %v", thu2.truncked)
+	}
+	g.Mount("Public")
+	if h, _ := ReadHeader(nil, filepath.Join(dir, "Public.edb")); h.LogFloor != inc.high+1 {
+		t.Fatalf("Public's log floor %d changed while it was dismounted", h.LogFloor)
+	}
 }
 
 func TestAbortMidCopy(t *testing.T) {

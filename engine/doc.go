@@ -39,7 +39,9 @@
 // whatever page versions the copy read; pages are read in 64 KiB chunks
 // and each is verified (package verify) with retries before it is handed
 // out. The backup types, and what each copies and truncates, are package
-// ese's. Every error of the API carries its ESE code (errors.go).
+// ese's; the truncation rule (which logs a full or incremental deletes) is
+// stated once, in truncate.go. Every error of the API carries its ESE code
+// (errors.go).
 //
 // # Restore
 //

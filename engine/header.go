@@ -30,6 +30,13 @@ type BackupInfo struct {
 // IsSet reports whether the section holds a backup.
 func (b *BackupInfo) IsSet() bool { return b != nil && b.LowGen != 0 }
 
+func (b *BackupInfo) lowGen() uint32 {
+	if !b.IsSet() {
+		return 0
+	}
+	return b.LowGen
+}
+
 // GenRange is an inclusive range of log generations.
 type GenRange struct {
 	Min uint32 `json:"min"`
@@ -63,6 +70,12 @@ type DBHeader struct {
 	PreviousDifferential *BackupInfo `json:"previous_differential,omitempty"`
 	PreviousCopy         *BackupInfo `json:"previous_copy,omitempty"`
 	CurrentFull          *BackupInfo `json:"current_full,omitempty"`
+	// LogFloor is the first log generation this database needs on disk to
+	// roll forward beyond its most recent full or incremental backup, as
+	// that backup computed it (the truncation rule in truncate.go): what a
+	// later backup of the group needs to know which logs it may delete.
+	// 0: no full or incremental backup recorded one.
+	LogFloor uint32 `json:"log_floor,omitempty"`
 	// PatchCurrentFull is set on a database restored from an online backup
 	// and not yet recovered: the log range hard recovery must replay.
 	PatchCurrentFull *BackupInfo `json:"patch_current_full,omitempty"`

@@ -19,6 +19,7 @@ type Session struct {
 	start time.Time
 	low   uint32 // first log generation the set needs
 	high  uint32 // last generation, known after GetLogAndPatchFiles
+	floor uint32 // the session's own log floor, once truncation computed it
 
 	mu       sync.Mutex
 	done     bool
@@ -81,6 +82,19 @@ func (g *Group) BackupSetup(typ ese.BackupType, databases []string) (*Session, e
 	g.backup = s // mount/dismount are refused from here on
 	g.mu.Unlock()
 
+	// A log-only set that cannot continue its chain is refused before
+	// anything is read (-528, naming the missing generations).
+	if !typ.CopiesDatabases() {
+		oldest, err := g.oldestGen()
+		if err == nil {
+			err = s.checkChain(oldest)
+		}
+		if err != nil {
+			s.release()
+			return nil, err
+		}
+	}
+
 	// Flush and move the checkpoint as far as it goes: a full freezes it
 	// here, and truncation after an incremental frees logs up to it.
 	if err := g.flush(true); err != nil {
@@ -128,6 +142,7 @@ func (g *Group) writeDBHeaders(d *database) error {
 		d.stmHdr.CurrentFull = d.hdr.CurrentFull
 		d.stmHdr.PreviousFull, d.stmHdr.PreviousIncremental = d.hdr.PreviousFull, d.hdr.PreviousIncremental
 		d.stmHdr.PreviousDifferential, d.stmHdr.PreviousCopy = d.hdr.PreviousDifferential, d.hdr.PreviousCopy
+		d.stmHdr.LogFloor = d.hdr.LogFloor
 		return writeHeader(d.files[fileSTM].f, d.stmHdr)
 	}
 	return nil
@@ -250,6 +265,15 @@ func (s *Session) recordEnd(setID string) error {
 		return err
 	}
 	info := &BackupInfo{LowGen: s.low, HighGen: s.high, Time: s.start, SetID: setID}
+	var floor uint32 // what the next backup needs to truncate (truncate.go)
+	if s.typ.Truncates() {
+		s.mu.Lock()
+		floor = s.floor
+		s.mu.Unlock()
+		if floor == 0 {
+			floor = s.ownFloor()
+		}
+	}
 	dbs := s.dbs
 	if !s.typ.CopiesDatabases() {
 		dbs = nil
@@ -268,12 +292,12 @@ func (s *Session) recordEnd(setID string) error {
 		switch s.typ {
 		case ese.Full:
 			h.PreviousFull, h.PreviousIncremental, h.PreviousDifferential = info, nil, nil
-			h.CurrentFull = nil
+			h.CurrentFull, h.LogFloor = nil, floor
 		case ese.Copy:
 			h.PreviousCopy = info
 			h.CurrentFull = nil
 		case ese.Incremental:
-			h.PreviousIncremental = info
+			h.PreviousIncremental, h.LogFloor = info, floor
 		case ese.Differential:
 			h.PreviousDifferential = info
 		}
@@ -389,7 +413,7 @@ func (s *Session) PreviousSetID() string {
 
 // chainTip is the backup a new incremental continues: the newer (by time)
 // of Previous Full and Previous Incremental; with fullOnly (differential)
-// Previous Full alone. lastChainHigh, truncFloor and PreviousSetID all ask
+// Previous Full alone. checkChain, logFloor and PreviousSetID all ask
 // this one question.
 func chainTip(h *DBHeader, fullOnly bool) *BackupInfo {
 	b := h.PreviousFull

@@ -12,14 +12,58 @@ import (
 	"github.com/tapestream/tapestream/internal/failpoint"
 )
 
+// The truncation rule, stated once (truncFloor applies it, InstanceEnd
+// records what the next backup needs to apply it again).
+//
+// Seed 001: "During full and incremental backup operations, ESE truncates
+// the log files on disk ... The lower of either the checkpoint log
+// generation or the log generation listed in the database header for the
+// current full backup determines which log files ESE truncates."
+// Seed 002: "Log files that no database in the storage group needs to roll
+// forward beyond the backup logs are truncated ... If any database in a
+// storage group is dismounted, its header will not be read and Exchange
+// will make no calculations about which log files can be safely deleted."
+//
+// So, once every listed log was read and the set is durable, a full or
+// incremental deletes the logs below the floor
+//
+//	min(checkpoint generation, every database's log floor)
+//
+// where a database's log floor is the first generation it needs on disk
+// to roll forward beyond its most recent full or incremental backup:
+//
+//   - full: the set's first generation, the checkpoint the full froze
+//     (Current Full Backup);
+//   - incremental: min(checkpoint generation, the first generation not in
+//     the set): the set holds every earlier log, and crash recovery needs
+//     none before the checkpoint.
+//
+// This session counts as the most recent backup of the databases it covers
+// (all mounted ones for an incremental); a database it does not cover
+// contributes the floor its own last backup recorded in its header
+// (DBHeader.LogFloor: Tuesday's full keeps the logs since Tuesday when
+// Thursday's full covers another database). A database never backed up,
+// or dismounted, means nothing is truncated. A differential or copy never
+// truncates, so an incremental holds the logs since the previous full or
+// incremental, and a differential those since its full (which an
+// incremental of that full has deleted: BackupSetup refuses it, -528).
+
 // GetLogAndPatchFiles forces a rollover of the current log and returns the
 // contiguous list of generations the set needs: full/copy from the frozen
 // checkpoint's generation, incremental/differential from the oldest on
 // disk, through the one just closed. The patch list is always empty (see
-// the package comment).
+// the package comment). The list is taken once: a second call returns the
+// same list (a caller may need it before writing anything, as the label of
+// a log-only set carries its range).
 func (s *Session) GetLogAndPatchFiles() (logs []BackupFile, patches []string, err error) {
 	if err := s.check(); err != nil {
 		return nil, nil, err
+	}
+	s.mu.Lock()
+	listed := s.logs
+	s.mu.Unlock()
+	if listed != nil {
+		return listed, []string{}, nil
 	}
 	g := s.g
 	closed, err := g.log.Rollover()
@@ -40,10 +84,9 @@ func (s *Session) GetLogAndPatchFiles() (logs []BackupFile, patches []string, er
 			return nil, nil, err
 		}
 		low = gens[0]
-		// The set must continue the chain: nothing may be missing between
-		// the last backup and the oldest log on disk.
-		if prev := s.lastChainHigh(); prev != 0 && low > prev+1 {
-			err := g.eseErr(CodeMissingLogFile, nil, "log generations %d-%d since the last %s are missing (oldest on disk is %d); take a full backup", prev+1, low-1, map[bool]string{true: "full or incremental backup", false: "full backup (an incremental truncated them)"}[s.typ == ese.Incremental], low)
+		// BackupSetup checked the chain; logs deleted by hand since then
+		// are found here.
+		if err := s.checkChain(low); err != nil {
 			s.abort(err)
 			return nil, nil, err
 		}
@@ -67,38 +110,72 @@ func (s *Session) GetLogAndPatchFiles() (logs []BackupFile, patches []string, er
 	return out, []string{}, nil
 }
 
-// lastChainHigh is the high generation of the newest backup the chain
-// continues from (full or incremental for incremental, full for
-// differential), across the group's databases.
-func (s *Session) lastChainHigh() uint32 {
+// checkChain refuses an incremental or differential that cannot continue
+// its chain because logs it needs are gone (-528): the set must start at
+// or before the first generation the chain's last backup did not hold
+// (the newest full or incremental for an incremental, the full for a
+// differential). oldest is the oldest generation on disk.
+func (s *Session) checkChain(oldest uint32) error {
 	g := s.g
 	g.mu.Lock()
-	defer g.mu.Unlock()
-	var high uint32
+	var tip, full, incr *BackupInfo
 	for _, d := range g.dbs {
 		if !d.mounted {
 			continue
 		}
-		if b := chainTip(d.hdr, s.typ != ese.Incremental); b.IsSet() && (high == 0 || b.HighGen < high) {
-			high = b.HighGen
+		if b := chainTip(d.hdr, s.typ == ese.Differential); b.IsSet() && (tip == nil || b.HighGen < tip.HighGen) {
+			tip, full, incr = b, d.hdr.PreviousFull, d.hdr.PreviousIncremental
 		}
 	}
-	return high
+	g.mu.Unlock()
+	if tip == nil || oldest <= tip.HighGen+1 {
+		return nil
+	}
+	need := tip.HighGen + 1
+	if s.typ == ese.Differential {
+		by := "they were deleted"
+		if incr.IsSet() && !incr.Time.Before(full.Time) {
+			by = fmt.Sprintf("incremental set %s (generations %d-%d) truncated them", incr.SetID, incr.LowGen, incr.HighGen)
+		}
+		return g.eseErr(CodeMissingLogFile, nil, "a differential copies every log since its full backup (set %s, generations %d-%d), but generations %d-%d are no longer on disk (oldest is %d): %s; a chain is a full + incrementals, or a full + one differential: take a full backup",
+			full.SetID, full.LowGen, full.HighGen, need, oldest-1, oldest, by)
+	}
+	return g.eseErr(CodeMissingLogFile, nil, "log generations %d-%d since the last full or incremental backup (set %s, generations %d-%d) are missing (oldest on disk is %d); take a full backup",
+		need, oldest-1, tip.SetID, tip.LowGen, tip.HighGen, oldest)
+}
+
+// oldestGen is the oldest generation on disk: the oldest closed one, or
+// the current log's when every closed one was truncated.
+func (g *Group) oldestGen() (uint32, error) {
+	gens, _, err := wal.ListGenerations(g.fs, g.dir, g.cfg.Prefix())
+	if err != nil {
+		return 0, err
+	}
+	if len(gens) > 0 {
+		return gens[0], nil
+	}
+	return g.log.CurrentGen(), nil
 }
 
 // HighGen is the last generation of the set (after GetLogAndPatchFiles).
 func (s *Session) HighGen() uint32 { return s.high }
 
-// truncFloor computes the generation below which logs may be deleted,
-// exactly as ESE states it: min(checkpoint generation, for every database
-// of the group the low generation of its most recent full or incremental
-// backup). This session counts as each backed-up database's most recent.
-// An incremental's low generation is the oldest log on disk when it ran,
-// so incrementals never delete the logs since the last full: a later
-// differential of that full (and a point-of-failure restore of it) still
-// finds them. A database never backed up, or dismounted (its header can't
-// be read), means nothing is truncated (0).
-func (s *Session) truncFloor() uint32 {
+// ownFloor is this session's log floor for the databases it covers (the
+// rule above): a full's first generation, an incremental's min(checkpoint
+// generation, high+1). Called once the logs are listed.
+func (s *Session) ownFloor() uint32 {
+	if s.typ == ese.Full {
+		return s.low
+	}
+	g := s.g
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return min(g.checkpoint.Gen, s.high+1)
+}
+
+// truncFloor applies the rule above: the generation below which logs may
+// be deleted, 0 for none.
+func (s *Session) truncFloor(own uint32) uint32 {
 	g := s.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -111,23 +188,33 @@ func (s *Session) truncFloor() uint32 {
 		if !d.mounted {
 			return 0
 		}
-		var f uint32
-		switch {
-		case s.typ == ese.Full && inSession[d], s.typ == ese.Incremental:
-			f = s.low
-		default:
-			b := chainTip(d.hdr, false)
-			if !b.IsSet() {
+		f := own
+		if !inSession[d] {
+			if f = logFloor(d.hdr); f == 0 {
 				return 0
 			}
-			f = b.LowGen
 		}
 		floor = min(floor, f)
 	}
 	return floor
 }
 
-// GetTruncateLogFiles lists the logs TruncateLog would delete.
+// logFloor is the floor a database's last full or incremental backup
+// recorded in its header (0: never backed up). Headers written before the
+// floor was recorded fall back to that backup's first generation, which
+// keeps at least as many logs.
+func logFloor(h *DBHeader) uint32 {
+	if h.LogFloor != 0 {
+		return h.LogFloor
+	}
+	return chainTip(h, false).lowGen()
+}
+
+// GetTruncateLogFiles lists the logs TruncateLog would delete. For an
+// incremental it first flushes the cache, so that the checkpoint, which an
+// incremental does not hold, is as far as it goes: the logs it copied that
+// crash recovery no longer needs are freed now, not repeated by the next
+// incremental.
 func (s *Session) GetTruncateLogFiles() ([]string, error) {
 	if err := s.check(); err != nil {
 		return nil, err
@@ -148,7 +235,16 @@ func (s *Session) GetTruncateLogFiles() ([]string, error) {
 		}
 	}
 	s.mu.Unlock()
-	floor := s.truncFloor()
+	if s.typ == ese.Incremental {
+		if err := g.flush(true); err != nil {
+			return nil, err
+		}
+	}
+	own := s.ownFloor()
+	s.mu.Lock()
+	s.floor = own
+	s.mu.Unlock()
+	floor := s.truncFloor(own)
 	gens, _, err := wal.ListGenerations(g.fs, g.dir, g.cfg.Prefix())
 	if err != nil {
 		return nil, err
@@ -209,15 +305,15 @@ func (g *Group) TruncateAfter(setID string) ([]string, error) {
 			g.mu.Unlock()
 			return nil, fmt.Errorf("storage group %s: database %s is dismounted: no log is truncated until it is mounted and backed up", g.name, d.name)
 		}
-		b := chainTip(d.hdr, false)
-		if !b.IsSet() {
+		b, f := chainTip(d.hdr, false), logFloor(d.hdr)
+		if !b.IsSet() || f == 0 {
 			g.mu.Unlock()
 			return nil, fmt.Errorf("storage group %s: database %s was never backed up: no log can be truncated", g.name, d.name)
 		}
 		if b.SetID == setID {
 			found, high = true, b.HighGen
 		}
-		floor = min(floor, b.LowGen)
+		floor = min(floor, f)
 	}
 	g.mu.Unlock()
 	if !found {

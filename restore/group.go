@@ -234,7 +234,10 @@ func (r *run) onLabel(l tapeformat.Label, first bool) error {
 
 // readSets reads every set of the chain into the staging directory.
 func (r *run) readSets(ctx context.Context) error {
-	for _, ps := range r.chain.Sets {
+	for i, ps := range r.chain.Sets {
+		if err := r.checkNext(i, ps.Label); err != nil {
+			return fmt.Errorf("refusing to restore: %w", err)
+		}
 		r.logf("reading set %s", ps.Source.Path)
 		info, err := readSet(ctx, ps.Source, r.o.Options, r.sink)
 		if werr := r.sink.closeAll(); err == nil {
@@ -243,6 +246,7 @@ func (r *run) readSets(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		r.sink.damaged(info.Problems)
 		r.infos = append(r.infos, info)
 	}
 	if err := ValidateLogRanges(r.infos); err != nil {
@@ -256,6 +260,25 @@ func (r *run) readSets(ctx context.Context) error {
 	r.res.LowGen, _ = r.infos[0].LogRange()
 	_, r.res.HighGen = r.infos[len(r.infos)-1].LogRange()
 	return nil
+}
+
+// checkNext checks, before set i is read, that the log range its label
+// carries continues the sets read so far (Plan checked the links between
+// labels; the full's range is known once its manifest is read).
+func (r *run) checkNext(i int, l *tapeformat.Label) error {
+	if i == 0 || l == nil {
+		return nil
+	}
+	lo, hi, ok := LabelLogRange(*l)
+	if !ok {
+		return nil
+	}
+	prev := r.infos[i-1]
+	if l.SetType == tapeformat.SetDifferential {
+		prev = r.infos[0]
+	}
+	_, prevHigh := prev.LogRange()
+	return checkLink(prev.Label.SetID, prevHigh, l.SetID, lo, hi)
 }
 
 // configure writes the restored group's configuration, marks its

@@ -61,8 +61,29 @@ func Plan(srcs []SetSource, o Options) ([]Chain, error) {
 		if err := ValidateChain(labels); err != nil {
 			return nil, fmt.Errorf("refusing to restore: %w", err)
 		}
+		if err := validateLabelRanges(labels); err != nil {
+			return nil, fmt.Errorf("refusing to restore: %w", err)
+		}
 	}
 	return chains, nil
+}
+
+// validateLabelRanges checks the links between the log-only sets of a
+// chain from the ranges their labels carry: a chain with a set left out
+// is refused before anything is written. The link from the full is
+// checked once the full's manifest is read, before the next set is.
+func validateLabelRanges(labels []tapeformat.Label) error {
+	for i := 2; i < len(labels); i++ {
+		_, prevHigh, ok1 := LabelLogRange(labels[i-1])
+		lo, hi, ok2 := LabelLogRange(labels[i])
+		if !ok1 || !ok2 {
+			continue
+		}
+		if err := checkLink(labels[i-1].SetID, prevHigh, labels[i].SetID, lo, hi); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RunChains restores several chains (of different storage groups) into one

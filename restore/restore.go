@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 
 	"github.com/tapestream/tapestream/engine"
@@ -173,19 +174,43 @@ func ValidateChain(labels []tapeformat.Label) error {
 // set's without a gap.
 func ValidateLogRanges(sets []*SetInfo) error {
 	for i := 1; i < len(sets); i++ {
-		_, prevHigh := sets[i-1].LogRange()
-		lo, hi := sets[i].LogRange()
+		prev := sets[i-1]
 		if sets[i].Label.SetType == tapeformat.SetDifferential {
-			_, prevHigh = sets[0].LogRange()
+			prev = sets[0]
 		}
-		if lo > prevHigh+1 {
-			return fmt.Errorf("set %s starts at log generation %d but set %s ends at %d: generations %d-%d are missing", sets[i].Label.SetID, lo, sets[i-1].Label.SetID, prevHigh, prevHigh+1, lo-1)
-		}
-		if hi < prevHigh {
-			return fmt.Errorf("set %s ends at log generation %d, before set %s (%d): wrong order", sets[i].Label.SetID, hi, sets[i-1].Label.SetID, prevHigh)
+		_, prevHigh := prev.LogRange()
+		lo, hi := sets[i].LogRange()
+		if err := checkLink(prev.Label.SetID, prevHigh, sets[i].Label.SetID, lo, hi); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// checkLink checks that a set's logs (lo-hi) continue the logs of the set
+// before it in the chain, which end at prevHigh: no generation may be
+// missing between them. They may overlap (an incremental repeats what the
+// checkpoint had not passed); the copies are compared as they are read.
+func checkLink(prevID string, prevHigh uint32, id string, lo, hi uint32) error {
+	if lo > prevHigh+1 {
+		return fmt.Errorf("set %s starts at log generation %d but set %s ends at %d: generations %d-%d are missing", id, lo, prevID, prevHigh, prevHigh+1, lo-1)
+	}
+	if hi < prevHigh {
+		return fmt.Errorf("set %s ends at log generation %d, before set %s (%d): wrong order", id, hi, prevID, prevHigh)
+	}
+	return nil
+}
+
+// LabelLogRange is the log range the label of an incremental or
+// differential set carries (ok is false for full and copy sets, and for
+// sets written before labels carried it).
+func LabelLogRange(l tapeformat.Label) (lo, hi uint32, ok bool) {
+	a, err1 := strconv.ParseUint(l.Extra[tapeformat.ExtraLogFirst], 10, 32)
+	b, err2 := strconv.ParseUint(l.Extra[tapeformat.ExtraLogLast], 10, 32)
+	if err1 != nil || err2 != nil || a == 0 || b < a {
+		return 0, 0, false
+	}
+	return uint32(a), uint32(b), true
 }
 
 // fileSink receives the files of a set being read.

@@ -1,6 +1,7 @@
 package restore
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,6 +15,16 @@ import (
 
 // stagingSink writes a set's files into the staging directory through an
 // os.Root: databases only from the first (full) set, logs into logDir.
+//
+// Each log generation of a chain is written once. The sets of a chain may
+// overlap (an incremental repeats the generations the checkpoint had not
+// passed when the set before it truncated; a full's own logs stay on disk
+// for the next set): a log an earlier set restored is compared, byte for
+// byte as it streams in, with that copy and never rewritten, and a copy
+// that differs fails the restore. Bytes, not a digest over the stream:
+// a salvage can deliver chunks out of order. The one exception is a copy
+// the earlier set reported damaged (a salvage), which the later, verified
+// copy replaces.
 //
 // The writes, and each file's closing truncate+fsync, are done by one
 // goroutine in the order they were queued, so that decoding and checking
@@ -29,7 +40,9 @@ type stagingSink struct {
 	allowDBs bool
 	open     map[int]*stagedFile
 	dbFiles  []string
-	logs     []string
+	logs     map[string]*stagedLog // every log restored so far, by name
+	setID    string                // the set being read
+	inSet    map[string]bool       // the logs of the set being read
 	bytes    int64
 
 	ops  chan stagingOp
@@ -43,6 +56,16 @@ type stagedFile struct {
 	name string
 	f    *os.File
 	w    *media.FileWriter
+	// same is the copy of this log an earlier set restored: the bytes
+	// are compared with it (f is that file, read only), not written.
+	same *stagedLog
+	buf  []byte
+}
+
+// stagedLog is a log generation already in the staging directory.
+type stagedLog struct {
+	set     string // the set it was restored from
+	damaged bool   // that set reported it damaged (salvage)
 }
 
 // stagingOp is a write of data at off, or (finish) the file's completion:
@@ -58,7 +81,18 @@ type stagingOp struct {
 
 func (s *stagingSink) begin(l tapeformat.Label) error {
 	s.sets++
+	s.setID, s.inSet = l.SetID, map[string]bool{}
 	return s.onLabel(l, s.sets == 1)
+}
+
+// damaged marks the logs a set reported problems in: a later set's copy
+// may replace them.
+func (s *stagingSink) damaged(problems []Problem) {
+	for _, p := range problems {
+		if l := s.logs[p.File]; l != nil {
+			l.damaged = true
+		}
+	}
 }
 
 func (s *stagingSink) create(fh *tapeformat.FileHeader, kind string) (bool, error) {
@@ -80,26 +114,70 @@ func (s *stagingSink) create(fh *tapeformat.FileHeader, kind string) (bool, erro
 			return false, fmt.Errorf("log file %q is not a %s log generation", name, s.prefix)
 		}
 		rel = filepath.Join(s.logDir, name)
-		s.logs = append(s.logs, name)
 	default:
 		return false, fmt.Errorf("file %q of kind %q is not part of a storage group backup", name, kind)
 	}
 	if err := s.failed(); err != nil {
 		return false, err
 	}
-	f, err := s.root.OpenFile(rel, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
-	if err != nil {
-		return false, err
-	}
 	if s.open == nil {
 		s.open = map[int]*stagedFile{}
 	}
-	s.open[fh.Index] = &stagedFile{name: rel, f: f, w: media.NewFileWriter(f)}
 	if s.ops == nil {
 		s.ops, s.done, s.back = make(chan stagingOp, 4), make(chan struct{}), make(chan []byte, 8)
 		go s.writer()
 	}
+	if kind == tapeformat.KindLog {
+		if s.logs == nil {
+			s.logs = map[string]*stagedLog{}
+		}
+		if s.inSet == nil {
+			s.inSet = map[string]bool{}
+		}
+		if s.inSet[name] {
+			return false, fmt.Errorf("set %s holds log %s twice", s.setID, name)
+		}
+		s.inSet[name] = true
+		if prev := s.logs[name]; prev != nil && !prev.damaged {
+			f, err := s.root.Open(rel)
+			if err != nil {
+				return false, err
+			}
+			s.open[fh.Index] = &stagedFile{name: rel, f: f, same: prev}
+			return true, nil
+		}
+		s.logs[name] = &stagedLog{set: s.setID}
+	}
+	f, err := s.root.OpenFile(rel, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return false, err
+	}
+	s.open[fh.Index] = &stagedFile{name: rel, f: f, w: media.NewFileWriter(f)}
 	return true, nil
+}
+
+// compare checks data, a chunk of a log an earlier set restored, against
+// that copy.
+func (s *stagingSink) compare(sf *stagedFile, data []byte, off int64) error {
+	if cap(sf.buf) < len(data) {
+		sf.buf = make([]byte, len(data))
+	}
+	have := sf.buf[:len(data)]
+	n, err := sf.f.ReadAt(have, off)
+	if n == len(data) && bytes.Equal(have, data) {
+		return nil
+	}
+	at := off + int64(n)
+	for i := range n {
+		if have[i] != data[i] {
+			at = off + int64(i)
+			break
+		}
+	}
+	if err != nil && n < len(data) {
+		return fmt.Errorf("restore: log %s of set %s is longer than the copy set %s restored (%d bytes): the sets disagree, refusing to restore", filepath.Base(sf.name), s.setID, sf.same.set, at)
+	}
+	return fmt.Errorf("restore: log %s of set %s differs from the copy set %s restored, at byte %d: the sets disagree on this generation, refusing to restore", filepath.Base(sf.name), s.setID, sf.same.set, at)
 }
 
 // write queues data (which the sink now owns) for file fh at off.
@@ -107,8 +185,17 @@ func (s *stagingSink) write(fh *tapeformat.FileHeader, data []byte, off int64) e
 	if err := s.failed(); err != nil {
 		return err
 	}
+	sf := s.open[fh.Index]
+	if sf.same != nil {
+		err := s.compare(sf, data, off)
+		select {
+		case s.back <- data:
+		default:
+		}
+		return err
+	}
 	s.bytes += int64(len(data))
-	s.ops <- stagingOp{sf: s.open[fh.Index], data: data, off: off}
+	s.ops <- stagingOp{sf: sf, data: data, off: off}
 	return nil
 }
 
@@ -130,6 +217,19 @@ func (s *stagingSink) finish(fh *tapeformat.FileHeader) error {
 		return nil
 	}
 	delete(s.open, fh.Index)
+	if sf.same != nil {
+		st, err := sf.f.Stat()
+		if cerr := sf.f.Close(); err == nil {
+			err = cerr
+		}
+		if err == nil && fh.Size >= 0 && st.Size() != fh.Size {
+			err = fmt.Errorf("restore: log %s is %d bytes in set %s, %d in set %s: the sets disagree on this generation, refusing to restore", filepath.Base(sf.name), fh.Size, s.setID, st.Size(), sf.same.set)
+		}
+		if err != nil {
+			return err
+		}
+		return s.failed()
+	}
 	// Queued even after a failure: the writer closes the file.
 	s.ops <- stagingOp{sf: sf, finish: true, size: fh.Size}
 	return s.failed()

@@ -2,10 +2,12 @@ package restore
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tapestream/tapestream/tapeformat"
 )
@@ -60,5 +62,95 @@ func TestStagingSinkWrites(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "Public.edb") {
 		t.Fatalf("a failed write gave %v, want an error naming Public.edb", err)
+	}
+}
+
+// Each log of a chain is written once: a later set's copy of a log an
+// earlier set restored is compared with it as it streams in (in any chunk
+// order) and never rewritten; a copy that differs, or a set that holds a
+// log twice, fails; a copy the earlier set reported damaged is replaced.
+func TestStagingSinkWritesEachLogOnce(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "logs"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer root.Close()
+	s := &stagingSink{root: root, logDir: "logs", prefix: "E00", onLabel: func(tapeformat.Label, bool) error { return nil }}
+	gen := func(fill byte) []byte { return bytes.Repeat([]byte{fill}, 256<<10) }
+	const name = "E0000000007.log"
+	path := filepath.Join(dir, "logs", name)
+	// put streams one log of a set in 64 KiB chunks, in the order given.
+	put := func(set string, index int, data []byte, order ...int) error {
+		fh := &tapeformat.FileHeader{Index: index, Name: name, Kind: tapeformat.KindLog, Size: int64(len(data))}
+		if _, err := s.create(fh, tapeformat.KindLog); err != nil {
+			return err
+		}
+		for _, k := range order {
+			if err := s.write(fh, bytes.Clone(data[k<<16:(k+1)<<16]), int64(k)<<16); err != nil {
+				s.closeAll()
+				return err
+			}
+		}
+		return s.finish(fh)
+	}
+	set := func(id string) { s.begin(tapeformat.Label{SetID: id}) }
+
+	set("A")
+	if err := put("A", 3, gen(1), 0, 1, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.closeAll(); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	os.Chtimes(path, old, old)
+
+	set("B") // the same log again, chunks out of order: compared, not written
+	if err := put("B", 0, gen(1), 2, 0, 3, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.closeAll(); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); !fi.ModTime().Equal(old) {
+		t.Fatalf("log rewritten by the second set (mtime %v)", fi.ModTime())
+	}
+
+	set("C") // a copy that differs in its third chunk
+	bad := gen(1)
+	bad[2<<16+100] = 9
+	err = put("C", 5, bad, 0, 1, 2, 3)
+	if err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "set A") || !strings.Contains(err.Error(), fmt.Sprint(2<<16+100)) {
+		t.Fatalf("a differing copy gave %v", err)
+	}
+	s.closeAll()
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, gen(1)) {
+		t.Fatal("the differing copy changed the restored log")
+	}
+
+	set("D") // a set holding the log twice
+	if err := put("D", 1, gen(1), 0, 1, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := put("D", 2, gen(1), 0, 1, 2, 3); err == nil || !strings.Contains(err.Error(), "twice") {
+		t.Fatalf("a log twice in one set: %v", err)
+	}
+	s.closeAll()
+
+	// A salvage reported the first copy damaged: the next set's replaces it.
+	s.damaged([]Problem{{File: name, What: "lost"}})
+	set("E")
+	if err := put("E", 0, gen(4), 0, 1, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.closeAll(); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, gen(4)) {
+		t.Fatal("the damaged copy was not replaced")
 	}
 }

@@ -315,8 +315,11 @@ func (r *Runner) RunJob(ctx context.Context, cat *catalog.Catalog, j *Job, lvl e
 // planLevel decides the level from the catalog alone: an incremental or
 // differential is promoted to full when the group has no full in the
 // catalog or the newest full's chain is broken, and a differential is
-// promoted when the catalog proves that logs since the full were
-// truncated (ESE would refuse it with -528).
+// promoted when logs since the full were truncated: an incremental of that
+// full truncated the logs it copied, or a later set starts above the
+// full's last generation + 1. The engine refuses such a differential
+// before reading anything (-528); Retry is the backstop for what the
+// catalog does not know.
 func planLevel(sets []*catalog.Set, want ese.BackupType) (ese.BackupType, string) {
 	if want == ese.Full || want == ese.Copy {
 		return want, ""
@@ -336,15 +339,20 @@ func planLevel(sets []*catalog.Set, want ese.BackupType) (ese.BackupType, string
 		return ese.Full, "the newest full's chain is broken: " + err.Error()
 	}
 	if want == ese.Differential {
-		// A differential needs every log since the full. Once a later set
-		// of the chain started above the full's last generation + 1, an
-		// incremental's truncation has deleted some of them for good.
-		// Otherwise the differential is attempted, and the engine's -528
-		// (an incremental truncated them after all) promotes it then.
+		// A differential is its full plus every log since; an incremental
+		// of that full deleted the logs it copied once its set was durable.
+		f := newest.Full
 		for _, m := range newest.Members {
-			if m.Status == catalog.StatusComplete && m.LowGen > newest.Full.HighGen+1 {
+			if m.Status != catalog.StatusComplete {
+				continue
+			}
+			if m.Type == ese.Incremental {
+				return ese.Full, fmt.Sprintf("incremental set %s (logs %d-%d) truncated the logs since full set %s (logs %d-%d) that a differential copies (ESE -528); a chain is a full + incrementals, or a full + one differential",
+					short(m.ID), m.LowGen, m.HighGen, short(f.ID), f.LowGen, f.HighGen)
+			}
+			if m.LowGen > f.HighGen+1 {
 				return ese.Full, fmt.Sprintf("logs %d-%d since full set %s were truncated (set %s starts at %d); a differential needs them (ESE -528)",
-					newest.Full.HighGen+1, m.LowGen-1, short(newest.Full.ID), short(m.ID), m.LowGen)
+					f.HighGen+1, m.LowGen-1, short(f.ID), short(m.ID), m.LowGen)
 			}
 		}
 	}

@@ -87,6 +87,8 @@ func TestPlanLevel(t *testing.T) {
 	i.LowGen, i.HighGen = 5, 9
 	i2 := set("I2", "incremental", "I1", 3, ok)
 	i2.LowGen, i2.HighGen = 8, 12
+	d2 := set("D2", "differential", "F1", 2, ok)
+	d2.LowGen, d2.HighGen = 8, 12
 	for _, c := range []struct {
 		sets   []*catalog.Set
 		want   ese.BackupType
@@ -96,8 +98,9 @@ func TestPlanLevel(t *testing.T) {
 		{nil, ese.Incremental, ese.Full, "no full"},
 		{[]*catalog.Set{f}, ese.Incremental, ese.Incremental, ""},
 		{[]*catalog.Set{f, d}, ese.Differential, ese.Differential, ""},
-		{[]*catalog.Set{f, d, i}, ese.Differential, ese.Differential, ""}, // logs 6-9 still there: try
-		{[]*catalog.Set{f, d, i, i2}, ese.Differential, ese.Full, "-528"}, // logs 6-7 gone
+		{[]*catalog.Set{f, d, i}, ese.Differential, ese.Full, "incremental set I1 (logs 5-9) truncated"}, // an incremental of the full truncated what it copied
+		{[]*catalog.Set{f, d, i, i2}, ese.Differential, ese.Full, "-528"},
+		{[]*catalog.Set{f, d, d2}, ese.Differential, ese.Full, "logs 6-7 since full set F1 were truncated"}, // deleted behind the catalog's back
 		{[]*catalog.Set{f, d, i}, ese.Incremental, ese.Incremental, ""},
 		{[]*catalog.Set{set("F1", "full", "", 0, catalog.StatusExpired), i}, ese.Incremental, ese.Full, "broken"},
 		{[]*catalog.Set{f, set("F2", "full", "", 3, catalog.StatusFailed)}, ese.Incremental, ese.Incremental, ""},

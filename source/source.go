@@ -43,7 +43,9 @@ type Session interface {
 	DatabaseFiles(ctx context.Context) ([]engine.BackupFile, error)
 	// OpenFile opens a database, streaming or log file for reading.
 	OpenFile(ctx context.Context, name string) (File, error)
-	// LogFiles forces a log rollover and lists the generations the set needs.
+	// LogFiles forces a log rollover and lists the generations the set
+	// needs. The list is taken once per session: asking again returns it
+	// (a log-only set's label carries its range, written before the logs).
 	LogFiles(ctx context.Context) ([]engine.BackupFile, error)
 	// LowGen and HighGen are the set's log range (after LogFiles).
 	LowGen() uint32

@@ -172,6 +172,9 @@ func printBackupSummary(w io.Writer, r *backup.Result) {
 	fmt.Fprintf(w, "%s backup of %s: set %s\n", r.Type, r.Group, r.SetID)
 	fmt.Fprintf(w, "  databases: %s\n", strings.Join(r.Databases, ", "))
 	fmt.Fprintf(w, "  logs: generations %d-%d (0x%X-0x%X)\n", r.LowGen, r.HighGen, r.LowGen, r.HighGen)
+	if r.PreviousSetID != "" {
+		fmt.Fprintf(w, "  continues set: %s\n", r.PreviousSetID)
+	}
 	fmt.Fprintf(w, "  %s read, %s written (ratio %.2f, %s) in %s: %s/s\n",
 		humanize.IBytes(uint64(r.BytesIn)), humanize.IBytes(uint64(r.BytesOut)), r.Ratio, r.Codec,
 		r.Duration.Round(time.Millisecond), humanize.IBytes(uint64(r.Throughput)))

@@ -18,6 +18,8 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
+	"github.com/tapestream/tapestream/engine/vfs"
+	"github.com/tapestream/tapestream/engine/wal"
 	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat"
@@ -37,7 +39,7 @@ func newDemoCmd() *cobra.Command {
 	var o demoOpts
 	c := &cobra.Command{
 		Use:   "demo [--dir DIR] [--size 256MiB]",
-		Short: "End-to-end demo: create a store, load mail, online full + incremental backup, restore, verify",
+		Short: "End-to-end demo: create a store, load mail, online full + incremental backups, restore the chain, verify",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Out = cmd.OutOrStdout()
@@ -157,23 +159,41 @@ func runDemo(ctx context.Context, o demoOpts) error {
 		humanize.IBytes(uint64(full[0].BytesIn)), humanize.IBytes(uint64(full[0].BytesOut)), full[0].Ratio,
 		full[0].Duration.Round(time.Millisecond), humanize.IBytes(uint64(full[0].Throughput)), full[0].LowGen, full[0].HighGen)
 
-	// 3. More mail, then an incremental.
-	time.Sleep(time.Second)
-	before := w.snapshot()
-	incPath := filepath.Join(setsDir, "SG1-incr.tar")
-	inc, err := runBackup(ctx, backupOpts{Groups: []string{"SG1"}, Type: "incremental", Output: incPath, Progress: "never", Out: quiet, Err: quiet, source: src, Pipeline: pipelineFlags{Compress: "zstd"}, Media: writeMediaFlags{BlockSize: "1MiB"}})
-	wst, werr := w.stop()
-	if err != nil {
-		return err
+	// 3. More mail, then two incrementals: each copies the logs since the
+	// backup before it and truncates them once its set is durable.
+	incPaths := []string{filepath.Join(setsDir, "SG1-incr1.tar"), filepath.Join(setsDir, "SG1-incr2.tar")}
+	var before map[int]uint64
+	prev := full[0]
+	for i, incPath := range incPaths {
+		time.Sleep(time.Second)
+		before = w.snapshot()
+		inc, err := runBackup(ctx, backupOpts{Groups: []string{"SG1"}, Type: "incremental", Output: incPath, Progress: "never", Out: quiet, Err: quiet, source: src, Pipeline: pipelineFlags{Compress: "zstd"}, Media: writeMediaFlags{BlockSize: "1MiB"}})
+		if err != nil {
+			w.stop()
+			return err
+		}
+		gens, _, err := wal.ListGenerations(vfs.OS, filepath.Join(storeDir, "SG1"), "E00")
+		if err != nil {
+			w.stop()
+			return err
+		}
+		step("incremental backup %d: logs %d-%d (the set before ended at %d), %s, continues set %s; truncated the %d logs it copied, %d closed logs left on disk",
+			i+1, inc[0].LowGen, inc[0].HighGen, prev.HighGen, humanize.IBytes(uint64(inc[0].BytesOut)), inc[0].PreviousSetID[:8], len(inc[0].Truncated), len(gens))
+		prev = inc[0]
 	}
+	wst, werr := w.stop()
 	if werr != nil {
 		return werr
 	}
-	step("incremental backup: %d log generations (%d-%d), %s, previous set %s; %d transactions committed during the backups",
-		inc[0].HighGen-inc[0].LowGen+1, inc[0].LowGen, inc[0].HighGen, humanize.IBytes(uint64(inc[0].BytesOut)), inc[0].PreviousSetID[:8], wst.Txns)
+	step("%d transactions committed during the backups", wst.Txns)
 
 	// 4. List and verify the sets.
-	infos, chain, err := restore.Verify(ctx, []restore.SetSource{{Path: fullPath}, {Path: incPath}}, restore.Options{})
+	chainPaths := append([]string{fullPath}, incPaths...)
+	var srcs []restore.SetSource
+	for _, p := range chainPaths {
+		srcs = append(srcs, restore.SetSource{Path: p})
+	}
+	infos, chain, err := restore.Verify(ctx, srcs, restore.Options{})
 	if err != nil {
 		return err
 	}
@@ -185,15 +205,15 @@ func runDemo(ctx context.Context, o demoOpts) error {
 	if len(chain) > 0 {
 		return fmt.Errorf("verify chain: %s", chain[0])
 	}
-	step("verified both sets: every frame, chunk CRC, page checksum, file SHA-256, log record and the full+incremental chain")
+	step("verified the three sets: every frame, chunk CRC, page checksum, file digest, log record and the full+incrementals chain")
 
-	// 5. Restore both into a recovery storage group and prove it.
-	rres, err := runRestore(ctx, restoreOpts{Sets: []string{fullPath, incPath}, To: restoreDir, Group: "RSG1", Out: quiet, Err: quiet, Read: readMediaFlags{BlockSize: "1MiB"}})
+	// 5. Restore the chain into a recovery storage group and prove it.
+	rres, err := runRestore(ctx, restoreOpts{Sets: chainPaths, To: restoreDir, Group: "RSG1", Out: quiet, Err: quiet, Read: readMediaFlags{BlockSize: "1MiB"}})
 	if err != nil {
 		return err
 	}
 	r := rres[0]
-	step("restored full + incremental into recovery storage group RSG1 (%s): replayed generations %d-%d, %d commits, in %s",
+	step("restored full + incrementals into recovery storage group RSG1 (%s): replayed generations %d-%d, %d commits, in %s",
 		r.Dir, r.Recovery.FromGen, r.Recovery.ToGen, r.Recovery.Commits, r.Duration.Round(time.Millisecond))
 	rsrv, err := engine.OpenServer(restoreDir, engine.Options{})
 	if err != nil {
@@ -215,16 +235,19 @@ func runDemo(ctx context.Context, o demoOpts) error {
 	if err != nil {
 		return fmt.Errorf("proving the restore: %w", err)
 	}
-	step("proved the restore with the workload model: %d pages verified, %d keys exactly as committed, every commit acknowledged before the incremental present", check.Pages, rep.Keys)
+	step("proved the restore with the workload model: %d pages verified, %d keys exactly as committed, every commit acknowledged before the last incremental present", check.Pages, rep.Keys)
 
 	// 6. Recovery without tapestream: tar and zstd only.
 	if err := demoByHand(ctx, dir, fullPath, infos[0], step); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "\nSummary\n  store      %s\n  sets       %s (%s), %s (%s)\n  restored   %s\n  total time %s\n",
-		storeDir, fullPath, humanize.IBytes(uint64(fileSize(fullPath))), incPath, humanize.IBytes(uint64(fileSize(incPath))),
-		filepath.Join(restoreDir, "RSG1"), time.Since(t0).Round(100*time.Millisecond))
-	fmt.Fprintf(out, "  try        tapestream list %s\n             tapestream verify %s %s\n", fullPath, fullPath, incPath)
+	var sizes []string
+	for _, p := range chainPaths {
+		sizes = append(sizes, fmt.Sprintf("%s (%s)", p, humanize.IBytes(uint64(fileSize(p)))))
+	}
+	fmt.Fprintf(out, "\nSummary\n  store      %s\n  sets       %s\n  restored   %s\n  total time %s\n",
+		storeDir, strings.Join(sizes, ", "), filepath.Join(restoreDir, "RSG1"), time.Since(t0).Round(100*time.Millisecond))
+	fmt.Fprintf(out, "  try        tapestream list %s\n             tapestream verify %s\n", incPaths[1], strings.Join(chainPaths, " "))
 	return nil
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/tapestream/tapestream/catalog"
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/mailstore"
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/scheduler"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/workload"
@@ -142,7 +144,7 @@ segment_size = "128KiB"
 [job.schedule]
 at = "02:00"
 full = ["sun", "thu"]
-differential = ["tue", "sat"]
+differential = ["tue", "wed"]
 
 [job.destination]
 dir = "sets"
@@ -182,12 +184,12 @@ func TestSchedScriptedWeek(t *testing.T) {
 	want := []night{
 		{"full", "full", -1, ""},                       // 0 Sun
 		{"incremental", "incremental", 0, ""},          // 1 Mon (the workload keeps writing during the backup)
-		{"differential", "differential", 0, ""},        // 2 Tue: after an incremental; the logs since the full are all there
-		{"incremental", "incremental", 1, ""},          // 3 Wed
+		{"full", "differential", -1, "truncated"},      // 2 Tue: Monday's incremental truncated the logs since the full
+		{"differential", "differential", 2, ""},        // 3 Wed
 		{"full", "full", -1, ""},                       // 4 Thu
 		{"incremental", "incremental", 4, ""},          // 5 Fri
-		{"differential", "differential", 4, ""},        // 6 Sat
-		{"full", "full", -1, ""},                       // 7 Sun: retention (keep 2) expires the first chain
+		{"incremental", "incremental", 5, ""},          // 6 Sat
+		{"full", "full", -1, ""},                       // 7 Sun: retention (keep 2) expires the first chains
 		{"full", "incremental", -1, "chain is broken"}, // 8 Mon: night 7's full was deleted
 		{"differential", "differential", 8, ""},        // 9 Tue
 	}
@@ -256,14 +258,14 @@ func TestSchedScriptedWeek(t *testing.T) {
 			}
 		}
 		if i == 6 {
-			// Restores by time, before retention takes the first chain.
-			e.verifyRestore("tue", times[2].Add(time.Hour), seqs[2], []string{ids[0], ids[2]})
-			e.verifyRestore("wed", times[3].Add(time.Hour), seqs[3], []string{ids[0], ids[1], ids[3]})
+			// Restores by time (the first chain expired with Thursday's full).
+			e.verifyRestore("wed", times[3].Add(time.Hour), seqs[3], []string{ids[2], ids[3]})
+			e.verifyRestore("fri", times[5].Add(time.Hour), seqs[5], []string{ids[4], ids[5]})
 		}
 		e.load(256 << 10)
 	}
 
-	// Retention: the first chain (nights 0-4) expired and its files are gone;
+	// Retention: the first two chains (nights 0-3) expired and their files are gone;
 	// night 7's deleted full is recorded missing.
 	cat := e.catalog()
 	all, err := cat.List(catalog.Filter{Job: "mail"})
@@ -286,6 +288,33 @@ func TestSchedScriptedWeek(t *testing.T) {
 			t.Errorf("night %d set %s: status %s, want %s", i, ids[i], status[ids[i]], wantStatus)
 		}
 	}
+	// catalog list shows each set's log range, so the chain can be read
+	// off it: every incremental starts at or before the end of its parent.
+	var lj bytes.Buffer
+	if err := runCatalogList(context.Background(), catalogOpts{Config: e.cfgPath, JSON: true, Out: &lj}); err != nil {
+		t.Fatal(err)
+	}
+	var listed []*catalog.Set
+	if err := json.Unmarshal(lj.Bytes(), &listed); err != nil || len(listed) != len(all) {
+		t.Fatalf("catalog list --json: %v (%d sets, %d in the catalog)", err, len(listed), len(all))
+	}
+	byID := catalog.NewIndex(listed)
+	for _, ls := range listed {
+		if ls.Status == catalog.StatusFailed {
+			continue
+		}
+		if ls.LowGen == 0 || ls.HighGen < ls.LowGen {
+			t.Errorf("catalog list: set %s (%s) has log range %d-%d", ls.ID, ls.Type, ls.LowGen, ls.HighGen)
+		}
+		if p := byID[ls.ParentID]; ls.Type == ese.Incremental && p != nil && ls.LowGen > p.HighGen+1 {
+			t.Errorf("catalog list: incremental %s starts at %d, its parent %s ends at %d", ls.ID, ls.LowGen, p.ID, p.HighGen)
+		}
+	}
+	var lt bytes.Buffer
+	if err := runCatalogList(context.Background(), catalogOpts{Config: e.cfgPath, Out: &lt}); err != nil || !strings.Contains(lt.String(), fmt.Sprintf("%d-%d", listed[1].LowGen, listed[1].HighGen)) {
+		t.Errorf("catalog list does not show night 1's logs %d-%d: %v\n%s", listed[1].LowGen, listed[1].HighGen, err, lt.String())
+	}
+
 	// The catalog matches the files: the complete sets' files are exactly
 	// the files in the destination.
 	var wantFiles, haveFiles []string
@@ -307,8 +336,8 @@ func TestSchedScriptedWeek(t *testing.T) {
 	}
 
 	// Restore by time skips the missing full: as of Sunday night 7 the
-	// newest restorable state is Saturday's differential.
-	e.verifyRestore("sun", times[7].Add(time.Hour), seqs[6], []string{ids[4], ids[6]})
+	// newest restorable state is Saturday's incremental.
+	e.verifyRestore("sun", times[7].Add(time.Hour), seqs[6], []string{ids[4], ids[5], ids[6]})
 	e.verifyRestore("latest", time.Time{}, seqs[9], []string{ids[8], ids[9]})
 
 	// catalog rebuild from the files reproduces the catalog.

@@ -95,6 +95,14 @@ func printHeader(w io.Writer, file string, h *engine.DBHeader) {
 	section("Previous Differential Backup", h.PreviousDifferential)
 	section("Previous Copy Backup", h.PreviousCopy)
 	section("Current Full Backup", h.CurrentFull)
+	// Not an eseutil field: the first generation this database needs on
+	// disk, which decides what the next full or incremental truncates.
+	fmt.Fprintln(w)
+	if h.LogFloor != 0 {
+		row("Log Floor", fmt.Sprintf("%d (0x%X)", h.LogFloor, h.LogFloor))
+	} else {
+		row("Log Floor", "none (no full or incremental backup)")
+	}
 	if h.PatchCurrentFull.IsSet() {
 		section("Patch Current Full Backup", h.PatchCurrentFull)
 	}
