@@ -38,7 +38,10 @@ import (
 const (
 	switchIDFile  = ".switch-id"
 	stagingPrefix = ".restore-"
-	stagingLock   = ".staging.lock"
+	// A staging directory DIR is locked by DIR.lock beside it, taken before
+	// DIR is made: a directory without a held lock is a crash's leftover,
+	// never another restore's that is just starting.
+	stagingLockSuffix = ".lock"
 )
 
 // switchIntent is ROOT/.switch-NAME.json.
@@ -63,26 +66,35 @@ type Staging struct {
 
 // NewStaging makes a locked staging directory under root.
 func NewStaging(root string) (*Staging, error) {
-	dir, err := os.MkdirTemp(root, stagingPrefix)
-	if err != nil {
-		return nil, err
+	for {
+		dir := filepath.Join(root, stagingPrefix+newSwitchID()[:12])
+		l, err := pidlock.Acquire(dir + stagingLockSuffix)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			l.Release()
+			if errors.Is(err, os.ErrExist) {
+				continue
+			}
+			return nil, err
+		}
+		return &Staging{Dir: dir, lock: l}, nil
 	}
-	l, err := pidlock.Acquire(filepath.Join(dir, stagingLock))
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	return &Staging{Dir: dir, lock: l}, nil
 }
 
 // Release drops the staging directory's lock (it is then a leftover unless
 // it was switched into place or removed).
-func (s *Staging) Release() { s.lock.Release() }
+func (s *Staging) Release() {
+	os.Remove(s.Dir + stagingLockSuffix)
+	s.lock.Release()
+}
 
 // Remove removes the staging directory.
 func (s *Staging) Remove() error {
-	s.lock.Release()
-	return os.RemoveAll(s.Dir)
+	err := os.RemoveAll(s.Dir)
+	s.Release()
+	return err
 }
 
 // SwitchGroupDir puts the staged group in s into place at target, crash-
@@ -97,9 +109,6 @@ func SwitchGroupDir(s *Staging, target string) (replaced string, err error) {
 	if exists {
 		in.Replaced = filepath.Join(root, fmt.Sprintf(".%s.replaced-%s-%s", filepath.Base(target), time.Now().UTC().Format("20060102T150405"), id[:8]))
 	}
-	// The staged group must not carry its lock file into place.
-	s.lock.Release()
-	os.Remove(filepath.Join(s.Dir, stagingLock))
 	if err := writeFileSync(filepath.Join(s.Dir, switchIDFile), []byte(id)); err != nil {
 		return "", err
 	}
@@ -128,6 +137,7 @@ func SwitchGroupDir(s *Staging, target string) (replaced string, err error) {
 	if err := finishSwitch(in); err != nil {
 		return "", err
 	}
+	s.Release()
 	return in.Replaced, nil
 }
 
@@ -209,11 +219,22 @@ func ResolveSwitches(root string) ([]string, error) {
 		return done, err
 	}
 	for _, e := range ents {
+		if !e.IsDir() && strings.HasPrefix(e.Name(), stagingPrefix) && strings.HasSuffix(e.Name(), stagingLockSuffix) {
+			// The lock of a staging directory that is gone.
+			lock := filepath.Join(root, e.Name())
+			if _, err := os.Lstat(strings.TrimSuffix(lock, stagingLockSuffix)); errors.Is(err, os.ErrNotExist) {
+				if l, err := pidlock.Acquire(lock); err == nil {
+					os.Remove(lock)
+					l.Release()
+				}
+			}
+			continue
+		}
 		if !e.IsDir() || !strings.HasPrefix(e.Name(), stagingPrefix) {
 			continue
 		}
 		dir := filepath.Join(root, e.Name())
-		l, err := pidlock.Acquire(filepath.Join(dir, stagingLock))
+		l, err := pidlock.Acquire(dir + stagingLockSuffix)
 		if err != nil {
 			var held *pidlock.HeldError
 			if errors.As(err, &held) {
@@ -221,8 +242,10 @@ func ResolveSwitches(root string) ([]string, error) {
 			}
 			return done, err
 		}
+		err = os.RemoveAll(dir)
+		os.Remove(dir + stagingLockSuffix)
 		l.Release()
-		if err := os.RemoveAll(dir); err != nil {
+		if err != nil {
 			return done, err
 		}
 		done = append(done, fmt.Sprintf("removed %s, the staging directory of a restore that was killed before its switch (its target was not touched)", dir))

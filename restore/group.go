@@ -61,14 +61,25 @@ type Result struct {
 	Replaced string `json:"replaced,omitempty"`
 }
 
-// LockStore takes the lock of the store a restore writes into.
-func LockStore(to string) (func(), error) {
+// LockStore takes the lock of the store a restore writes into, and then
+// finishes or undoes a restore a crash interrupted there (reported to log).
+func LockStore(to string, log io.Writer) (func(), error) {
 	if err := os.MkdirAll(to, 0o755); err != nil {
 		return nil, err
 	}
 	release, err := engine.LockStore(to)
 	if err != nil {
 		return nil, fmt.Errorf("refusing to restore into a store in use (restore through its server, or stop it): %w", err)
+	}
+	resolved, err := engine.ResolveSwitches(to)
+	for _, line := range resolved {
+		if log != nil {
+			fmt.Fprintln(log, line)
+		}
+	}
+	if err != nil {
+		release()
+		return nil, err
 	}
 	return release, nil
 }
@@ -103,20 +114,11 @@ func RunChain(ctx context.Context, c Chain, o GroupOptions) (res *Result, err er
 		return nil, err
 	}
 	if !o.StoreLocked {
-		release, err := LockStore(o.To)
+		release, err := LockStore(o.To, o.Log)
 		if err != nil {
 			return nil, err
 		}
 		defer release()
-	}
-	resolved, err := engine.ResolveSwitches(o.To)
-	for _, line := range resolved {
-		if o.Log != nil {
-			fmt.Fprintln(o.Log, line)
-		}
-	}
-	if err != nil {
-		return nil, err
 	}
 	r, err := newRun(c, o)
 	if err != nil {

@@ -104,7 +104,7 @@ func RunChains(ctx context.Context, chains []Chain, o GroupOptions) ([]*Result, 
 			errs[0] = err
 			return results, errs
 		}
-		release, err := LockStore(o.To)
+		release, err := LockStore(o.To, o.Log)
 		if err != nil {
 			for i := range errs {
 				errs[i] = err
