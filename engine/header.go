@@ -37,6 +37,15 @@ func (b *BackupInfo) lowGen() uint32 {
 	return b.LowGen
 }
 
+// setFloor records a backup's log floor, or keeps it pending.
+func (h *DBHeader) setFloor(floor uint32, pending bool) {
+	if pending {
+		h.PendingLogFloor = floor
+		return
+	}
+	h.LogFloor, h.PendingLogFloor = floor, 0
+}
+
 // GenRange is an inclusive range of log generations.
 type GenRange struct {
 	Min uint32 `json:"min"`
@@ -76,6 +85,10 @@ type DBHeader struct {
 	// later backup of the group needs to know which logs it may delete.
 	// 0: no full or incremental backup recorded one.
 	LogFloor uint32 `json:"log_floor,omitempty"`
+	// PendingLogFloor is the floor of a most recent backup whose set was not
+	// known durable (written to a pipe): no log is truncated by it until
+	// `tapestream truncate` has read that set back (Group.TruncateAfter).
+	PendingLogFloor uint32 `json:"pending_log_floor,omitempty"`
 	// PatchCurrentFull is set on a database restored from an online backup
 	// and not yet recovered: the log range hard recovery must replay.
 	PatchCurrentFull *BackupInfo `json:"patch_current_full,omitempty"`

@@ -142,7 +142,7 @@ func (g *Group) writeDBHeaders(d *database) error {
 		d.stmHdr.CurrentFull = d.hdr.CurrentFull
 		d.stmHdr.PreviousFull, d.stmHdr.PreviousIncremental = d.hdr.PreviousFull, d.hdr.PreviousIncremental
 		d.stmHdr.PreviousDifferential, d.stmHdr.PreviousCopy = d.hdr.PreviousDifferential, d.hdr.PreviousCopy
-		d.stmHdr.LogFloor = d.hdr.LogFloor
+		d.stmHdr.LogFloor, d.stmHdr.PendingLogFloor = d.hdr.LogFloor, d.hdr.PendingLogFloor
 		return writeHeader(d.files[fileSTM].f, d.stmHdr)
 	}
 	return nil
@@ -206,7 +206,7 @@ func (s *Session) InstanceEnd(success bool, setID string) error {
 		s.abort(errors.New("aborted by the backup client"))
 		return nil
 	}
-	if err := s.recordEnd(setID); err != nil {
+	if err := s.recordEnd(setID, false); err != nil {
 		return err
 	}
 	s.release()
@@ -230,7 +230,7 @@ func (s *Session) Complete(setID string, truncate bool) ([]string, error) {
 			return nil, err
 		}
 	}
-	if err := s.recordEnd(setID); err != nil {
+	if err := s.recordEnd(setID, !truncate && s.typ.Truncates()); err != nil {
 		return nil, err
 	}
 	failpoint.Hit("backup/after-headers")
@@ -241,7 +241,10 @@ func (s *Session) Complete(setID string, truncate bool) ([]string, error) {
 
 // recordEnd checks that every listed log was read and records the backup
 // in the headers of the databases it covered. A failure aborts the session.
-func (s *Session) recordEnd(setID string) error {
+// pending: a full or incremental whose set is not known durable (a pipe)
+// records its log floor as pending: no other backup truncates by it until
+// TruncateAfter, once the set was read back, makes it the floor.
+func (s *Session) recordEnd(setID string, pending bool) error {
 	if err := s.check(); err != nil {
 		return err
 	}
@@ -292,12 +295,14 @@ func (s *Session) recordEnd(setID string) error {
 		switch s.typ {
 		case ese.Full:
 			h.PreviousFull, h.PreviousIncremental, h.PreviousDifferential = info, nil, nil
-			h.CurrentFull, h.LogFloor = nil, floor
+			h.CurrentFull = nil
+			h.setFloor(floor, pending)
 		case ese.Copy:
 			h.PreviousCopy = info
 			h.CurrentFull = nil
 		case ese.Incremental:
-			h.PreviousIncremental, h.LogFloor = info, floor
+			h.PreviousIncremental = info
+			h.setFloor(floor, pending)
 		case ese.Differential:
 			h.PreviousDifferential = info
 		}

@@ -300,6 +300,16 @@ func (g *Group) TruncateAfter(setID string) ([]string, error) {
 	}
 	floor, high := g.checkpoint.Gen, uint32(0)
 	found := false
+	// The set was read back: its pending floor becomes the floor.
+	for _, d := range g.dbs {
+		if b := chainTip(d.hdr, false); d.mounted && b.IsSet() && b.SetID == setID && d.hdr.PendingLogFloor != 0 {
+			d.hdr.setFloor(d.hdr.PendingLogFloor, false)
+			if err := g.writeDBHeaders(d); err != nil {
+				g.mu.Unlock()
+				return nil, err
+			}
+		}
+	}
 	for _, d := range g.dbs {
 		if !d.mounted {
 			g.mu.Unlock()

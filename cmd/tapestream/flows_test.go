@@ -193,7 +193,14 @@ func TestStdoutSetTruncatesNothingUntilVerified(t *testing.T) {
 	if got := logGens(t, gdir); got[0] != before[0] {
 		t.Fatal("a damaged set truncated logs")
 	}
+	hdr, _ := run(0, "store", "header", "--json", filepath.Join("store", "SG1", "Mailbox1.edb"))
+	if !strings.Contains(hdr, `"pending_log_floor"`) {
+		t.Fatalf("the piped full's floor is not pending in the header:\n%s", hdr)
+	}
 	o, _ := run(0, "truncate", "--store", "store", "--group", "SG1", set)
+	if hdr, _ := run(0, "store", "header", "--json", filepath.Join("store", "SG1", "Mailbox1.edb")); strings.Contains(hdr, `"pending_log_floor"`) {
+		t.Fatalf("the floor is still pending after truncate:\n%s", hdr)
+	}
 	if got := logGens(t, gdir); len(got) > 0 && got[0] <= before[0] {
 		t.Fatalf("truncate after a verified set deleted nothing (%s): %v", o, got)
 	}

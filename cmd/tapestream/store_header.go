@@ -98,6 +98,9 @@ func printHeader(w io.Writer, file string, h *engine.DBHeader) {
 	// Not an eseutil field: the first generation this database needs on
 	// disk, which decides what the next full or incremental truncates.
 	fmt.Fprintln(w)
+	if h.PendingLogFloor != 0 {
+		row("Pending Log Floor", fmt.Sprintf("%d (0x%X), until `tapestream truncate` reads the set back", h.PendingLogFloor, h.PendingLogFloor))
+	}
 	if h.LogFloor != 0 {
 		row("Log Floor", fmt.Sprintf("%d (0x%X)", h.LogFloor, h.LogFloor))
 	} else {
