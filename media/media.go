@@ -121,6 +121,11 @@ type Options struct {
 	Stdin io.Reader
 	// Stderr receives operator prompts. Nil means os.Stderr.
 	Stderr io.Writer
+	// S3 configures s3:// targets beyond their URL and the AWS
+	// environment (a configuration file's entry). Its StateDir defaults to
+	// the user's cache directory (tapestream/s3-uploads), so that an
+	// interrupted upload is resumed or cleaned up by the next run.
+	S3 S3Options
 }
 
 func (o Options) recordSize() int {

@@ -89,7 +89,7 @@ func Open(target string, opts Options) (Sink, error) {
 	}
 	kind := Classify(target)
 	if kind == KindS3 {
-		return OpenS3(target, opts, S3Options{})
+		return OpenS3(target, opts, opts.S3)
 	}
 	if kind != KindTape && kind != KindEmulated && (opts.Append || opts.Overwrite) && kind != KindFile {
 		return nil, newErr("open", target, fmt.Errorf("%w: --append and --overwrite apply to tapes only", ErrInvalidOptions))
@@ -152,7 +152,7 @@ func OpenReader(source string, opts Options) (Reader, error) {
 	}
 	switch Classify(source) {
 	case KindS3:
-		return OpenS3Reader(source, opts, S3Options{})
+		return OpenS3Reader(source, opts, opts.S3)
 	case KindStdio:
 		if opts.Stdin != nil {
 			if f, ok := opts.Stdin.(*os.File); ok {

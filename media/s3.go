@@ -88,6 +88,7 @@ type s3Sink struct {
 	ewSent    bool
 	state     lifecycle
 	failErr   error
+	stderr    io.Writer
 }
 
 // OpenS3 opens an s3:// target for writing (Open does it with zero
@@ -109,8 +110,18 @@ func OpenS3(target string, opts Options, so S3Options) (Sink, error) {
 	if err != nil {
 		return nil, newErr("open", target, err)
 	}
+	if so.StateDir == "" {
+		if dir, err := os.UserCacheDir(); err == nil {
+			so.StateDir = filepath.Join(dir, "tapestream", "s3-uploads")
+		}
+	}
+	if so.StateDir != "" {
+		if err := os.MkdirAll(so.StateDir, 0o700); err != nil {
+			so.StateDir = ""
+		}
+	}
 	s := &s3Sink{store: st, so: so, base: key, split: opts.VolumeSize > 0, rs: opts.recordSize(),
-		volSize: opts.VolumeSize, reserve: opts.VolumeReserve}
+		volSize: opts.VolumeSize, reserve: opts.VolumeReserve, stderr: opts.stderr()}
 	if s.split {
 		if s.reserve == 0 {
 			s.reserve = DefaultVolumeReserve(s.rs)
@@ -152,6 +163,19 @@ func (s *s3Sink) openVolume(n int) error {
 	if _, serr := os.Stat(uo.StateFile); uo.StateFile != "" && serr == nil {
 		up, err = s.store.Resume(ctx, uo.StateFile, uo)
 	} else {
+		// An upload of this object that a killed run left, without a state
+		// file here (another host's, or state kept elsewhere): an upload
+		// in progress is never an object, and it is cleaned up.
+		if pend, perr := s.store.ListPending(ctx, key); perr == nil {
+			for _, p := range pend {
+				if p.Key != key {
+					continue
+				}
+				if err := s.store.AbortPending(ctx, p); err == nil {
+					fmt.Fprintf(s.stderr, "aborted the unfinished upload %s of %s left by a backup started %s\n", p.UploadID, s.name(n), p.Initiated.Format(time.RFC3339))
+				}
+			}
+		}
 		up, err = s.store.Create(ctx, key, uo)
 	}
 	if err != nil {
