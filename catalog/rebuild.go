@@ -41,7 +41,7 @@ var splitRE = regexp.MustCompile(`\.([0-9]{3,})$`)
 func SetFromInfo(info *restore.SetInfo) *Set {
 	l := info.Label
 	s := &Set{
-		ID: l.SetID, Group: l.StorageGroup, GroupSignature: l.Extra["group_signature"], Databases: l.Databases,
+		ID: l.SetID, Group: l.StorageGroup, GroupSignature: l.GroupSignature, Databases: l.Databases,
 		Type: l.SetType, Created: l.Created.UTC(), ParentID: l.PreviousSetID, Codec: l.Codec, RecordSize: l.RecordSize,
 		Status: StatusComplete,
 	}

@@ -31,7 +31,6 @@ import (
 	"io"
 	"os"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -204,10 +203,8 @@ func Backup(ctx context.Context, sess source.Session, dst sink.Sink, opts Option
 		SetID: opts.SetID, SetType: sess.Type().String(),
 		StorageGroup: gi.Name, Databases: sess.Databases(), Created: opts.Now().UTC(), Host: opts.Host,
 		PreviousSetID: opts.PreviousSetID,
-		Extra: map[string]string{
-			"group_signature": gi.Signature, "log_prefix": gi.LogPrefix, "group_id": fmt.Sprint(gi.ID),
-			"circular_logging": fmt.Sprint(gi.CircularLogging), "group_database_ids": databaseIDs(gi),
-		},
+		GroupSignature: gi.Signature, LogPrefix: gi.LogPrefix, GroupID: gi.ID,
+		CircularLogging: gi.CircularLogging, DatabaseIDs: databaseIDs(gi),
 	}
 	if err := tw.Begin(label); err != nil {
 		return nil, err
@@ -248,10 +245,9 @@ func Backup(ctx context.Context, sess source.Session, dst sink.Sink, opts Option
 		return nil, err
 	}
 
-	tw.SetManifestInfo(tapeformat.ManifestInfo{
-		LogFirst: uint64(sess.LowGen()), LogLast: uint64(sess.HighGen()),
-		Extra: map[string]string{"group_signature": gi.Signature, "log_prefix": gi.LogPrefix, "set_type": sess.Type().String()},
-	})
+	// set type, group signature and log prefix: the Writer copies them
+	// from the label
+	tw.SetManifestInfo(tapeformat.ManifestInfo{LogFirst: uint64(sess.LowGen()), LogLast: uint64(sess.HighGen())})
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
@@ -542,12 +538,12 @@ func writeStage(ctx context.Context, tw *tapeformat.Writer, opts Options, free, 
 	return nil
 }
 
-// databaseIDs lists the group's database ids ("0,1"): a restore of a
-// subset needs to know which databases it leaves out.
-func databaseIDs(gi engine.GroupInfo) string {
-	ids := make([]string, 0, len(gi.Databases))
+// databaseIDs lists the group's database ids: a restore of a subset
+// needs to know which databases it leaves out.
+func databaseIDs(gi engine.GroupInfo) []int {
+	ids := make([]int, 0, len(gi.Databases))
 	for _, d := range gi.Databases {
-		ids = append(ids, fmt.Sprint(d.ID))
+		ids = append(ids, d.ID)
 	}
-	return strings.Join(ids, ",")
+	return ids
 }

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -348,10 +347,10 @@ func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (res *R
 		if _, err := os.Stat(target); err == nil && !o.Force {
 			return fmt.Errorf("storage group directory %s exists; restore with --force to replace it (its later logs are replayed), or into another group with --group", target)
 		}
-		if !wal.ValidPrefix(l.Extra["log_prefix"]) {
-			return fmt.Errorf("set %s: invalid log prefix %q in its label", l.SetID, l.Extra["log_prefix"])
+		if !wal.ValidPrefix(l.LogPrefix) {
+			return fmt.Errorf("set %s: invalid log prefix %q in its label", l.SetID, l.LogPrefix)
 		}
-		sinkSt.prefix, sinkSt.allowDBs = l.Extra["log_prefix"], true
+		sinkSt.prefix, sinkSt.allowDBs = l.LogPrefix, true
 		return nil
 	}
 	var infos []*SetInfo
@@ -469,8 +468,7 @@ func recoverStaged(stage string, o GroupOptions, res *Result) error {
 // snapshots in its manifest.
 func groupConfigFor(name string, full *SetInfo, st *stagingSink) (*engine.GroupConfig, error) {
 	l := full.Label
-	id, _ := strconv.Atoi(l.Extra["group_id"])
-	cfg := &engine.GroupConfig{Name: name, ID: id, Signature: l.Extra["group_signature"]}
+	cfg := &engine.GroupConfig{Name: name, ID: l.GroupID, Signature: l.GroupSignature}
 	if full.Manifest == nil {
 		return nil, fmt.Errorf("set %s has no manifest", l.SetID)
 	}
@@ -503,8 +501,8 @@ func groupConfigFor(name string, full *SetInfo, st *stagingSink) (*engine.GroupC
 		cfg.Databases = append(cfg.Databases, engine.DBConfig{Name: h.Name, ID: h.DBID, GUID: h.GUID, Streaming: stm[h.Name]})
 		present[h.DBID] = true
 	}
-	for _, s := range strings.Split(l.Extra["group_database_ids"], ",") {
-		if n, err := strconv.Atoi(s); err == nil && !present[n] {
+	for _, n := range l.DatabaseIDs {
+		if !present[n] {
 			cfg.AbsentIDs = append(cfg.AbsentIDs, n)
 		}
 	}

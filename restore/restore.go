@@ -133,8 +133,8 @@ func ValidateChain(labels []tapeformat.Label) error {
 	seen := map[string]bool{first.SetID: true}
 	for i, l := range labels[1:] {
 		prev := labels[i]
-		if l.StorageGroup != first.StorageGroup || l.Extra["group_signature"] != first.Extra["group_signature"] {
-			return fmt.Errorf("set %s belongs to storage group %s (%s), the full set %s to %s (%s)", l.SetID, l.StorageGroup, l.Extra["group_signature"], first.SetID, first.StorageGroup, first.Extra["group_signature"])
+		if l.StorageGroup != first.StorageGroup || l.GroupSignature != first.GroupSignature {
+			return fmt.Errorf("set %s belongs to storage group %s (%s), the full set %s to %s (%s)", l.SetID, l.StorageGroup, l.GroupSignature, first.SetID, first.StorageGroup, first.GroupSignature)
 		}
 		if seen[l.SetID] {
 			return fmt.Errorf("set %s is given twice", l.SetID)
@@ -243,7 +243,7 @@ func readSet(ctx context.Context, src SetSource, o Options, out fileSink) (*SetI
 		}
 		var logv *wal.StreamVerifier
 		if fh.Kind == tapeformat.KindLog {
-			logv = wal.NewStreamVerifier(engine.ParseSignature(info.Label.Extra["group_signature"]))
+			logv = wal.NewStreamVerifier(engine.ParseSignature(info.Label.GroupSignature))
 			logv.SetName(fh.Name)
 		}
 		logOK := true

@@ -160,7 +160,12 @@ func findUnits(set []byte) []unitPos {
 		if i < 0 {
 			break
 		}
-		h, _ := codec.ParseHeader(set[p+i:])
+		h, err := codec.ParseHeader(set[p+i:])
+		if err != nil { // a file-info frame
+			_, n, _ := codec.ParseInfo(set[p+i:])
+			p += i + n
+			continue
+		}
 		out = append(out, unitPos{p + i, h.UnitLen, h.Meta})
 		p += i + h.UnitLen
 	}
@@ -172,5 +177,5 @@ func isErr(err, target error) bool { return errors.Is(err, target) }
 // putRec rewrites a chunk record's length and fixes its checksum.
 func putRec(rec []byte, h codec.Header) {
 	binary.LittleEndian.PutUint32(rec[20:], h.Meta.Length)
-	binary.LittleEndian.PutUint32(rec[32:], codec.Checksum(rec[:32]))
+	binary.LittleEndian.PutUint32(rec[40:], codec.Checksum(rec[:40]))
 }
