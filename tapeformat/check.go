@@ -25,6 +25,11 @@ func (r *Reader) readLabel() error {
 		return err
 	}
 	if rec.Type != mtLabel || h.Size > maxLabelSize {
+		if rec.Type == mtSegment && !r.labeled {
+			// The label is missing: recoverLabel starts from this
+			// member, whose header is read already.
+			r.pendingHdr = &pendingHeader{h: h, rec: rec, start: start}
+		}
 		return r.ferr(start, h.Name, fmt.Errorf("%w: first member is not a label", ErrNotTapestream))
 	}
 	data := make([]byte, h.Size)
@@ -96,6 +101,14 @@ func (r *Reader) recoverLabel(cause error) bool {
 	var salv []byte
 	limit := r.off + r.opts.MaxMemberSize
 	for r.off < limit {
+		if p := r.pendingHdr; p != nil {
+			r.pendingHdr = nil
+			if r.adoptLabel(cause, p.h, p.rec, p.start, salvOff, nil) {
+				return true
+			}
+			r.skip(padded(p.h.Size))
+			continue
+		}
 		blk, _ := r.br.Peek(BlockSize)
 		if len(blk) < BlockSize {
 			return false
@@ -108,41 +121,46 @@ func (r *Reader) recoverLabel(cause error) bool {
 		start := r.off
 		h, rec, err := r.readHeader()
 		if err != nil {
-			if r.off == start {
-				salv = append(salv, blk...)
-				r.skip(BlockSize)
-			}
-			continue
+			continue // its first block was skipped
 		}
-		c, err := codec.ParseCodec(rec.Codec)
-		if err == nil {
-			_, err = NewDigest(rec.Digest)
+		if r.adoptLabel(cause, h, rec, start, salvOff, salv) {
+			return true
 		}
-		if rec.Type != mtSegment || err != nil || checkMemberName(h.Name, rec, c) != nil {
-			r.skip(padded(h.Size))
-			continue
-		}
-		v := 3
-		if rec.Magic == recordV1 {
-			v = 2
-			if rec.Digest == "" {
-				v = 1
-			}
-		}
-		r.setLabel(Label{FormatVersion: v, SetID: rec.Set, Codec: rec.Codec, Digest: rec.Digest, Volume: 1}, c)
-		if rec.Info != nil {
-			r.learnLabel(&rec.Info.Set)
-		}
-		r.pendingHdr = &pendingHeader{h: h, rec: rec, start: start}
-		r.damage(salvOff, LabelName, fmt.Errorf("label unreadable (%v); the set's description taken from the next member", cause))
-		if len(salv) > 0 && c.Kind != codec.None {
-			r.memBuf = salv
-			r.mem, r.memPos, r.memRec, r.memName, r.memOff, r.memVol = salv, 0, nil, "", salvOff, r.vol
-			r.memTorn, r.memFile, r.active = true, -1, true
-		}
-		return true
+		r.skip(padded(h.Size))
 	}
 	return false
+}
+
+// adoptLabel takes the set's description from the segment header h when
+// it has one, and makes it the next member to read (after the salvaged
+// bytes before it).
+func (r *Reader) adoptLabel(cause error, h *tar.Header, rec *memberRecord, start, salvOff int64, salv []byte) bool {
+	c, err := codec.ParseCodec(rec.Codec)
+	if err == nil {
+		_, err = NewDigest(rec.Digest)
+	}
+	if rec.Type != mtSegment || err != nil || checkMemberName(h.Name, rec, c) != nil {
+		return false
+	}
+	v := 3
+	if rec.Magic == recordV1 {
+		v = 2
+		if rec.Digest == "" {
+			v = 1
+		}
+	}
+	r.setLabel(Label{FormatVersion: v, SetID: rec.Set, Codec: rec.Codec, Digest: rec.Digest, Volume: 1}, c)
+	if rec.Info != nil {
+		r.learnLabel(&rec.Info.Set)
+	}
+	r.pendingHdr = &pendingHeader{h: h, rec: rec, start: start}
+	r.damage(salvOff, LabelName, fmt.Errorf("label unreadable (%v); the set's description taken from the next member", cause))
+	if len(salv) > 0 && c.Kind != codec.None {
+		r.memBuf = salv
+		r.mem, r.memPos, r.memRec, r.memName, r.memOff, r.memVol = salv, 0, nil, "", salvOff, r.vol
+		r.memTorn, r.memFile, r.active = true, -1, true
+	}
+	return true
 }
 
 func (r *Reader) readManifest(start int64, h *tar.Header, rec *memberRecord) error {
@@ -189,11 +207,18 @@ func (r *Reader) finalize() {
 		// Files known only from the manifest whose chunks were held:
 		// they come last.
 		for _, mf := range r.manifest.Files {
-			if r.files[mf.Index] == nil && slices.ContainsFunc(r.pend, func(p pendChunk) bool { return int(p.meta.FileIndex) == mf.Index }) {
+			// (an empty file whose members are lost is given back
+			// whole from the manifest; the loss of its member is still
+			// reported, with length 0)
+			if r.files[mf.Index] == nil && (mf.Size == 0 ||
+				slices.ContainsFunc(r.pend, func(p pendChunk) bool { return int(p.meta.FileIndex) == mf.Index })) {
 				f := &fileState{hdr: FileHeader{Index: mf.Index, Name: mf.Name, Kind: mf.Kind, Size: mf.Size, ModTime: mf.ModTime,
 					DBHeader: mf.DBHeader}, fromInfo: true, closeSize: -1}
 				r.files[mf.Index] = f
 				r.openFile(f)
+				if mf.Size == 0 && !slices.ContainsFunc(r.pend, func(p pendChunk) bool { return int(p.meta.FileIndex) == mf.Index }) {
+					r.loss(f, 0, 0, "the file's member is missing from the set (an empty file: given back from the manifest)")
+				}
 			}
 		}
 	}
@@ -217,9 +242,7 @@ func (r *Reader) finalize() {
 		f := r.files[mf.Index]
 		if f == nil {
 			f = &fileState{hdr: FileHeader{Index: mf.Index, Name: mf.Name, Kind: mf.Kind, Size: mf.Size}}
-			if mf.Size > 0 {
-				r.loss(f, 0, mf.Size, "file missing from the set")
-			}
+			r.loss(f, 0, mf.Size, "file missing from the set")
 			continue
 		}
 		if f.hdr.Name != mf.Name || f.hdr.Kind != mf.Kind {

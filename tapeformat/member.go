@@ -52,6 +52,12 @@ func (c countReader) Read(p []byte) (int, error) {
 // io.EOF at the end of the volume (a zero block or the end of data) and a
 // *FormatError wrapping ErrHeader for a block that is no header. The
 // record may belong to another set: the caller decides.
+//
+// The header (the 'x' block, the pax records, the ustar block) is parsed
+// from the read buffer and consumed only if it is valid; otherwise only
+// its first block is, and a resync goes on block by block from there
+// (a damaged size in a pax record must not carry the reader past the next
+// member's header, nor off the 512-byte grid).
 func (r *Reader) readHeader() (*tar.Header, *memberRecord, error) {
 	start := r.off
 	blk, err := r.br.Peek(BlockSize)
@@ -67,28 +73,50 @@ func (r *Reader) readHeader() (*tar.Header, *memberRecord, error) {
 	if !validHeaderBlock(blk) {
 		return nil, nil, r.ferr(start, "", ErrHeader)
 	}
-	tr := tar.NewReader(io.LimitReader(countReader{r}, maxPaxSize+2*BlockSize))
-	h, err := tr.Next()
+	paxSize, ok := parseOctal(blk[124:136])
+	if !ok || paxSize > maxPaxSize {
+		r.skip(BlockSize)
+		return nil, nil, r.ferr(start, "", fmt.Errorf("%w: pax header of %d bytes", ErrHeader, paxSize))
+	}
+	span := int(BlockSize + padded(paxSize) + BlockSize)
+	hb, err := r.br.Peek(span)
+	if len(hb) < span {
+		r.skip(BlockSize)
+		return nil, nil, r.ferr(start, "", fmt.Errorf("%w: the volume ends inside a member header (%v)", ErrTruncated, err))
+	}
+	h, err := tar.NewReader(bytes.NewReader(hb)).Next()
 	if err != nil {
+		r.skip(BlockSize)
 		return nil, nil, r.ferr(start, "", fmt.Errorf("%w: %v", ErrHeader, err))
 	}
 	if h.Typeflag != tar.TypeReg || h.Size < 0 {
+		r.skip(BlockSize)
 		return nil, nil, r.ferr(start, h.Name, ErrNotTapestream)
 	}
 	rec, err := decodeRecord(h.PAXRecords["comment"], !r.labeled || r.version < 3)
+	if err == nil && rec.Magic == recordV2 && rec.Stored != h.Size {
+		err = fmt.Errorf("%w: member record says %d bytes, tar header %d", ErrHeader, rec.Stored, h.Size)
+	}
 	if err != nil {
+		r.skip(BlockSize)
 		return nil, nil, r.ferr(start, h.Name, err)
 	}
-	if rec.Magic == recordV2 && rec.Stored != h.Size {
-		return nil, nil, r.ferr(start, h.Name, fmt.Errorf("%w: member record says %d bytes, tar header %d", ErrHeader, rec.Stored, h.Size))
-	}
 	if r.labeled && rec.Set != r.label.SetID {
+		r.skip(int64(span))
 		return h, rec, nil // another set's: the caller decides
 	}
 	if err := checkMemberName(h.Name, rec, r.codec); err != nil && (r.labeled || rec.Type == mtLabel) {
+		r.skip(BlockSize)
 		return nil, nil, r.ferr(start, h.Name, err)
 	}
+	r.skip(int64(span))
 	return h, rec, nil
+}
+
+func parseOctal(b []byte) (int64, bool) {
+	f := bytes.Trim(b, " \x00")
+	n, err := strconv.ParseInt(string(f), 8, 64)
+	return n, err == nil && len(f) > 0
 }
 
 // readData reads a member's data and padding into p.
@@ -216,12 +244,13 @@ func (r *Reader) nextMember() error {
 		if r.manRead {
 			return r.trailing()
 		}
-		if blk, _ := r.br.Peek(1); len(blk) == 0 {
+		if errors.Is(err, ErrTruncated) {
 			// The volume ends inside a header: a member torn at the end
 			// of a volume (rewritten whole on the next) or a truncated
 			// set.
+			r.skip(1 << 62)
 			if r.vr == nil {
-				if err := r.damage(start, "", fmt.Errorf("%w: the set ends inside a member header", ErrTruncated)); err != nil {
+				if err := r.damageOr(err); err != nil {
 					return err
 				}
 			}

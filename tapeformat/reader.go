@@ -218,7 +218,10 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = DefaultMaxPending
 	}
-	rd := &Reader{opts: opts, br: bufio.NewReaderSize(r, opts.RecordSize), vol: 1, files: map[int]*fileState{}, memFile: -1}
+	// The read buffer holds a whole member header (readHeader parses it
+	// before consuming it), and at least a tape record.
+	bufSize := max(opts.RecordSize, maxPaxSize+2*BlockSize)
+	rd := &Reader{opts: opts, br: bufio.NewReaderSize(r, bufSize), vol: 1, files: map[int]*fileState{}, memFile: -1}
 	rd.vr, _ = r.(VolumeReader)
 	rd.dec = codec.NewDecoder(opts.MaxFrameSize)
 	if err := rd.readLabel(); err != nil {

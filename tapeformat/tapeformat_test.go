@@ -442,7 +442,7 @@ func TestUnsafeSets(t *testing.T) {
 		},
 		"huge-member": func(tw *tar.Writer, cm func(memberRecord, int64) map[string]string) {
 			rec := memberRecord{Type: mtSegment, File: 0, Name: "x", Kind: KindOther, Part: 1, Length: 26, Chunks: 1, Size: 26, Last: true}
-			tw.WriteHeader(&tar.Header{Name: "files/x.zst.part000001", Size: 1 << 40, Mode: 0o644, Format: tar.FormatPAX, PAXRecords: cm(rec, int64(1 << 40))})
+			tw.WriteHeader(&tar.Header{Name: "files/x.zst.part000001", Size: 1 << 40, Mode: 0o644, Format: tar.FormatPAX, PAXRecords: cm(rec, int64(1<<40))})
 		},
 	}
 	for name, mk := range cases {

@@ -24,7 +24,7 @@ const (
 	infoHeaderLen = 16
 	// MaxInfoLen is the largest description a file-info frame carries
 	// (the gzip extra field holds at most 65535 bytes).
-	MaxInfoLen = 65535 - 4 - infoHeaderLen
+	MaxInfoLen  = 65535 - 4 - infoHeaderLen
 	gzipInfoSI2 = 'I'
 )
 
