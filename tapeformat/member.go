@@ -2,6 +2,7 @@ package tapeformat
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -79,6 +80,7 @@ func (r *Reader) readHeader() (*tar.Header, *memberRecord, error) {
 		return nil, nil, r.ferr(start, "", fmt.Errorf("%w: pax header of %d bytes", ErrHeader, paxSize))
 	}
 	span := int(BlockSize + padded(paxSize) + BlockSize)
+	r.growBuffer(span)
 	hb, err := r.br.Peek(span)
 	if len(hb) < span {
 		r.skip(BlockSize)
@@ -181,7 +183,7 @@ func (r *Reader) endVolume() error {
 	}
 	if r.vr != nil {
 		if err := r.vr.NextVolume(); err == nil {
-			r.br.Reset(r.vr)
+			r.br = bufio.NewReaderSize(r.vr, r.br.Size())
 			r.off = 0
 			if err := r.readLabel(); err != nil {
 				r.done = true

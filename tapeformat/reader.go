@@ -2,6 +2,7 @@ package tapeformat
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"hash"
 	"io"
@@ -128,8 +129,9 @@ func (w Warning) String() string {
 // Reader reads a backup set front to back.
 type Reader struct {
 	opts ReaderOptions
+	src  io.Reader
 	vr   VolumeReader
-	br   *bufio.Reader
+	br   *bufio.Reader // grown to hold a whole member header (growBuffer)
 	vol  int
 	off  int64 // offset in the current volume
 
@@ -218,10 +220,7 @@ func NewReader(r io.Reader, opts ReaderOptions) (*Reader, error) {
 	if opts.MaxPending <= 0 {
 		opts.MaxPending = DefaultMaxPending
 	}
-	// The read buffer holds a whole member header (readHeader parses it
-	// before consuming it), and at least a tape record.
-	bufSize := max(opts.RecordSize, maxPaxSize+2*BlockSize)
-	rd := &Reader{opts: opts, br: bufio.NewReaderSize(r, bufSize), vol: 1, files: map[int]*fileState{}, memFile: -1}
+	rd := &Reader{opts: opts, src: r, br: bufio.NewReaderSize(r, opts.RecordSize), vol: 1, files: map[int]*fileState{}, memFile: -1}
 	rd.vr, _ = r.(VolumeReader)
 	rd.dec = codec.NewDecoder(opts.MaxFrameSize)
 	if err := rd.readLabel(); err != nil {
@@ -354,6 +353,19 @@ func (r *Reader) Close() error {
 		r.ndecs = 0
 	}
 	return nil
+}
+
+// growBuffer makes the read buffer hold n bytes: readHeader parses a
+// member header in the buffer before it consumes it. The buffer starts at
+// RecordSize (a reader per small set must not cost a MiB) and grows only
+// for a pax header larger than it, up to maxPaxSize.
+func (r *Reader) growBuffer(n int) {
+	if r.br.Size() >= n {
+		return
+	}
+	b, _ := r.br.Peek(r.br.Buffered())
+	rest := bytes.Clone(b)
+	r.br = bufio.NewReaderSize(io.MultiReader(bytes.NewReader(rest), r.src), n)
 }
 
 func (r *Reader) ferr(off int64, member string, err error) *FormatError {
