@@ -92,6 +92,17 @@ func (r *Reader) learnLabel(l *Label) {
 	r.label, r.labelFull = nl, true
 }
 
+// learnLabelFrom takes the label from a member record's file-info when the
+// label member was lost (it is decoded only then).
+func (r *Reader) learnLabelFrom(rec *memberRecord) {
+	if r.labelFull || rec.info == nil || len(rec.info.Set) == 0 {
+		return
+	}
+	if l, err := rec.info.label(); err == nil {
+		r.learnLabel(l)
+	}
+}
+
 // recoverLabel handles a damaged label of the first volume in salvage mode:
 // it scans for the next member and takes the set id, codec and digest from
 // its member record (the whole label, from format version 3 on, when the
@@ -150,8 +161,14 @@ func (r *Reader) adoptLabel(cause error, h *tar.Header, rec *memberRecord, start
 		}
 	}
 	r.setLabel(Label{FormatVersion: v, SetID: rec.Set, Codec: rec.Codec, Digest: rec.Digest, Volume: 1}, c)
-	if rec.Info != nil {
-		r.learnLabel(&rec.Info.Set)
+	r.learnLabelFrom(rec)
+	if !r.labelFull && c.Kind != codec.None {
+		// The whole label is in the file-info frame that starts the
+		// member's data: read in place, so that Label is complete when
+		// NewReader returns.
+		r.growBuffer(codec.MaxInfoLen + 64)
+		b, _ := r.br.Peek(int(min(h.Size, codec.MaxInfoLen+64)))
+		r.learnInfoPeek(b)
 	}
 	r.pendingHdr = &pendingHeader{h: h, rec: rec, start: start}
 	r.damage(salvOff, LabelName, fmt.Errorf("label unreadable (%v); the set's description taken from the next member", cause))

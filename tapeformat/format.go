@@ -2,6 +2,7 @@ package tapeformat
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -243,7 +244,18 @@ type memberRecord struct {
 	Table  [][2]uint32 `json:"raw,omitempty"` // codec none: [length, crc32c] per chunk
 	// Record version 2 (format 3) on:
 	Stored int64     `json:"stored"`         // bytes of member data (the ustar size)
-	Info   *fileInfo `json:"info,omitempty"` // first segment of a file: the file-info
+	// Info is the file-info record (first segment of a file), kept raw:
+	// its label part is decoded only when the label is needed.
+	Info json.RawMessage `json:"info,omitempty"`
+	info *fileInfoLazy   // Info decoded by decodeRecord
+}
+
+// fileInfoLazy is a file-info record whose label is left undecoded; in a
+// member record (codecs other than none) it has no label: the file-info
+// frame has it.
+type fileInfoLazy struct {
+	Set  json.RawMessage `json:"set,omitempty"`
+	File fileInfoRecord  `json:"file"`
 }
 
 // fileInfo is the file-info record: what a restore needs to know about a

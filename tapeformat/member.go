@@ -170,7 +170,14 @@ func (r *Reader) readMember(size int64) ([]byte, error) {
 }
 
 func (r *Reader) skip(n int64) {
-	io.CopyN(io.Discard, countReader{r}, n)
+	for n > 0 {
+		k, err := r.br.Discard(int(min(n, 1<<30)))
+		r.off += int64(k)
+		n -= int64(k)
+		if err != nil {
+			return
+		}
+	}
 }
 
 func padded(n int64) int64 { return n + -n&(BlockSize-1) }
@@ -304,9 +311,7 @@ func (r *Reader) segment(start int64, h *tar.Header, rec *memberRecord) error {
 		}
 		rec.Size = rec.Offset + rec.Length
 	}
-	if rec.Info != nil {
-		r.learnLabel(&rec.Info.Set)
-	}
+	r.learnLabelFrom(rec)
 	f, err := r.learnRecord(start, h.Name, rec)
 	if err != nil {
 		return err
@@ -315,6 +320,9 @@ func (r *Reader) segment(start int64, h *tar.Header, rec *memberRecord) error {
 	r.torn = [2]int{-1, -1}
 	dataAt := r.off
 	data, rerr := r.readMember(h.Size)
+	if !r.labelFull && r.codec.Kind != codec.None {
+		r.learnInfoPeek(data) // before the file is announced
+	}
 	r.mem, r.memRec, r.memName, r.memOff, r.memVol, r.memPos, r.memTable, r.memCOff = data, rec, h.Name, dataAt, r.vol, 0, 0, rec.Offset
 	r.memTorn, r.memFile, r.memDup, r.memRewrite = false, rec.File, false, rewrite
 	r.active = f != nil

@@ -146,7 +146,8 @@ type Reader struct {
 	files map[int]*fileState
 	open  *fileState // the file chunks are delivered to (announced last)
 	hash  hash.Hash  // digest of the open file
-	queue []event    // for Next and NextChunk, in order
+	queue []event    // for Next and NextChunk, in order, from queue[qh]
+	qh    int
 	cur   *fileState // the file Next returned last
 	chunk Chunk
 	out   []byte
@@ -273,7 +274,7 @@ func (r *Reader) NextChunk() (*Chunk, error) {
 		return nil, err
 	}
 	if !ev.chunk || ev.f != r.cur {
-		r.queue = slices.Insert(r.queue, 0, ev)
+		r.unread(ev)
 		return nil, io.EOF
 	}
 	if ev.own { // a chunk held while its file was unknown: its own buffer

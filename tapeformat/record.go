@@ -54,8 +54,12 @@ func decodeRecord(s string, v1 bool) (*memberRecord, error) {
 		if err != nil || len(s[n+8:len(s)-2]) != 8 || uint32(want) != codec.Checksum([]byte(s[:n])) {
 			return nil, fmt.Errorf("%w: member record", ErrChecksum)
 		}
-		if rec.Info != nil {
-			if err := rec.Info.check(rec); err != nil {
+		if len(rec.Info) > 0 {
+			rec.info = new(fileInfoLazy)
+			if err := json.Unmarshal(rec.Info, rec.info); err != nil {
+				return nil, fmt.Errorf("%w: file-info: %v", ErrNotTapestream, err)
+			}
+			if err := rec.info.check(rec); err != nil {
 				return nil, err
 			}
 		}
@@ -64,18 +68,28 @@ func decodeRecord(s string, v1 bool) (*memberRecord, error) {
 	return nil, fmt.Errorf("%w: member record version %q", ErrNotTapestream, rec.Magic)
 }
 
-// check validates a file-info record against the member record carrying it.
-func (fi *fileInfo) check(rec *memberRecord) error {
+// check validates a file-info record against the member record carrying
+// it (the record's checksum covers both; the label part is checked when
+// it is decoded, by learnLabel).
+func (fi *fileInfoLazy) check(rec *memberRecord) error {
 	f := &fi.File
-	if fi.Set.SetID != rec.Set || f.Index != rec.File || f.Name != rec.Name || f.Kind != rec.Kind {
+	if f.Index != rec.File || f.Name != rec.Name || f.Kind != rec.Kind {
 		return fmt.Errorf("%w: file-info does not match its member record", ErrNotTapestream)
 	}
-	return validFileInfo(fi)
+	return validFileInfo(f)
+}
+
+// label decodes the file-info's copy of the label.
+func (fi *fileInfoLazy) label() (*Label, error) {
+	l := new(Label)
+	if err := json.Unmarshal(fi.Set, l); err != nil {
+		return nil, fmt.Errorf("%w: file-info label: %v", ErrNotTapestream, err)
+	}
+	return l, nil
 }
 
 // validFileInfo checks what a file-info brings into the reader.
-func validFileInfo(fi *fileInfo) error {
-	f := &fi.File
+func validFileInfo(f *fileInfoRecord) error {
 	if ValidateName(f.Name) != nil || f.Index < 0 || f.Index > 1<<30 || f.Size < -1 || len(f.DBHeader) > MaxDBHeader {
 		return fmt.Errorf("%w: file-info of %q", ErrBadName, f.Name)
 	}
@@ -93,7 +107,7 @@ func parseInfoFrame(b []byte) (*fileInfo, error) {
 	if err := json.Unmarshal(b, fi); err != nil {
 		return nil, fmt.Errorf("%w: file-info: %v", ErrNotTapestream, err)
 	}
-	if err := validFileInfo(fi); err != nil {
+	if err := validFileInfo(&fi.File); err != nil {
 		return nil, err
 	}
 	return fi, nil

@@ -59,9 +59,11 @@ type pendChunk struct {
 	reason string
 }
 
-// event returns the next event.
+// event returns the next event. An error (in strict mode, the first
+// damage) comes before any event queued after it was found.
 func (r *Reader) event() (event, error) {
-	for len(r.queue) == 0 {
+	for r.qh == len(r.queue) {
+		r.queue, r.qh = r.queue[:0], 0
 		if r.err != nil {
 			return event{}, r.err
 		}
@@ -70,12 +72,23 @@ func (r *Reader) event() (event, error) {
 			return event{}, err
 		}
 	}
-	ev := r.queue[0]
-	r.queue = r.queue[1:]
-	if len(r.queue) == 0 {
-		r.queue = r.queue[:0:0] // let the backing array go
+	if r.err != nil {
+		return event{}, r.err
 	}
+	ev := r.queue[r.qh]
+	r.queue[r.qh] = event{}
+	r.qh++
 	return ev, nil
+}
+
+// unread puts ev back in front of the queue.
+func (r *Reader) unread(ev event) {
+	if r.qh > 0 {
+		r.qh--
+		r.queue[r.qh] = ev
+		return
+	}
+	r.queue = slices.Insert(r.queue, 0, ev)
 }
 
 // fetch reads on until it has queued events (or the set is done).
@@ -90,7 +103,7 @@ func (r *Reader) fetch() error {
 	case r.done:
 		if !r.finalized {
 			r.finalize()
-			if len(r.queue) > 0 || r.err != nil {
+			if len(r.queue) > r.qh || r.err != nil {
 				return r.err
 			}
 		}
@@ -104,8 +117,8 @@ func (r *Reader) fetch() error {
 // be used (its file conflicts with what is known).
 func (r *Reader) learnRecord(start int64, member string, rec *memberRecord) (*fileState, error) {
 	var fi *fileInfoRecord
-	if rec.Info != nil {
-		fi = &rec.Info.File
+	if rec.info != nil {
+		fi = &rec.info.File
 	}
 	f, err := r.learn(start, member, rec.File, rec.Name, rec.Kind, rec.Size, fi)
 	if f == nil || err != nil {
@@ -159,6 +172,16 @@ func (r *Reader) learnInfoFrame(at int64, b []byte) error {
 		r.openFile(f)
 	}
 	return nil
+}
+
+// learnInfoPeek learns the label from the file-info frame at the start of
+// b, if there is a valid one of this set.
+func (r *Reader) learnInfoPeek(b []byte) {
+	if info, _, err := codec.ParseInfo(b); err == nil {
+		if fi, err := parseInfoFrame(info); err == nil && fi.Set.SetID == r.label.SetID {
+			r.learnLabel(&fi.Set)
+		}
+	}
 }
 
 // learn records what a source says about file idx: it creates the file,

@@ -171,6 +171,9 @@ func (r *Reader) nextUnit() (meta codec.ChunkMeta, ok bool, err error) {
 			if herr != nil {
 				if info, n, ierr := codec.ParseInfo(b); ierr == nil {
 					r.memPos += n
+					if r.memRec != nil && r.memRec.info != nil && r.labelFull {
+						continue // all it says is known (its checksum is good)
+					}
 					if err := r.learnInfoFrame(at, info); err != nil {
 						return meta, false, err
 					}

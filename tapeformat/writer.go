@@ -126,7 +126,7 @@ type Writer struct {
 
 	enc    *codec.Encoder // for CreateFile
 	tag    uint64         // set tag stamped into every chunk record
-	finfo  *fileInfo      // file-info of the open file
+	finfo  json.RawMessage // file-info record of the open file
 	units  []unitSpan     // layout hook: units of the segment being filled
 	layout func(layoutEvent)
 }
@@ -503,17 +503,22 @@ func (w *Writer) BeginFile(fi FileInfo) (index int, err error) {
 	set.Volume = 0
 	info := &fileInfo{Set: set, File: fileInfoRecord{Index: len(w.files), Name: fi.Name, Kind: fi.Kind, Size: fi.Size,
 		ModTime: fi.ModTime.UTC(), DBHeader: fi.DBHeader}}
-	var infoJS []byte
+	infoJS, err := json.Marshal(info)
+	if err != nil {
+		return 0, w.fail(err)
+	}
+	if len(infoJS) > codec.MaxInfoLen {
+		return 0, fmt.Errorf("tapeformat: file %q: file-info of %d bytes exceeds %d", fi.Name, len(infoJS), codec.MaxInfoLen)
+	}
+	w.curInfo, w.finfo = fi, infoJS
 	if w.opts.Codec.Kind != codec.None {
-		var err error
-		if infoJS, err = json.Marshal(info); err != nil {
+		// The frame carries the whole file-info; the first member
+		// record only its file part (the label copy in every record
+		// doubled the JSON a reader decodes per file).
+		if w.finfo, err = json.Marshal(fileInfoLazy{File: info.File}); err != nil {
 			return 0, w.fail(err)
 		}
-		if len(infoJS) > codec.MaxInfoLen {
-			return 0, fmt.Errorf("tapeformat: file %q: file-info of %d bytes exceeds %d", fi.Name, len(infoJS), codec.MaxInfoLen)
-		}
 	}
-	w.curInfo, w.finfo = fi, info
 	w.cur = &ManifestFile{
 		Index: len(w.files), Name: fi.Name, Kind: fi.Kind, Size: fi.Size, DBHeader: fi.DBHeader,
 		Members: SegmentName(fi, w.opts.Codec, 1)[:len(SegmentName(fi, w.opts.Codec, 1))-6] + "*",
@@ -521,7 +526,7 @@ func (w *Writer) BeginFile(fi FileInfo) (index int, err error) {
 	}
 	w.curOff, w.part = 0, 0
 	w.resetSeg()
-	if infoJS != nil {
+	if w.opts.Codec.Kind != codec.None {
 		// The file-info frame opens the file's data: a reader that lost
 		// this member's header (and the label, and the manifest) still
 		// knows the file and its set.
