@@ -202,7 +202,7 @@ func Backup(ctx context.Context, sess source.Session, dst sink.Sink, opts Option
 	label := tapeformat.Label{
 		SetID: opts.SetID, SetType: sess.Type().String(),
 		StorageGroup: gi.Name, Databases: sess.Databases(), Created: opts.Now().UTC(), Host: opts.Host,
-		PreviousSetID: opts.PreviousSetID,
+		PreviousSetID:  opts.PreviousSetID,
 		GroupSignature: gi.Signature, LogPrefix: gi.LogPrefix, GroupID: gi.ID,
 		CircularLogging: gi.CircularLogging, DatabaseIDs: databaseIDs(gi),
 	}

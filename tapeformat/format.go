@@ -243,7 +243,7 @@ type memberRecord struct {
 	SHA256 string      `json:"sha256,omitempty"`
 	Table  [][2]uint32 `json:"raw,omitempty"` // codec none: [length, crc32c] per chunk
 	// Record version 2 (format 3) on:
-	Stored int64     `json:"stored"`         // bytes of member data (the ustar size)
+	Stored int64 `json:"stored"` // bytes of member data (the ustar size)
 	// Info is the file-info record (first segment of a file), kept raw:
 	// its label part is decoded only when the label is needed.
 	Info json.RawMessage `json:"info,omitempty"`

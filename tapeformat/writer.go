@@ -124,10 +124,10 @@ type Writer struct {
 	part     int
 	free     [][]byte
 
-	enc    *codec.Encoder // for CreateFile
-	tag    uint64         // set tag stamped into every chunk record
+	enc    *codec.Encoder  // for CreateFile
+	tag    uint64          // set tag stamped into every chunk record
 	finfo  json.RawMessage // file-info record of the open file
-	units  []unitSpan     // layout hook: units of the segment being filled
+	units  []unitSpan      // layout hook: units of the segment being filled
 	layout func(layoutEvent)
 }
 
