@@ -131,22 +131,7 @@ func BenchmarkReaderManyFiles(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		files := 0
-		for {
-			if _, err := rd.Next(); err == io.EOF {
-				break
-			} else if err != nil {
-				b.Fatal(err)
-			}
-			files++
-			for {
-				if _, err := rd.NextChunk(); err == io.EOF {
-					break
-				} else if err != nil {
-					b.Fatal(err)
-				}
-			}
-		}
+		files, _ := drain(b, rd)
 		runtime.GC()
 		runtime.ReadMemStats(&ms1)
 		perFile = float64(int64(ms1.HeapAlloc)-int64(ms0.HeapAlloc)) / n

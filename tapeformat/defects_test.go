@@ -3,7 +3,6 @@ package tapeformat
 import (
 	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -235,18 +234,7 @@ func TestDefectReadAheadMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for {
-		if _, err := rd.Next(); err != nil {
-			break
-		}
-		for {
-			if _, err := rd.NextChunk(); err != nil {
-				break
-			}
-			n++
-		}
-	}
+	_, n := drain(t, rd)
 	rd.Close()
 	runtime.ReadMemStats(&ms1)
 	if n != 8 { // (the digest in unitsSet is a dummy: the file is reported)
@@ -316,22 +304,7 @@ func TestDefectPerFileMemory(t *testing.T) {
 	var ms0, ms1 runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms0)
-	for {
-		_, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, err := rd.NextChunk(); err == io.EOF {
-				break
-			} else if err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	drain(t, rd)
 	runtime.GC()
 	runtime.ReadMemStats(&ms1)
 	per := (int64(ms1.HeapAlloc) - int64(ms0.HeapAlloc)) / n

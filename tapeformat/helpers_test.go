@@ -141,6 +141,28 @@ func readSet(t testing.TB, r io.Reader, opts ReaderOptions) (*readResult, error)
 	return res, nil
 }
 
+// drain reads every file and chunk of rd without keeping them and returns
+// the number of files and chunks read.
+func drain(t testing.TB, rd *Reader) (files, chunks int) {
+	t.Helper()
+	for {
+		if _, err := rd.Next(); err == io.EOF {
+			return files, chunks
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		files++
+		for {
+			if _, err := rd.NextChunk(); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			chunks++
+		}
+	}
+}
+
 func needCLI(t testing.TB, name string) {
 	t.Helper()
 	if _, err := exec.LookPath(name); err != nil {
