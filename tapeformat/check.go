@@ -53,7 +53,7 @@ func (r *Reader) readLabel() error {
 	}
 	if r.labeled {
 		if l.SetID != r.label.SetID {
-			return r.ferr(start, h.Name, fmt.Errorf("%w: set %s, expected %s", ErrSetMismatch, l.SetID, r.label.SetID))
+			return r.ferr(start, h.Name, fmt.Errorf("%w: set %q, expected %q", ErrSetMismatch, l.SetID, r.label.SetID))
 		}
 		r.vol = l.Volume
 		return nil
@@ -263,7 +263,7 @@ func (r *Reader) finalize() {
 			continue
 		}
 		if f.hdr.Name != mf.Name || f.hdr.Kind != mf.Kind {
-			r.loss(f, 0, mf.Size, fmt.Sprintf("the manifest names file %d %q (%s), the set's headers %q (%s)", mf.Index, mf.Name, mf.Kind, f.hdr.Name, f.hdr.Kind))
+			r.loss(f, 0, mf.Size, fmt.Sprintf("the manifest names file %d %q (%q), the set's headers %q (%q)", mf.Index, mf.Name, mf.Kind, f.hdr.Name, f.hdr.Kind))
 			continue
 		}
 		switch cs := f.closeSize; {

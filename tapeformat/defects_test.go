@@ -195,7 +195,7 @@ func TestDefectConcatenatedSets(t *testing.T) {
 	if len(res.losses) != 0 {
 		t.Fatalf("intact first set reported damaged: %s", lossesString(res.losses))
 	}
-	if len(res.warnings) != 1 || !strings.Contains(res.warnings[0].What, "another set (fedcba9876543210fedcba9876543210) follows") {
+	if len(res.warnings) != 1 || !strings.Contains(res.warnings[0].What, `another set ("fedcba9876543210fedcba9876543210") follows`) {
 		t.Fatalf("the second set is not named: %v", res.warnings)
 	}
 	checkCoverage(t, res, files)

@@ -62,6 +62,14 @@ const (
 	KindOther     = "other"     // files/
 )
 
+func validKind(kind string) bool {
+	switch kind {
+	case KindDatabase, KindStreaming, KindLog, KindOther:
+		return true
+	}
+	return false
+}
+
 func kindDir(kind string) string {
 	switch kind {
 	case KindDatabase, KindStreaming:
@@ -315,9 +323,12 @@ func (e *FormatError) Error() string {
 func (e *FormatError) Unwrap() error { return e.Err }
 
 // ValidateName reports whether name is an acceptable relative file name for
-// a backed-up file (a local slash path without "..", backslashes or NULs).
+// a backed-up file (a local slash path without "..", backslashes, colons or
+// control characters: a name from a set must not be able to forge a line
+// of a report or drive a terminal).
 func ValidateName(name string) error {
 	if name == "" || len(name) > 255 || !filepath.IsLocal(name) || strings.ContainsAny(name, "\\\x00:") ||
+		strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) ||
 		path.Clean(name) != name || strings.HasPrefix(name, "tapestream/") {
 		return fmt.Errorf("%w: %q", ErrBadName, name)
 	}
@@ -344,7 +355,7 @@ func checkMemberName(name string, rec *memberRecord, c codec.Codec) error {
 			return nil
 		}
 	case mtSegment:
-		if ValidateName(rec.Name) != nil || rec.File < 0 || rec.File > 1<<30 || rec.Part < 1 || rec.Part > maxParts {
+		if !validKind(rec.Kind) || ValidateName(rec.Name) != nil || rec.File < 0 || rec.File > 1<<30 || rec.Part < 1 || rec.Part > maxParts {
 			break
 		}
 		if name == SegmentName(FileInfo{Name: rec.Name, Kind: rec.Kind}, c, rec.Part) {

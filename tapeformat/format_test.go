@@ -25,3 +25,18 @@ func TestTypedFieldsFromExtra(t *testing.T) {
 		t.Fatalf("%+v", mi)
 	}
 }
+
+// TestValidateNameControl: a name from a set must not carry control
+// characters (forged report lines, terminal escapes).
+func TestValidateNameControl(t *testing.T) {
+	for _, n := range []string{"E00.log\nLOST: nothing", "Mailbox1.edb\x1b[2J", "a\x7fb", "tab\tname"} {
+		if ValidateName(n) == nil {
+			t.Errorf("%q accepted", n)
+		}
+	}
+	for _, n := range []string{"Mailbox1.edb", "odd/E0000000A3.log", "Ünïcode.edb"} {
+		if err := ValidateName(n); err != nil {
+			t.Errorf("%q: %v", n, err)
+		}
+	}
+}

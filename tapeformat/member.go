@@ -277,8 +277,8 @@ func (r *Reader) nextMember() error {
 		if r.manRead {
 			return r.trailingMember(start, h, rec)
 		}
-		r.warn(start, h.Name, "", fmt.Sprintf("member of another set (%s) skipped", rec.Set))
-		r.reason = fmt.Sprintf("tapeformat: volume %d offset %d member %q: member of another set (%s) in its place", r.vol, start, h.Name, rec.Set)
+		r.warn(start, h.Name, "", fmt.Sprintf("member of another set (%q) skipped", rec.Set))
+		r.reason = fmt.Sprintf("tapeformat: volume %d offset %d member %q: member of another set (%q) in its place", r.vol, start, h.Name, rec.Set)
 		r.skip(padded(h.Size))
 		return nil
 	}
@@ -392,11 +392,11 @@ func (r *Reader) trailing() error {
 
 func (r *Reader) trailingMember(start int64, h *tar.Header, rec *memberRecord) error {
 	if rec.Type == mtLabel && rec.Set != r.label.SetID {
-		r.warn(start, h.Name, "", fmt.Sprintf("another set (%s) follows the end of this one; it is not read (read it on its own)", rec.Set))
+		r.warn(start, h.Name, "", fmt.Sprintf("another set (%q) follows the end of this one; it is not read (read it on its own)", rec.Set))
 	} else if rec.Type == mtLabel {
 		r.warn(start, h.Name, "", "a second copy of this set follows its end; it is not read")
 	} else {
-		r.warn(start, h.Name, "", fmt.Sprintf("member of set %s after the end of the set (ignored)", rec.Set))
+		r.warn(start, h.Name, "", fmt.Sprintf("member of set %q after the end of the set (ignored)", rec.Set))
 	}
 	r.skip(1 << 62)
 	r.done = true

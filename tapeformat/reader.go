@@ -118,10 +118,10 @@ type Warning struct {
 func (w Warning) String() string {
 	s := fmt.Sprintf("volume %d offset %d", w.Volume, w.Offset)
 	if w.Member != "" {
-		s += " member " + w.Member
+		s += fmt.Sprintf(" member %q", w.Member)
 	}
 	if w.File != "" {
-		s += " file " + w.File
+		s += fmt.Sprintf(" file %q", w.File)
 	}
 	return s + ": " + w.What
 }

@@ -93,9 +93,7 @@ func validFileInfo(f *fileInfoRecord) error {
 	if ValidateName(f.Name) != nil || f.Index < 0 || f.Index > 1<<30 || f.Size < -1 || len(f.DBHeader) > MaxDBHeader {
 		return fmt.Errorf("%w: file-info of %q", ErrBadName, f.Name)
 	}
-	switch f.Kind {
-	case KindDatabase, KindStreaming, KindLog, KindOther:
-	default:
+	if !validKind(f.Kind) {
 		return fmt.Errorf("%w: file-info kind %q", ErrNotTapestream, f.Kind)
 	}
 	return nil

@@ -152,7 +152,7 @@ func (r *Reader) learnRecord(start int64, member string, rec *memberRecord) (*fi
 func (r *Reader) learnInfoFrame(at int64, b []byte) error {
 	fi, err := parseInfoFrame(b)
 	if err == nil && fi.Set.SetID != r.label.SetID {
-		err = fmt.Errorf("%w: file-info of another set (%s)", ErrNotTapestream, fi.Set.SetID)
+		err = fmt.Errorf("%w: file-info of another set (%q)", ErrNotTapestream, fi.Set.SetID)
 	}
 	if err == nil && r.memRec != nil && (fi.File.Index != r.memRec.File || fi.File.Name != r.memRec.Name) {
 		err = fmt.Errorf("%w: file-info of file %d in a member of file %d", ErrNotTapestream, fi.File.Index, r.memRec.File)
@@ -192,7 +192,7 @@ func (r *Reader) learn(at int64, member string, idx int, name, kind string, size
 		f = &fileState{hdr: FileHeader{Index: idx, Name: name, Kind: kind, Size: size}, closeSize: -1}
 		r.files[idx] = f
 	} else if f.hdr.Name != name || f.hdr.Kind != kind {
-		return nil, r.damage(at, member, fmt.Errorf("%w: file %d is %q (%s) here, %q (%s) before", ErrNotTapestream,
+		return nil, r.damage(at, member, fmt.Errorf("%w: file %d is %q (%q) here, %q (%q) before", ErrNotTapestream,
 			idx, name, kind, f.hdr.Name, f.hdr.Kind))
 	}
 	if fi != nil && !f.fromInfo {
@@ -330,7 +330,7 @@ func (r *Reader) deliver(f *fileState, meta codec.ChunkMeta, data []byte, own bo
 // late handles a chunk of a file already closed (a member out of order):
 // it cannot be delivered; the loss that covers it names the cause.
 func (r *Reader) late(f *fileState, meta codec.ChunkMeta) {
-	why := fmt.Sprintf("out of order: member %s came after the file had ended", r.memName)
+	why := fmt.Sprintf("out of order: member %q came after the file had ended", r.memName)
 	for i := range r.losses {
 		l := &r.losses[i]
 		if l.FileIndex == f.hdr.Index && l.Offset <= meta.Offset && (l.Length < 0 || meta.End() <= l.Offset+l.Length) {
