@@ -452,7 +452,8 @@ func checkCase(t *testing.T, ms *mSet, mc mCase, workers int, tot *matrixTotals)
 	// invariant 1: strict and quiet means complete and exact
 	sopts := opts
 	sopts.Strict = true
-	if res, err := readSet(t, bytes.NewReader(mc.set), sopts); err == nil {
+	sres, strictErr := readSet(t, bytes.NewReader(mc.set), sopts)
+	if res := sres; strictErr == nil {
 		for _, f := range ms.files {
 			if !bytes.Equal(res.files[f.fi.Name], f.data) || !slices.Contains(res.order, f.fi.Name) {
 				tot.silent++
@@ -462,7 +463,7 @@ func checkCase(t *testing.T, ms *mSet, mc mCase, workers int, tot *matrixTotals)
 		}
 		tot.strictOK++
 	} else if mc.intact {
-		t.Errorf("%s: strict read of an intact set failed: %v", mc.name, err)
+		t.Errorf("%s: strict read of an intact set failed: %v", mc.name, strictErr)
 	}
 	// invariant 2: salvage
 	res, err := readSet(t, bytes.NewReader(mc.set), opts)
@@ -482,6 +483,15 @@ func checkCase(t *testing.T, ms *mSet, mc mCase, workers int, tot *matrixTotals)
 	}
 	if mc.intact && len(res.losses) != 0 {
 		t.Errorf("%s: intact set reported losses %s", mc.name, lossesString(res.losses))
+	}
+	damageWarned := slices.ContainsFunc(res.warnings, func(w Warning) bool { return w.Damage })
+	if mc.intact && damageWarned {
+		t.Errorf("%s: intact set reported damage: %v", mc.name, res.warnings)
+	}
+	if err == nil && strictErr != nil && len(res.losses) == 0 && !damageWarned {
+		// what a strict read fails on, a salvage read reports
+		tot.silent++
+		t.Errorf("%s: SILENT: strict read failed (%v), salvage reported nothing", mc.name, strictErr)
 	}
 	generic = generic || slices.ContainsFunc(res.losses, func(l Loss) bool { return l.FileIndex == -1 })
 	for _, f := range ms.files {

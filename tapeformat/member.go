@@ -324,7 +324,7 @@ func (r *Reader) segment(start int64, h *tar.Header, rec *memberRecord) error {
 		r.learnInfoPeek(data) // before the file is announced
 	}
 	r.mem, r.memRec, r.memName, r.memOff, r.memVol, r.memPos, r.memTable, r.memCOff = data, rec, h.Name, dataAt, r.vol, 0, 0, rec.Offset
-	r.memTorn, r.memFile, r.memDup, r.memRewrite = false, rec.File, false, rewrite
+	r.memTorn, r.memFile, r.memDup, r.memLate, r.memRewrite = false, rec.File, false, false, rewrite
 	r.active = f != nil
 	if rerr != nil {
 		// A torn member at the end of a volume (rewritten whole on the
@@ -367,7 +367,7 @@ func (r *Reader) resync(start int64, skipBad bool) error {
 	r.memBuf = salv
 	if r.codec.Kind != codec.None && len(salv) > 0 {
 		r.mem, r.memPos, r.memRec, r.memName, r.memOff, r.memVol = salv, 0, nil, "", salvOff, r.vol
-		r.memTorn, r.memFile, r.memDup, r.memRewrite = true, -1, false, false
+		r.memTorn, r.memFile, r.memDup, r.memLate, r.memRewrite = true, -1, false, false, false
 		r.active = true
 	}
 	return nil

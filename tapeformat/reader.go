@@ -103,16 +103,20 @@ func (l Loss) String() string {
 	return fmt.Sprintf("%s [%d,+%d): %s", l.File, l.Offset, l.Length, l.Reason)
 }
 
-// Warning is something unusual in a set that cost no data: bytes after
-// the end of an intact set, a second set concatenated after it, a
-// duplicated member, a member of another set, a file whose digest could
-// not be checked because its chunks came out of order.
+// Warning is something found in a set that cost no data by itself (the
+// data it did cost is in Damage). With Damage false the set is intact:
+// bytes after its end, a second set concatenated after it, a duplicated
+// member, a member of another set inserted, a file whose digest could not
+// be checked because its chunks came out of order. With Damage true the
+// set is damaged and the reader got around it: a damaged label, member
+// header, file-info or chunk record (a strict reader fails on those).
 type Warning struct {
 	Volume int    `json:"volume"`
 	Offset int64  `json:"offset"` // in the volume
 	Member string `json:"member,omitempty"`
 	File   string `json:"file,omitempty"`
 	What   string `json:"what"`
+	Damage bool   `json:"damage,omitempty"`
 }
 
 func (w Warning) String() string {
@@ -166,6 +170,7 @@ type Reader struct {
 	memTorn    bool
 	memFile    int  // file of the member (-1: unknown)
 	memDup     bool // a duplicate of this member was reported
+	memLate    bool // a late chunk of this member was reported
 	memRewrite bool // the member torn at the end of the last volume, rewritten
 	memBuf     []byte
 	active     bool
@@ -183,7 +188,10 @@ type Reader struct {
 	err       error
 	losses    []Loss
 	warnings  []Warning
-	reason    string // the last damage, for the losses it causes
+	// warnings beyond maxWarnings: counted
+	moreWarnings int
+	moreDamage   bool
+	reason       string // the last damage, for the losses it causes
 
 	// Parallel decoding of the current member's units (units.go).
 	ahead      []*aheadUnit
@@ -339,9 +347,16 @@ func (r *Reader) Manifest() (*Manifest, error) {
 // either delivered by NextChunk or in a Loss.
 func (r *Reader) Damage() []Loss { return slices.Clone(r.losses) }
 
-// Warnings returns what was unusual but cost no data; complete once Next
-// has returned io.EOF.
-func (r *Reader) Warnings() []Warning { return slices.Clone(r.warnings) }
+// Warnings returns what was found that cost no data by itself (see
+// Warning); complete once Next has returned io.EOF. At most 1000 are kept;
+// a last one counts the others.
+func (r *Reader) Warnings() []Warning {
+	w := slices.Clone(r.warnings)
+	if r.moreWarnings > 0 {
+		w = append(w, Warning{Volume: r.vol, Offset: r.off, What: fmt.Sprintf("%d more warnings", r.moreWarnings), Damage: r.moreDamage})
+	}
+	return w
+}
 
 // Close releases the Reader's decoders.
 func (r *Reader) Close() error {
@@ -381,9 +396,23 @@ func (r *Reader) damage(off int64, member string, err error) error {
 	if r.opts.Strict {
 		return fe
 	}
+	r.addWarning(Warning{Volume: r.vol, Offset: off, Member: member, What: err.Error(), Damage: true})
 	return nil
 }
 
 func (r *Reader) warn(off int64, member, file, what string) {
-	r.warnings = append(r.warnings, Warning{Volume: r.vol, Offset: off, Member: member, File: file, What: what})
+	r.addWarning(Warning{Volume: r.vol, Offset: off, Member: member, File: file, What: what})
+}
+
+// maxWarnings bounds the warnings kept (a long damaged region can make
+// one per unit); the rest are counted.
+const maxWarnings = 1000
+
+func (r *Reader) addWarning(w Warning) {
+	if len(r.warnings) < maxWarnings {
+		r.warnings = append(r.warnings, w)
+		return
+	}
+	r.moreWarnings++
+	r.moreDamage = r.moreDamage || w.Damage
 }

@@ -348,10 +348,17 @@ func (r *Reader) late(f *fileState, meta codec.ChunkMeta) {
 
 func containsOOO(s string) bool { return len(s) >= 12 && s[:12] == "out of order" }
 
-// lateNote reports a late chunk delivered in its file (strict: damage).
+// lateNote reports a late chunk delivered in its file: damage (the set
+// is not as written), once per member.
 func (r *Reader) lateNote(f *fileState, meta codec.ChunkMeta) {
-	if r.opts.Strict && r.err == nil {
-		r.err = r.ferr(r.off, r.memName, fmt.Errorf("%w: file %q: chunk at %d out of order", ErrDamaged, f.hdr.Name, meta.Offset))
+	if r.memLate {
+		return
+	}
+	r.memLate = true
+	err := r.damage(r.memOff, r.memName, fmt.Errorf("%w: file %q: chunk at %d out of order (its member came after a later one); delivered late",
+		ErrDamaged, f.hdr.Name, meta.Offset))
+	if err != nil && r.err == nil {
+		r.err = err
 	}
 }
 
