@@ -23,7 +23,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/tapestream/tapestream/engine"
@@ -213,11 +212,9 @@ func write(ctx context.Context, sess source.Session, dst media.Sink, target stri
 	label := tapeformat.Label{
 		SetID: o.SetID, SetType: sess.Type().String(),
 		StorageGroup: gi.Name, Databases: sess.Databases(), Created: o.Now().UTC(), Host: o.Host,
-		PreviousSetID: prev,
-		Extra: map[string]string{
-			"group_signature": gi.Signature, "log_prefix": gi.LogPrefix, "group_id": fmt.Sprint(gi.ID),
-			"circular_logging": fmt.Sprint(gi.CircularLogging), "group_database_ids": databaseIDs(gi),
-		},
+		PreviousSetID:  prev,
+		GroupSignature: gi.Signature, LogPrefix: gi.LogPrefix, GroupID: gi.ID,
+		CircularLogging: gi.CircularLogging, DatabaseIDs: databaseIDs(gi),
 	}
 	if !sess.Type().CopiesDatabases() {
 		// A log-only set lists its logs before it writes anything, so its
@@ -226,8 +223,7 @@ func write(ctx context.Context, sess source.Session, dst media.Sink, target stri
 		if _, err := sess.LogFiles(ctx); err != nil {
 			return nil, err
 		}
-		label.Extra[tapeformat.ExtraLogFirst] = fmt.Sprint(sess.LowGen())
-		label.Extra[tapeformat.ExtraLogLast] = fmt.Sprint(sess.HighGen())
+		label.LogFirst, label.LogLast = sess.LowGen(), sess.HighGen()
 	}
 	if err := tw.Begin(label); err != nil {
 		return nil, err
@@ -236,10 +232,9 @@ func write(ctx context.Context, sess source.Session, dst media.Sink, target stri
 	if err != nil {
 		return nil, err
 	}
-	tw.SetManifestInfo(tapeformat.ManifestInfo{
-		LogFirst: uint64(sess.LowGen()), LogLast: uint64(sess.HighGen()),
-		Extra: map[string]string{"group_signature": gi.Signature, "log_prefix": gi.LogPrefix, "set_type": sess.Type().String()},
-	})
+	// set type, group signature and log prefix: the Writer copies them
+	// from the label
+	tw.SetManifestInfo(tapeformat.ManifestInfo{LogFirst: uint64(sess.LowGen()), LogLast: uint64(sess.HighGen())})
 	if err := tw.Close(); err != nil {
 		return nil, err
 	}
@@ -261,10 +256,10 @@ func write(ctx context.Context, sess source.Session, dst media.Sink, target stri
 
 // databaseIDs lists the group's database ids ("0,1"): a restore of a
 // subset needs to know which databases it leaves out.
-func databaseIDs(gi engine.GroupInfo) string {
-	ids := make([]string, 0, len(gi.Databases))
+func databaseIDs(gi engine.GroupInfo) []int {
+	ids := make([]int, 0, len(gi.Databases))
 	for _, d := range gi.Databases {
-		ids = append(ids, fmt.Sprint(d.ID))
+		ids = append(ids, d.ID)
 	}
-	return strings.Join(ids, ",")
+	return ids
 }

@@ -32,7 +32,7 @@ func TestHeaderSnapshotNameIsNotAPath(t *testing.T) {
 		ok   bool
 	}{{"Mailbox1", true}, {"../SG1/Mailbox1", false}, {"Public", false}} {
 		info := &SetInfo{
-			Label: tapeformat.Label{SetID: "s", Extra: map[string]string{"group_signature": "00", "group_id": "0"}},
+			Label: tapeformat.Label{SetID: "s", GroupSignature: "00", GroupID: 0},
 			Manifest: &tapeformat.Manifest{Files: []tapeformat.ManifestFile{
 				{Name: "Mailbox1.edb", Kind: tapeformat.KindDatabase, DBHeader: snapshot(tc.name)},
 				{Name: "E0000000001.log", Kind: tapeformat.KindLog, Size: 1 << 20},

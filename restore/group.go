@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -227,10 +226,10 @@ func (r *run) onLabel(l tapeformat.Label, first bool) error {
 	if _, err := os.Stat(r.target); err == nil && !r.o.Force {
 		return fmt.Errorf("storage group directory %s exists; restore with --force to replace it (its later logs are replayed), or into another group with --group", r.target)
 	}
-	if !wal.ValidPrefix(l.Extra["log_prefix"]) {
-		return fmt.Errorf("set %s: invalid log prefix %q in its label", l.SetID, l.Extra["log_prefix"])
+	if !wal.ValidPrefix(l.LogPrefix) {
+		return fmt.Errorf("set %s: invalid log prefix %q in its label", l.SetID, l.LogPrefix)
 	}
-	r.sink.prefix, r.sink.allowDBs = l.Extra["log_prefix"], true
+	r.sink.prefix, r.sink.allowDBs = l.LogPrefix, true
 	return nil
 }
 
@@ -430,37 +429,64 @@ func recoverStaged(ctx context.Context, stage string, o GroupOptions, res *Resul
 }
 
 // groupConfigFor builds the restored group's configuration from the full
-// set: identity from its label, databases and their ids from the header
-// snapshots in its manifest.
+// set: identity from its label (which the reader rebuilds from any file's
+// file-info when the label member is lost), databases and their ids from
+// the header snapshots each file carries at its start (format 3), else from
+// the manifest (formats 1 and 2): a salvage needs neither the manifest nor
+// the label.
 func groupConfigFor(name string, full *SetInfo, st *stagingSink) (*engine.GroupConfig, error) {
 	l := full.Label
-	id, _ := strconv.Atoi(l.Extra["group_id"])
-	cfg := &engine.GroupConfig{Name: name, ID: id, Signature: l.Extra["group_signature"]}
-	if full.Manifest == nil {
-		return nil, fmt.Errorf("set %s has no manifest", l.SetID)
+	cfg := &engine.GroupConfig{Name: name, ID: l.GroupID, Signature: l.GroupSignature}
+	type fileMeta struct {
+		name, kind string
+		size       int64
+		header     []byte
+	}
+	var files []fileMeta
+	for _, fh := range full.Files {
+		files = append(files, fileMeta{fh.Name, fh.Kind, fh.Size, fh.DBHeader})
+	}
+	if full.Manifest != nil {
+		seen := map[string]int{}
+		for i, f := range files {
+			seen[f.name] = i
+		}
+		for _, mf := range full.Manifest.Files {
+			i, ok := seen[mf.Name]
+			if !ok {
+				files = append(files, fileMeta{mf.Name, mf.Kind, mf.Size, mf.DBHeader})
+				continue
+			}
+			if len(files[i].header) == 0 {
+				files[i].header = mf.DBHeader
+			}
+		}
 	}
 	present := map[int]bool{}
 	stm := map[string]bool{}
-	for _, f := range full.Manifest.Files {
-		if f.Kind == tapeformat.KindStreaming {
-			stm[strings.TrimSuffix(f.Name, ".stm")] = true
+	for _, f := range files {
+		if f.kind == tapeformat.KindStreaming {
+			stm[strings.TrimSuffix(f.name, ".stm")] = true
 		}
-		if f.Kind == tapeformat.KindLog && cfg.LogSize == 0 {
-			cfg.LogSize = f.Size
+		if f.kind == tapeformat.KindLog && cfg.LogSize == 0 {
+			cfg.LogSize = f.size
 		}
 	}
-	for _, f := range full.Manifest.Files {
-		if f.Kind != tapeformat.KindDatabase {
+	for _, f := range files {
+		if f.kind != tapeformat.KindDatabase {
 			continue
 		}
-		h, err := engine.ParseHeaderPages(f.Name, f.DBHeader)
+		if len(f.header) == 0 {
+			return nil, fmt.Errorf("set %s: the header snapshot of %s is lost (its first member is damaged and the set has no manifest)", l.SetID, f.name)
+		}
+		h, err := engine.ParseHeaderPages(f.name, f.header)
 		if err != nil {
-			return nil, fmt.Errorf("set %s: header snapshot of %s: %w", l.SetID, f.Name, err)
+			return nil, fmt.Errorf("set %s: header snapshot of %s: %w", l.SetID, f.name, err)
 		}
 		// The name becomes a path: it must be a plain name, match the
 		// file the set actually holds, and its id must be unique.
-		if err := engine.ValidName(h.Name); err != nil || h.Name+".edb" != f.Name || !slices.Contains(st.dbFiles, f.Name) {
-			return nil, fmt.Errorf("set %s: database header names %q for file %q: refusing a mismatched or unsafe name", l.SetID, h.Name, f.Name)
+		if err := engine.ValidName(h.Name); err != nil || h.Name+".edb" != f.name || !slices.Contains(st.dbFiles, f.name) {
+			return nil, fmt.Errorf("set %s: database header names %q for file %q: refusing a mismatched or unsafe name", l.SetID, h.Name, f.name)
 		}
 		if present[h.DBID] || h.DBID < 0 || h.DBID > 255 {
 			return nil, fmt.Errorf("set %s: database %s has a duplicate or invalid id %d", l.SetID, h.Name, h.DBID)
@@ -468,8 +494,8 @@ func groupConfigFor(name string, full *SetInfo, st *stagingSink) (*engine.GroupC
 		cfg.Databases = append(cfg.Databases, engine.DBConfig{Name: h.Name, ID: h.DBID, GUID: h.GUID, Streaming: stm[h.Name]})
 		present[h.DBID] = true
 	}
-	for _, s := range strings.Split(l.Extra["group_database_ids"], ",") {
-		if n, err := strconv.Atoi(s); err == nil && !present[n] {
+	for _, n := range l.DatabaseIDs {
+		if !present[n] {
 			cfg.AbsentIDs = append(cfg.AbsentIDs, n)
 		}
 	}

@@ -1,7 +1,6 @@
 package restore
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 
@@ -15,11 +14,7 @@ import (
 // older sets) are checked later from the manifests.
 func TestValidateLabelRanges(t *testing.T) {
 	lbl := func(id, typ string, lo, hi uint32) tapeformat.Label {
-		l := tapeformat.Label{SetID: id, SetType: typ, Extra: map[string]string{}}
-		if lo != 0 {
-			l.Extra[tapeformat.ExtraLogFirst], l.Extra[tapeformat.ExtraLogLast] = fmt.Sprint(lo), fmt.Sprint(hi)
-		}
-		return l
+		return tapeformat.Label{SetID: id, SetType: typ, LogFirst: lo, LogLast: hi}
 	}
 	full := lbl("F", tapeformat.SetFull, 0, 0)
 	for _, c := range []struct {
@@ -37,9 +32,9 @@ func TestValidateLabelRanges(t *testing.T) {
 			t.Errorf("%v: %v, want %q", c.sets, err, c.want)
 		}
 	}
-	for _, extra := range []map[string]string{{"log_first_generation": "x", "log_last_generation": "9"}, {"log_first_generation": "9", "log_last_generation": "3"}, {"log_first_generation": "0", "log_last_generation": "3"}} {
-		if _, _, ok := LabelLogRange(tapeformat.Label{Extra: extra}); ok {
-			t.Errorf("label extra %v parsed as a range", extra)
+	for _, r := range [][2]uint32{{9, 3}, {0, 3}} {
+		if _, _, ok := LabelLogRange(tapeformat.Label{LogFirst: r[0], LogLast: r[1]}); ok {
+			t.Errorf("label range %v taken as a range", r)
 		}
 	}
 }

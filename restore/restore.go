@@ -19,7 +19,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 
 	"github.com/tapestream/tapestream/engine"
@@ -141,8 +140,8 @@ func ValidateChain(labels []tapeformat.Label) error {
 	seen := map[string]bool{first.SetID: true}
 	for i, l := range labels[1:] {
 		prev := labels[i]
-		if l.StorageGroup != first.StorageGroup || l.Extra["group_signature"] != first.Extra["group_signature"] {
-			return fmt.Errorf("set %s belongs to storage group %s (%s), the full set %s to %s (%s)", l.SetID, l.StorageGroup, l.Extra["group_signature"], first.SetID, first.StorageGroup, first.Extra["group_signature"])
+		if l.StorageGroup != first.StorageGroup || l.GroupSignature != first.GroupSignature {
+			return fmt.Errorf("set %s belongs to storage group %s (%s), the full set %s to %s (%s)", l.SetID, l.StorageGroup, l.GroupSignature, first.SetID, first.StorageGroup, first.GroupSignature)
 		}
 		if seen[l.SetID] {
 			return fmt.Errorf("set %s is given twice", l.SetID)
@@ -205,12 +204,10 @@ func checkLink(prevID string, prevHigh uint32, id string, lo, hi uint32) error {
 // differential set carries (ok is false for full and copy sets, and for
 // sets written before labels carried it).
 func LabelLogRange(l tapeformat.Label) (lo, hi uint32, ok bool) {
-	a, err1 := strconv.ParseUint(l.Extra[tapeformat.ExtraLogFirst], 10, 32)
-	b, err2 := strconv.ParseUint(l.Extra[tapeformat.ExtraLogLast], 10, 32)
-	if err1 != nil || err2 != nil || a == 0 || b < a {
+	if l.LogFirst == 0 || l.LogLast < l.LogFirst {
 		return 0, 0, false
 	}
-	return uint32(a), uint32(b), true
+	return l.LogFirst, l.LogLast, true
 }
 
 // fileSink receives the files of a set being read.
@@ -273,7 +270,7 @@ func readFrom(ctx context.Context, src SetSource, tr *tapeformat.Reader, o Optio
 	}
 	var chain verify.Chain
 	var prevGen uint32
-	sig := engine.ParseSignature(info.Label.Extra["group_signature"])
+	sig := engine.ParseSignature(info.Label.GroupSignature)
 	for {
 		if err := ctx.Err(); err != nil {
 			return info, err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"runtime"
 	"testing"
 
 	"github.com/tapestream/tapestream/tapeformat/codec"
@@ -96,4 +97,49 @@ func BenchmarkWriterSmallFiles(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkReaderManyFiles reads a set of 100,000 one-byte files (a set
+// of log generations gone wild) and reports the heap the Reader holds per
+// file once every file is read: flat (a small record per file, one digest
+// state for the whole set), not a digest state per file.
+func BenchmarkReaderManyFiles(b *testing.B) {
+	const n = 100_000
+	var buf bytes.Buffer
+	w, _ := NewWriter(&buf, WriterOptions{Codec: mustCodec(b, "lz4"), SegmentSize: 64 << 10, FrameSize: 16 << 10})
+	w.Begin(testLabel())
+	for i := range n {
+		fw, err := w.CreateFile(FileInfo{Name: fmt.Sprintf("E%08X.log", i), Kind: KindLog, Size: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		fw.Write([]byte{byte(i)})
+		fw.Close()
+	}
+	if err := w.Close(); err != nil {
+		b.Fatal(err)
+	}
+	set := buf.Bytes()
+	b.SetBytes(int64(len(set)))
+	b.ResetTimer()
+	var perFile float64
+	for b.Loop() {
+		var ms0, ms1 runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms0)
+		rd, err := NewReader(bytes.NewReader(set), ReaderOptions{Strict: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		files, _ := drain(b, rd)
+		runtime.GC()
+		runtime.ReadMemStats(&ms1)
+		perFile = float64(int64(ms1.HeapAlloc)-int64(ms0.HeapAlloc)) / n
+		runtime.KeepAlive(rd)
+		rd.Close()
+		if files != n {
+			b.Fatalf("%d files", files)
+		}
+	}
+	b.ReportMetric(perFile, "heap-B/file")
 }

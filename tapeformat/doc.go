@@ -15,9 +15,11 @@
 //	+-------------------------------------------------------------------+
 //	| tapestream/label.json            label: set id, volume n, codec.. |
 //	| databases/Mailbox1.edb.zst.part000001   segment member            |
-//	|   +-- pax header "comment" = member record (JSON)                 |
-//	|   +-- data: unit | unit | unit ...                                |
+//	|   +-- pax header "comment" = member record (JSON, CRC-32C),       |
+//	|       on a file's first member with its file-info                 |
+//	|   +-- data: [file-info frame] unit | unit | unit ...              |
 //	|         unit = [skippable frame: chunk record] [zstd frame]       |
+//	|         chunk record: file, offset, length, CRC-32C, set tag      |
 //	| databases/Mailbox1.edb.zst.part000002                             |
 //	| ...                                                               |
 //	| logs/E0000000A3.log.zst.part000001                                |
@@ -35,9 +37,16 @@
 //
 // Reading: NewReader reads the label; Next moves from file to file;
 // NextChunk returns verified chunks (Read gives the file in order and fails
-// on a gap). The Reader verifies every chunk's CRC-32C, each file's digest
-// (BLAKE3; SHA-256 in the first sets written) against the manifest, validates names and caps sizes. In salvage mode
-// (default) damage is skipped, resynchronising at the next unit or member,
-// and Damage reports exactly which byte ranges of which files were lost;
-// with ReaderOptions.Strict the first damage is a *FormatError.
+// on a gap). The Reader verifies every metadata checksum (member records,
+// label, chunk records with their set tag, file-info, manifest), every
+// chunk's CRC-32C and each file's digest (BLAKE3; SHA-256 in the first sets
+// written) against the manifest, validates names and caps sizes. In
+// salvage mode (default) damage is skipped, resynchronising at the next
+// unit or member; a file is identified from any of its member records, its
+// file-info or the manifest, so a damaged label, header or manifest costs
+// only itself; Damage reports exactly which byte ranges of which files
+// were lost, and Warnings what cost nothing (data after the set, a second
+// set, duplicated members). With ReaderOptions.Strict the first damage is
+// a *FormatError. Memory is bounded by ReaderOptions whatever the set
+// holds.
 package tapeformat

@@ -2,6 +2,7 @@ package tapeformat
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash"
@@ -19,17 +20,23 @@ import (
 // Format constants. Values marked WIRE CONSTANT are part of the on-tape
 // format (FORMAT.md) and must never change meaning.
 const (
-	// FormatVersion 2: file digests are BLAKE3 (label "digest"); version
-	// 1 sets carry SHA-256 and are still read. A reader of version 1
-	// refuses version 2 sets instead of reporting every file's digest
-	// as wrong.
-	FormatVersion = 2 // WIRE CONSTANT: label/manifest/member "v"
+	// FormatVersion 3: every metadata byte has a checksum (member
+	// records, label, chunk records with the set tag), each file starts
+	// with its file-info, and the label's restore fields are typed.
+	// Version 2: file digests are BLAKE3 (label "digest"); version 1 sets
+	// carry SHA-256. Both are still read. A reader of an older version
+	// refuses newer sets instead of misreading them.
+	FormatVersion = 3 // WIRE CONSTANT: label/manifest "format_version"
 
 	LabelName    = "tapestream/label.json"    // WIRE CONSTANT
 	ManifestName = "tapestream/manifest.json" // WIRE CONSTANT
 	memberMagic  = "tapestream"               // WIRE CONSTANT: key of the member record in the pax comment
-	partFormat   = ".part%06d"                // WIRE CONSTANT: segment suffix, 1-based
-	maxParts     = 999999
+	// Member record versions (the value of "tapestream"): "1" in format
+	// versions 1 and 2, "2" (with "crc") from format version 3 on.
+	recordV1   = "1"
+	recordV2   = "2"
+	partFormat = ".part%06d" // WIRE CONSTANT: segment suffix, 1-based
+	maxParts   = 999999
 
 	DefaultRecordSize  = 1 << 20  // tape block size
 	DefaultSegmentSize = 32 << 20 // uncompressed-ish bytes per segment member (compressed, as stored)
@@ -41,6 +48,9 @@ const (
 	DefaultMaxManifestSize = 64 << 20
 	maxLabelSize           = 1 << 20
 	maxPaxSize             = 1 << 20
+	// MaxDBHeader bounds a database header snapshot: it travels in the
+	// file-info frame, which a gzip extra field limits to 64 KiB.
+	MaxDBHeader = 32 << 10
 )
 
 // File kinds (WIRE CONSTANTS, stored in member records and the manifest) and
@@ -51,6 +61,14 @@ const (
 	KindLog       = "log"       // logs/
 	KindOther     = "other"     // files/
 )
+
+func validKind(kind string) bool {
+	switch kind {
+	case KindDatabase, KindStreaming, KindLog, KindOther:
+		return true
+	}
+	return false
+}
 
 func kindDir(kind string) string {
 	switch kind {
@@ -70,7 +88,10 @@ const (
 	SetCopy         = "copy"
 )
 
-// Label is the content of the label member, the first member of every volume.
+// Label is the content of the label member, the first member of every
+// volume. From format version 3 on it is also repeated, without Volume, in
+// every file's first member record and file-info frame (FileHeader.Set),
+// so that a reader that lost the label member loses nothing.
 type Label struct {
 	FormatVersion int       `json:"format_version"`
 	SetID         string    `json:"set_id"`
@@ -87,8 +108,45 @@ type Label struct {
 	PreviousSetID string    `json:"previous_set_id,omitempty"`
 	// Digest names the file digest of the manifest (DigestBLAKE3); sets
 	// written before it existed carry SHA-256 and leave it empty.
-	Digest string            `json:"digest,omitempty"`
-	Extra  map[string]string `json:"extra,omitempty"`
+	Digest string `json:"digest,omitempty"`
+
+	// The storage group's identity, which a restore needs (format version
+	// 3; a reader fills them from Extra for older sets, whose writers
+	// kept them there under the keys in the field comments).
+	GroupSignature  string `json:"group_signature,omitempty"`  // extra "group_signature"
+	LogPrefix       string `json:"log_prefix,omitempty"`       // extra "log_prefix"
+	GroupID         int    `json:"group_id"`                   // extra "group_id"
+	DatabaseIDs     []int  `json:"database_ids,omitempty"`     // extra "group_database_ids" ("0,1")
+	CircularLogging bool   `json:"circular_logging,omitempty"` // extra "circular_logging" ("true")
+
+	// The log range of an incremental or differential set: it lists its
+	// logs before it writes anything, so a restore checks a chain's links
+	// from the labels before it writes anything. Full and copy sets, whose
+	// range is known only at their end, leave it out (0); the manifest's
+	// info carries every set's range.
+	LogFirst uint32 `json:"log_first_generation,omitempty"`
+	LogLast  uint32 `json:"log_last_generation,omitempty"`
+
+	// Extra holds key/values of the caller's that no reader depends on.
+	Extra map[string]string `json:"extra,omitempty"`
+}
+
+// fillTyped sets the typed group fields of a label of format version 1 or
+// 2 from Extra, where those versions kept them.
+func (l *Label) fillTyped() {
+	if l.FormatVersion >= 3 || l.Extra == nil {
+		return
+	}
+	e := l.Extra
+	l.GroupSignature, l.LogPrefix = e["group_signature"], e["log_prefix"]
+	l.GroupID, _ = strconv.Atoi(e["group_id"])
+	l.CircularLogging = e["circular_logging"] == "true"
+	l.DatabaseIDs = nil
+	for _, s := range strings.Split(e["group_database_ids"], ",") {
+		if n, err := strconv.Atoi(s); err == nil {
+			l.DatabaseIDs = append(l.DatabaseIDs, n)
+		}
+	}
 }
 
 // FileInfo describes a file being backed up.
@@ -139,11 +197,32 @@ type Totals struct {
 	Volumes     int   `json:"volumes"`
 }
 
-// ManifestInfo is the caller-supplied part of the manifest.
+// ManifestInfo is the caller-supplied part of the manifest. The Writer
+// fills SetType, GroupSignature and LogPrefix from the label when they are
+// empty; a reader fills them from Extra for sets of format versions 1 and
+// 2, which kept them there.
 type ManifestInfo struct {
-	LogFirst uint64            `json:"log_first_generation,omitempty"`
-	LogLast  uint64            `json:"log_last_generation,omitempty"`
-	Extra    map[string]string `json:"extra,omitempty"`
+	LogFirst       uint64            `json:"log_first_generation,omitempty"`
+	LogLast        uint64            `json:"log_last_generation,omitempty"`
+	SetType        string            `json:"set_type,omitempty"`
+	GroupSignature string            `json:"group_signature,omitempty"`
+	LogPrefix      string            `json:"log_prefix,omitempty"`
+	Extra          map[string]string `json:"extra,omitempty"`
+}
+
+func (mi *ManifestInfo) fillTyped() {
+	if mi.Extra == nil {
+		return
+	}
+	if mi.SetType == "" {
+		mi.SetType = mi.Extra["set_type"]
+	}
+	if mi.GroupSignature == "" {
+		mi.GroupSignature = mi.Extra["group_signature"]
+	}
+	if mi.LogPrefix == "" {
+		mi.LogPrefix = mi.Extra["log_prefix"]
+	}
 }
 
 // Manifest is the content of the manifest member, the last member of the set.
@@ -162,7 +241,7 @@ type Manifest struct {
 // memberRecord is the JSON value of the pax "comment" record of every member
 // (FORMAT.md, "Member record").
 type memberRecord struct {
-	Magic  string      `json:"tapestream"` // "1"
+	Magic  string      `json:"tapestream"` // recordV1, recordV2
 	Set    string      `json:"set"`
 	Type   string      `json:"type"` // label, segment, manifest
 	Vol    int         `json:"vol,omitempty"`
@@ -179,6 +258,37 @@ type memberRecord struct {
 	Digest string      `json:"digest,omitempty"` // segment: the label's file digest (a lost label loses nothing)
 	SHA256 string      `json:"sha256,omitempty"`
 	Table  [][2]uint32 `json:"raw,omitempty"` // codec none: [length, crc32c] per chunk
+	// Record version 2 (format 3) on:
+	Stored int64 `json:"stored"` // bytes of member data (the ustar size)
+	// Info is the file-info record (first segment of a file), kept raw:
+	// its label part is decoded only when the label is needed.
+	Info json.RawMessage `json:"info,omitempty"`
+	info *fileInfoLazy   // Info decoded by decodeRecord
+}
+
+// fileInfoLazy is a file-info record whose label is left undecoded; in a
+// member record (codecs other than none) it has no label: the file-info
+// frame has it.
+type fileInfoLazy struct {
+	Set  json.RawMessage `json:"set,omitempty"`
+	File fileInfoRecord  `json:"file"`
+}
+
+// fileInfo is the file-info record: what a restore needs to know about a
+// file and its set, carried by the file's first member record and by the
+// file-info frame at the start of its data (FORMAT.md, "File-info").
+type fileInfo struct {
+	Set  Label          `json:"set"`
+	File fileInfoRecord `json:"file"`
+}
+
+type fileInfoRecord struct {
+	Index    int       `json:"index"`
+	Name     string    `json:"name"`
+	Kind     string    `json:"kind"`
+	Size     int64     `json:"size"` // -1: not known before the end
+	ModTime  time.Time `json:"mtime,omitzero"`
+	DBHeader []byte    `json:"db_header,omitempty"`
 }
 
 const (
@@ -221,9 +331,12 @@ func (e *FormatError) Error() string {
 func (e *FormatError) Unwrap() error { return e.Err }
 
 // ValidateName reports whether name is an acceptable relative file name for
-// a backed-up file (a local slash path without "..", backslashes or NULs).
+// a backed-up file (a local slash path without "..", backslashes, colons or
+// control characters: a name from a set must not be able to forge a line
+// of a report or drive a terminal).
 func ValidateName(name string) error {
 	if name == "" || len(name) > 255 || !filepath.IsLocal(name) || strings.ContainsAny(name, "\\\x00:") ||
+		strings.ContainsFunc(name, func(r rune) bool { return r < 0x20 || r == 0x7f }) ||
 		path.Clean(name) != name || strings.HasPrefix(name, "tapestream/") {
 		return fmt.Errorf("%w: %q", ErrBadName, name)
 	}
@@ -250,7 +363,7 @@ func checkMemberName(name string, rec *memberRecord, c codec.Codec) error {
 			return nil
 		}
 	case mtSegment:
-		if ValidateName(rec.Name) != nil || rec.File < 0 || rec.File > 1<<30 || rec.Part < 1 || rec.Part > maxParts {
+		if !validKind(rec.Kind) || ValidateName(rec.Name) != nil || rec.File < 0 || rec.File > 1<<30 || rec.Part < 1 || rec.Part > maxParts {
 			break
 		}
 		if name == SegmentName(FileInfo{Name: rec.Name, Kind: rec.Kind}, c, rec.Part) {

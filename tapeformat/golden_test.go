@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 )
 
@@ -46,7 +48,8 @@ func TestGolden(t *testing.T) {
 		js, _ := json.MarshalIndent(exp, "", "  ")
 		os.WriteFile(expPath, append(js, '\n'), 0o644)
 		// The sets of earlier format versions (golden-v1-*: SHA-256
-		// digests) are never rewritten; -update writes the current one's.
+		// digests, golden-v2-*: BLAKE3) are never rewritten; -update
+		// writes the current one's.
 		for _, c := range codecs {
 			set := writeSet(t, smallOpts(t, c), goldenFiles())
 			os.WriteFile(filepath.Join("testdata", fmt.Sprintf("golden-v%d-%s.tar", FormatVersion, c)), set, 0o644)
@@ -79,15 +82,36 @@ func TestGolden(t *testing.T) {
 					t.Fatalf("golden %s: file %s differs", name, e.Name)
 				}
 			}
+			if len(res.losses) != 0 || len(res.warnings) != 0 {
+				t.Fatalf("golden %s: losses %v warnings %v", name, res.losses, res.warnings)
+			}
+			if strings.HasPrefix(name, "golden-v3-") {
+				// the typed label, and each file's header as its
+				// file-info has it, before the manifest is read
+				l, want := res.label, testLabel()
+				if l.FormatVersion != 3 || l.GroupSignature != want.GroupSignature || l.LogPrefix != want.LogPrefix ||
+					l.GroupID != want.GroupID || !slices.Equal(l.DatabaseIDs, want.DatabaseIDs) {
+					t.Fatalf("golden %s: label %+v", name, l)
+				}
+				for _, f := range goldenFiles() {
+					h := res.headers[f.fi.Name]
+					if h.Size != f.fi.Size || !bytes.Equal(h.DBHeader, f.fi.DBHeader) || h.Kind != f.fi.Kind {
+						t.Fatalf("golden %s: header %+v", name, h)
+					}
+				}
+				if res.manifest.Info.SetType != SetFull || res.manifest.Info.GroupSignature != want.GroupSignature {
+					t.Fatalf("golden %s: manifest info %+v", name, res.manifest.Info)
+				}
+			}
 		})
 	}
 }
 
 // goldenSets are the frozen sets: every codec, format version 1 (SHA-256
-// file digests) and 2 (BLAKE3).
+// file digests), 2 (BLAKE3) and 3 (checksummed metadata, file-info).
 func goldenSets(t *testing.T) []string {
 	var names []string
-	for _, gen := range []string{"golden-v1-", "golden-v2-"} {
+	for _, gen := range []string{"golden-v1-", "golden-v2-", "golden-v3-"} {
 		for _, c := range codecs {
 			names = append(names, gen+c+".tar")
 		}

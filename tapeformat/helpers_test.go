@@ -35,7 +35,8 @@ func smallOpts(t testing.TB, c string) WriterOptions {
 
 func testLabel() Label {
 	return Label{SetID: "0123456789abcdef0123456789abcdef", SetType: SetFull, StorageGroup: "First Storage Group",
-		Databases: []string{"Mailbox1"}, Created: testCreated, Host: "exch01"}
+		Databases: []string{"Mailbox1"}, Created: testCreated, Host: "exch01",
+		GroupSignature: "7a1c5e0f3b2d4c6e8a9b0c1d2e3f4a5b", LogPrefix: "E00", GroupID: 1, DatabaseIDs: []int{0, 1}}
 }
 
 func writeFiles(t testing.TB, w *Writer, files []testFile) {
@@ -87,6 +88,8 @@ type readResult struct {
 	got      map[string][][2]int64 // delivered ranges
 	order    []string
 	losses   []Loss
+	warnings []Warning
+	headers  map[string]FileHeader
 	manifest *Manifest
 	label    Label
 }
@@ -97,7 +100,7 @@ func readSet(t testing.TB, r io.Reader, opts ReaderOptions) (*readResult, error)
 		return nil, err
 	}
 	defer rd.Close()
-	res := &readResult{files: map[string][]byte{}, got: map[string][][2]int64{}, label: rd.Label()}
+	res := &readResult{files: map[string][]byte{}, got: map[string][][2]int64{}, headers: map[string]FileHeader{}}
 	for {
 		h, err := rd.Next()
 		if err == io.EOF {
@@ -107,6 +110,7 @@ func readSet(t testing.TB, r io.Reader, opts ReaderOptions) (*readResult, error)
 			return res, err
 		}
 		res.order = append(res.order, h.Name)
+		res.headers[h.Name] = *h
 		var data []byte
 		for {
 			c, err := rd.NextChunk()
@@ -131,8 +135,32 @@ func readSet(t testing.TB, r io.Reader, opts ReaderOptions) (*readResult, error)
 		res.files[h.Name] = data
 	}
 	res.losses = rd.Damage()
+	res.warnings = rd.Warnings()
 	res.manifest, _ = rd.Manifest()
+	res.label = rd.Label()
 	return res, nil
+}
+
+// drain reads every file and chunk of rd without keeping them and returns
+// the number of files and chunks read.
+func drain(t testing.TB, rd *Reader) (files, chunks int) {
+	t.Helper()
+	for {
+		if _, err := rd.Next(); err == io.EOF {
+			return files, chunks
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		files++
+		for {
+			if _, err := rd.NextChunk(); err == io.EOF {
+				break
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			chunks++
+		}
+	}
 }
 
 func needCLI(t testing.TB, name string) {
@@ -160,7 +188,12 @@ func findUnits(set []byte) []unitPos {
 		if i < 0 {
 			break
 		}
-		h, _ := codec.ParseHeader(set[p+i:])
+		h, err := codec.ParseHeader(set[p+i:])
+		if err != nil { // a file-info frame
+			_, n, _ := codec.ParseInfo(set[p+i:])
+			p += i + n
+			continue
+		}
 		out = append(out, unitPos{p + i, h.UnitLen, h.Meta})
 		p += i + h.UnitLen
 	}
@@ -172,5 +205,5 @@ func isErr(err, target error) bool { return errors.Is(err, target) }
 // putRec rewrites a chunk record's length and fixes its checksum.
 func putRec(rec []byte, h codec.Header) {
 	binary.LittleEndian.PutUint32(rec[20:], h.Meta.Length)
-	binary.LittleEndian.PutUint32(rec[32:], codec.Checksum(rec[:32]))
+	binary.LittleEndian.PutUint32(rec[40:], codec.Checksum(rec[:40]))
 }

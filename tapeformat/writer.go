@@ -69,6 +69,26 @@ type member struct {
 	// moves counts the volumes the member was rewritten on: a member that
 	// did not make it on two fresh volumes never will.
 	moves int
+	units []unitSpan
+}
+
+// unitSpan is where a unit (or the file-info frame, info set) sits in a
+// segment's data; kept only for the layout hook of the tests.
+type unitSpan struct {
+	pos, n int
+	meta   codec.ChunkMeta
+	info   bool
+}
+
+// layoutEvent tells a test where the Writer put a member and its units
+// (volume offsets), so that it knows which chunks a damaged byte range
+// touches. hdr..data is the header, data..end the data and padding.
+type layoutEvent struct {
+	vol            int
+	name           string
+	hdr, data, end int64
+	rec            *memberRecord
+	units          []unitSpan // positions relative to data
 }
 
 // Writer writes a backup set. Methods are not safe for concurrent use. The
@@ -107,7 +127,11 @@ type Writer struct {
 	part     int
 	free     [][]byte
 
-	enc *codec.Encoder // for CreateFile
+	enc    *codec.Encoder  // for CreateFile
+	tag    uint64          // set tag stamped into every chunk record
+	finfo  json.RawMessage // file-info record of the open file
+	units  []unitSpan      // layout hook: units of the segment being filled
+	layout func(layoutEvent)
 }
 
 type singleVolume struct{ io.Writer }
@@ -184,6 +208,7 @@ func (w *Writer) Begin(l Label) error {
 	l.SegmentSize = w.opts.SegmentSize
 	l.FrameSize = w.opts.FrameSize
 	w.label = l
+	w.tag = codec.SetTagOf(l.SetID)
 	w.mtime = l.Created.Truncate(time.Second)
 	w.begun = true
 	w.volList = []VolumeInfo{{Volume: 1}}
@@ -204,9 +229,9 @@ func (w *Writer) Label() Label { l := w.label; l.Volume = w.vol; return l }
 func (w *Writer) Volume() int { return w.vol }
 
 func (w *Writer) header(name string, size int64, rec *memberRecord) ([]byte, error) {
-	rec.Magic = "1"
 	rec.Set = w.label.SetID
-	js, err := json.Marshal(rec)
+	rec.Stored = size
+	js, err := encodeRecord(rec)
 	if err != nil {
 		return nil, err
 	}
@@ -232,7 +257,9 @@ func (w *Writer) writeLabel() error {
 		return err
 	}
 	js = append(js, '\n')
-	hdr, err := w.header(LabelName, int64(len(js)), &memberRecord{Type: mtLabel, Vol: w.vol, File: -1, Length: int64(len(js))})
+	sum := sha256.Sum256(js)
+	hdr, err := w.header(LabelName, int64(len(js)), &memberRecord{Type: mtLabel, Vol: w.vol, File: -1, Length: int64(len(js)),
+		SHA256: hex.EncodeToString(sum[:])})
 	if err != nil {
 		return err
 	}
@@ -322,8 +349,13 @@ func (w *Writer) release(m *member) {
 func (w *Writer) writeMember(m *member) error {
 	m.end = -1
 	w.pending = append(w.pending, m)
+	hdrAt := w.pos
 	if err := w.write(m.hdr); err != nil {
 		return err
+	}
+	if w.layout != nil {
+		w.layout(layoutEvent{vol: w.vol, name: m.name, hdr: hdrAt, data: w.pos,
+			end: w.pos + int64(len(m.data)+(-len(m.data)&(BlockSize-1))), units: m.units})
 	}
 	if err := w.write(m.data); err != nil {
 		return err
@@ -482,7 +514,29 @@ func (w *Writer) BeginFile(fi FileInfo) (index int, err error) {
 	default:
 		return 0, fmt.Errorf("tapeformat: unknown file kind %q", fi.Kind)
 	}
-	w.curInfo = fi
+	if len(fi.DBHeader) > MaxDBHeader {
+		return 0, fmt.Errorf("tapeformat: file %q: database header snapshot of %d bytes exceeds %d", fi.Name, len(fi.DBHeader), MaxDBHeader)
+	}
+	set := w.label
+	set.Volume = 0
+	info := &fileInfo{Set: set, File: fileInfoRecord{Index: len(w.files), Name: fi.Name, Kind: fi.Kind, Size: fi.Size,
+		ModTime: fi.ModTime.UTC(), DBHeader: fi.DBHeader}}
+	infoJS, err := json.Marshal(info)
+	if err != nil {
+		return 0, w.fail(err)
+	}
+	if len(infoJS) > codec.MaxInfoLen {
+		return 0, fmt.Errorf("tapeformat: file %q: file-info of %d bytes exceeds %d", fi.Name, len(infoJS), codec.MaxInfoLen)
+	}
+	w.curInfo, w.finfo = fi, infoJS
+	if w.opts.Codec.Kind != codec.None {
+		// The frame carries the whole file-info; the first member
+		// record only its file part (the label copy in every record
+		// doubled the JSON a reader decodes per file).
+		if w.finfo, err = json.Marshal(fileInfoLazy{File: info.File}); err != nil {
+			return 0, w.fail(err)
+		}
+	}
 	w.cur = &ManifestFile{
 		Index: len(w.files), Name: fi.Name, Kind: fi.Kind, Size: fi.Size, DBHeader: fi.DBHeader,
 		Members: SegmentName(fi, w.opts.Codec, 1)[:len(SegmentName(fi, w.opts.Codec, 1))-6] + "*",
@@ -490,6 +544,15 @@ func (w *Writer) BeginFile(fi FileInfo) (index int, err error) {
 	}
 	w.curOff, w.part = 0, 0
 	w.resetSeg()
+	if w.opts.Codec.Kind != codec.None {
+		// The file-info frame opens the file's data: a reader that lost
+		// this member's header (and the label, and the manifest) still
+		// knows the file and its set.
+		w.seg = codec.AppendInfo(w.seg, w.opts.Codec.Kind, infoJS)
+		if w.layout != nil {
+			w.units = append(w.units, unitSpan{pos: 0, n: len(w.seg), info: true})
+		}
+	}
 	return w.cur.Index, nil
 }
 
@@ -505,6 +568,7 @@ func (w *Writer) resetSeg() {
 	w.seg = w.seg[:0]
 	w.segStart, w.segLen, w.segChk = w.curOff, 0, 0
 	w.segTable = w.segTable[:0]
+	w.units = nil
 }
 
 // WriteFrame appends one unit (from codec.Encoder.EncodeFrame with the
@@ -537,7 +601,16 @@ func (w *Writer) WriteFrame(unit []byte, meta codec.ChunkMeta) error {
 			return w.fail(err)
 		}
 	}
+	at := len(w.seg)
 	w.seg = append(w.seg, unit...)
+	if w.opts.Codec.Kind != codec.None {
+		if err := codec.StampSet(w.seg[at:], w.tag); err != nil {
+			return w.fail(err)
+		}
+	}
+	if w.layout != nil {
+		w.units = append(w.units, unitSpan{pos: at, n: len(unit), meta: meta})
+	}
 	w.segLen += int64(meta.Length)
 	w.segChk++
 	if w.opts.Codec.Kind == codec.None {
@@ -565,6 +638,9 @@ func (w *Writer) emitSegment(last bool) error {
 	if w.opts.Codec.Kind == codec.None {
 		rec.Table = w.segTable
 	}
+	if w.part == 1 {
+		rec.Info = w.finfo
+	}
 	hdr, err := w.header(name, int64(len(w.seg)), rec)
 	if err != nil {
 		return err
@@ -572,7 +648,7 @@ func (w *Writer) emitSegment(last bool) error {
 	w.cur.Segments++
 	w.cur.StoredBytes += int64(len(w.seg))
 	w.totals.StoredBytes += int64(len(w.seg))
-	m := &member{name: name, hdr: hdr}
+	m := &member{name: name, hdr: hdr, units: w.units}
 	if len(w.seg) < w.opts.RecordSize {
 		// A short segment (a small file, a file's tail) can stay pending
 		// behind later members of the same record: give it a copy of its
@@ -645,6 +721,15 @@ func (w *Writer) Close() error {
 	w.totals.Volumes = w.vol
 	vl := append([]VolumeInfo(nil), w.volList...)
 	vl[len(vl)-1].Members = append(append([]string(nil), vl[len(vl)-1].Members...), ManifestName)
+	if w.info.SetType == "" {
+		w.info.SetType = w.label.SetType
+	}
+	if w.info.GroupSignature == "" {
+		w.info.GroupSignature = w.label.GroupSignature
+	}
+	if w.info.LogPrefix == "" {
+		w.info.LogPrefix = w.label.LogPrefix
+	}
 	man := Manifest{
 		FormatVersion: FormatVersion, SetID: w.label.SetID, Codec: w.opts.Codec.String(),
 		FrameSize: w.opts.FrameSize, Completed: time.Now().UTC(), Info: w.info, Files: w.files,

@@ -43,7 +43,7 @@ var splitRE = regexp.MustCompile(`\.([0-9]{3,})$`)
 func SetFromInfo(info *restore.SetInfo) *catalog.Set {
 	l := info.Label
 	s := &catalog.Set{
-		ID: l.SetID, Group: l.StorageGroup, GroupSignature: l.Extra["group_signature"], Databases: l.Databases,
+		ID: l.SetID, Group: l.StorageGroup, GroupSignature: l.GroupSignature, Databases: l.Databases,
 		Type: ese.BackupType(l.SetType), Created: l.Created.UTC(), ParentID: l.PreviousSetID, Codec: l.Codec, RecordSize: l.RecordSize,
 		Status: catalog.StatusComplete,
 	}

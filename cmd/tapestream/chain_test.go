@@ -195,8 +195,8 @@ func TestBackupTypeMatrix(t *testing.T) {
 	}
 	_, lj, _ := cli(t, dir, "list", "--json", paths["incr3"])
 	var l listing
-	if err := json.Unmarshal([]byte(lj), &l); err != nil || l.Label.Extra["log_first_generation"] != fmt.Sprint(i3.LowGen) ||
-		l.Label.Extra["log_last_generation"] != fmt.Sprint(i3.HighGen) || l.Manifest.Info.LogFirst != uint64(i3.LowGen) || l.Manifest.Info.LogLast != uint64(i3.HighGen) {
+	if err := json.Unmarshal([]byte(lj), &l); err != nil || l.Label.LogFirst != i3.LowGen ||
+		l.Label.LogLast != i3.HighGen || l.Manifest.Info.LogFirst != uint64(i3.LowGen) || l.Manifest.Info.LogLast != uint64(i3.HighGen) {
 		t.Errorf("list --json of incr3 (%d-%d): %v\n%s", i3.LowGen, i3.HighGen, err, lj)
 	}
 

@@ -89,8 +89,8 @@ func runTruncate(ctx context.Context, o truncateOpts) error {
 		if err != nil {
 			return err
 		}
-		if g.Config().Signature != l.Extra["group_signature"] {
-			return fmt.Errorf("set %s belongs to another storage group named %s (signature %s, the store's is %s)", o.Set, o.Group, l.Extra["group_signature"], g.Config().Signature)
+		if g.Config().Signature != l.GroupSignature {
+			return fmt.Errorf("set %s belongs to another storage group named %s (signature %s, the store's is %s)", o.Set, o.Group, l.GroupSignature, g.Config().Signature)
 		}
 		if names, err = g.TruncateAfter(l.SetID); err != nil {
 			return err

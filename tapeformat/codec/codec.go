@@ -7,6 +7,7 @@ package codec
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -160,12 +161,20 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // Checksum returns the CRC-32C (Castagnoli) of b.
 func Checksum(b []byte) uint32 { return crc32.Checksum(b, castagnoli) }
 
+// UpdateChecksum continues a CRC-32C with b.
+func UpdateChecksum(crc uint32, b []byte) uint32 { return crc32.Update(crc, castagnoli, b) }
+
 // Chunk record: WIRE CONSTANTS.
 const (
-	ChunkRecordLen = 36         // size of the chunk record
-	RecordMagic    = "TSCH"     // first 4 bytes of the chunk record
-	RecordVer      = 1          // chunk record version
-	SkipMagic      = 0x184D2A5A // zstd/lz4 skippable frame magic used (little endian)
+	// ChunkRecordLen is the size of the chunk record writers emit
+	// (version 2: with the set tag).
+	ChunkRecordLen = 44
+	// ChunkRecordLenV1 is the size of a version 1 chunk record (format
+	// versions 1 and 2): no set tag.
+	ChunkRecordLenV1 = 36
+	RecordMagic      = "TSCH"     // first 4 bytes of the chunk record
+	RecordVer        = 2          // chunk record version written
+	SkipMagic        = 0x184D2A5A // zstd/lz4 skippable frame magic used (little endian)
 	// FlagStored marks a unit whose codec frame holds the data uncompressed
 	// (zstd raw blocks, lz4 uncompressed blocks, deflate stored blocks).
 	FlagStored = 1
@@ -185,6 +194,19 @@ type Header struct {
 	Flags      uint16
 	PayloadLen uint32 // bytes of codec payload after the record (see FORMAT.md)
 	UnitLen    int    // total length of the unit
+	// Version is the chunk record version: 1 (36 bytes, format versions
+	// 1 and 2) or 2 (44 bytes, with SetTag).
+	Version int
+	// SetTag identifies the set the chunk was written for (version 2
+	// records; 0 in version 1). See SetTagOf.
+	SetTag uint64
+}
+
+func recordLen(version int) int {
+	if version == 1 {
+		return ChunkRecordLenV1
+	}
+	return ChunkRecordLen
 }
 
 func putRecord(b []byte, k Kind, flags uint16, m ChunkMeta, payload uint32) {
@@ -197,17 +219,30 @@ func putRecord(b []byte, k Kind, flags uint16, m ChunkMeta, payload uint32) {
 	binary.LittleEndian.PutUint32(b[20:], m.Length)
 	binary.LittleEndian.PutUint32(b[24:], payload)
 	binary.LittleEndian.PutUint32(b[28:], m.CRC32C)
-	binary.LittleEndian.PutUint32(b[32:], Checksum(b[:32]))
+	binary.LittleEndian.PutUint64(b[32:], 0) // set tag: StampSet
+	binary.LittleEndian.PutUint32(b[40:], Checksum(b[:40]))
 }
 
-func parseRecord(b []byte) (Header, bool) {
+// parseRecord parses a record of n bytes (36: version 1, 44: version 2).
+func parseRecord(b []byte, n int) (Header, bool) {
 	var h Header
-	if len(b) < ChunkRecordLen || string(b[0:4]) != RecordMagic || b[4] != RecordVer {
+	if len(b) < n || string(b[0:4]) != RecordMagic {
 		return h, false
 	}
-	if binary.LittleEndian.Uint32(b[32:]) != Checksum(b[:32]) {
+	switch {
+	case n == ChunkRecordLenV1 && b[4] == 1:
+		if binary.LittleEndian.Uint32(b[32:]) != Checksum(b[:32]) {
+			return h, false
+		}
+	case n == ChunkRecordLen && b[4] == 2:
+		if binary.LittleEndian.Uint32(b[40:]) != Checksum(b[:40]) {
+			return h, false
+		}
+		h.SetTag = binary.LittleEndian.Uint64(b[32:])
+	default:
 		return h, false
 	}
+	h.Version = int(b[4])
 	h.Kind = Kind(b[5])
 	h.Flags = binary.LittleEndian.Uint16(b[6:])
 	h.Meta.FileIndex = binary.LittleEndian.Uint32(b[8:])
@@ -233,45 +268,113 @@ func PrefixLen(k Kind) int {
 // MinHeaderLen is the number of bytes ParseHeader needs.
 const MinHeaderLen = gzipPrefix + ChunkRecordLen
 
+// gzipFixed is the fixed part of a unit's gzip header: ID1 ID2 CM=8
+// FLG=FEXTRA MTIME=0 XFL=0 OS=255. Writers never vary it, so readers
+// check every byte of it.
+var gzipFixed = [10]byte{0x1f, 0x8b, 8, 4, 0, 0, 0, 0, 0, 255}
+
 // ParseHeader parses the unit starting at b[0]; b must hold the prefix and
-// the record (at least PrefixLen+ChunkRecordLen bytes; MinHeaderLen always
-// suffices). It validates the record checksum and the prefix.
+// the record (at least PrefixLen+ChunkRecordLen bytes for a version 2
+// record; MinHeaderLen always suffices). It validates the record checksum
+// and the prefix. Both record versions are accepted.
 func ParseHeader(b []byte) (Header, error) {
-	if len(b) >= skipPrefix+ChunkRecordLen && binary.LittleEndian.Uint32(b) == SkipMagic &&
-		binary.LittleEndian.Uint32(b[4:]) == ChunkRecordLen {
-		if h, ok := parseRecord(b[skipPrefix:]); ok && (h.Kind == Zstd || h.Kind == LZ4) {
-			h.UnitLen = skipPrefix + ChunkRecordLen + int(h.PayloadLen)
-			return h, nil
+	if len(b) >= skipPrefix+ChunkRecordLenV1 && binary.LittleEndian.Uint32(b) == SkipMagic {
+		n := int(binary.LittleEndian.Uint32(b[4:]))
+		if n == ChunkRecordLen || n == ChunkRecordLenV1 {
+			if h, ok := parseRecord(b[skipPrefix:], n); ok && (h.Kind == Zstd || h.Kind == LZ4) {
+				h.UnitLen = skipPrefix + n + int(h.PayloadLen)
+				return h, nil
+			}
 		}
 	}
-	if len(b) >= gzipPrefix+ChunkRecordLen && b[0] == 0x1f && b[1] == 0x8b && b[2] == 8 && b[3] == 4 &&
-		binary.LittleEndian.Uint16(b[10:]) == 4+ChunkRecordLen && b[12] == gzipSI1 && b[13] == gzipSI2 &&
-		binary.LittleEndian.Uint16(b[14:]) == ChunkRecordLen {
-		if h, ok := parseRecord(b[gzipPrefix:]); ok && h.Kind == Gzip {
-			h.UnitLen = gzipPrefix + ChunkRecordLen + int(h.PayloadLen) + 8
-			return h, nil
+	if len(b) >= gzipPrefix+ChunkRecordLenV1 && [10]byte(b[:10]) == gzipFixed && b[12] == gzipSI1 && b[13] == gzipSI2 {
+		n := int(binary.LittleEndian.Uint16(b[14:]))
+		if (n == ChunkRecordLen || n == ChunkRecordLenV1) && int(binary.LittleEndian.Uint16(b[10:])) == 4+n {
+			if h, ok := parseRecord(b[gzipPrefix:], n); ok && h.Kind == Gzip {
+				h.UnitLen = gzipPrefix + n + int(h.PayloadLen) + 8
+				return h, nil
+			}
 		}
 	}
 	return Header{}, ErrCorrupt
 }
 
+// recordAt returns the offset of the chunk record in a unit.
+func recordAt(h Header) int { return PrefixLen(h.Kind) }
+
+// payloadAt returns the offset of the codec payload in a unit.
+func payloadAt(h Header) int { return PrefixLen(h.Kind) + recordLen(h.Version) }
+
+// StampSet writes the set tag into the version 2 chunk record of unit and
+// updates the record's checksum. Encoders write tag 0; the set writer,
+// which knows the set, stamps every unit as it stores it.
+func StampSet(unit []byte, tag uint64) error {
+	h, err := ParseHeader(unit)
+	if err != nil {
+		return err
+	}
+	if h.Version != RecordVer {
+		return fmt.Errorf("%w: chunk record version %d cannot carry a set tag", ErrCorrupt, h.Version)
+	}
+	rec := unit[recordAt(h):]
+	binary.LittleEndian.PutUint64(rec[32:], tag)
+	binary.LittleEndian.PutUint32(rec[40:], Checksum(rec[:40]))
+	return nil
+}
+
+// SetTagOf returns the 64-bit set tag of a set id: the first 8 bytes,
+// little endian, of the SHA-256 of the id's text. WIRE: stored in every
+// version 2 chunk record.
+func SetTagOf(setID string) uint64 {
+	s := sha256.Sum256([]byte(setID))
+	return binary.LittleEndian.Uint64(s[:8])
+}
+
 // FindUnit returns the index of the first position in b at which a unit
-// with a valid chunk record starts, or -1. Used to resynchronise after
-// damage.
+// with a valid chunk record, or a valid file-info frame, starts, or -1.
+// Used to resynchronise after damage.
 func FindUnit(b []byte) int {
-	base := 0
-	for {
-		i := bytes.Index(b[base:], recordMagic)
-		if i < 0 {
-			return -1
-		}
-		p := base + i
+	u := findMagic(b, recordMagic, func(p int) int {
 		for _, pre := range [...]int{skipPrefix, gzipPrefix} {
 			if p >= pre {
 				if _, err := ParseHeader(b[p-pre:]); err == nil {
 					return p - pre
 				}
 			}
+		}
+		return -1
+	})
+	lim := b
+	if u >= 0 { // an info frame before u has its magic before u+gzipPrefix
+		lim = b[:min(len(b), u+gzipPrefix+len(infoMagic))]
+	}
+	i := findMagic(lim, infoMagic, func(p int) int {
+		for _, pre := range [...]int{skipPrefix, gzipPrefix} {
+			if p >= pre {
+				if _, _, err := ParseInfo(b[p-pre:]); err == nil && p-pre < len(lim) {
+					return p - pre
+				}
+			}
+		}
+		return -1
+	})
+	if u < 0 || i >= 0 && i < u {
+		return i
+	}
+	return u
+}
+
+// findMagic returns the first start at(p) >= 0 for an occurrence p of magic.
+func findMagic(b, magic []byte, at func(p int) int) int {
+	base := 0
+	for {
+		i := bytes.Index(b[base:], magic)
+		if i < 0 {
+			return -1
+		}
+		p := base + i
+		if s := at(p); s >= 0 {
+			return s
 		}
 		base = p + 1
 	}

@@ -4,11 +4,12 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/tapestream/tapestream/tapeformat/internal/testgen"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/tapestream/tapestream/tapeformat/internal/testgen"
 )
 
 var allCodecs = []string{"zstd", "lz4", "gzip", "none"}
@@ -162,5 +163,49 @@ func BenchmarkDecode(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestInfoFrame: a file-info frame round-trips, the codec CLIs skip it
+// (checked by the set tests), FindUnit finds it, and any flipped byte
+// makes it invalid.
+func TestInfoFrame(t *testing.T) {
+	info := []byte(`{"file":{"name":"Mailbox1.edb"}}`)
+	for _, k := range []Kind{Zstd, LZ4, Gzip} {
+		fr := AppendInfo([]byte("xx"), k, info)[2:]
+		got, n, err := ParseInfo(append(bytes.Clone(fr), "more"...))
+		if err != nil || n != len(fr) || !bytes.Equal(got, info) {
+			t.Fatalf("%v: %q %d %v", k, got, n, err)
+		}
+		if i := FindUnit(append([]byte("garbageTSFI"), fr...)); i != 11 {
+			t.Fatalf("%v: FindUnit %d", k, i)
+		}
+		for p := range fr {
+			bad := bytes.Clone(fr)
+			bad[p] ^= 0x08
+			if _, _, err := ParseInfo(bad); err == nil {
+				t.Fatalf("%v: flip at %d accepted", k, p)
+			}
+		}
+	}
+}
+
+// TestSetTag: the writer stamps the set tag; a flipped tag byte fails the
+// record checksum; version 1 records (36 bytes) still parse.
+func TestSetTag(t *testing.T) {
+	c, _ := ParseCodec("zstd")
+	enc, _ := NewEncoder(c, 1024)
+	u := enc.EncodeFrame(nil, ChunkMeta{FileIndex: 3, Offset: 2048}, []byte("hello"))
+	tag := SetTagOf("0123456789abcdef0123456789abcdef")
+	if err := StampSet(u, tag); err != nil {
+		t.Fatal(err)
+	}
+	h, err := ParseHeader(u)
+	if err != nil || h.SetTag != tag || h.Version != 2 || h.Meta.FileIndex != 3 {
+		t.Fatalf("%+v %v", h, err)
+	}
+	u[8+33] ^= 1
+	if _, err := ParseHeader(u); err == nil {
+		t.Fatal("flipped set tag accepted")
 	}
 }

@@ -328,7 +328,7 @@ func (d *Decoder) DecodeFrame(dst, unit []byte) ([]byte, ChunkMeta, error) {
 	start := len(dst)
 	dst = grow(dst, int(h.Meta.Length))
 	out := dst[start : start+int(h.Meta.Length)]
-	payload := unit[PrefixLen(h.Kind)+ChunkRecordLen:]
+	payload := unit[payloadAt(h):]
 	switch h.Kind {
 	case Zstd:
 		err = d.zstd(out, payload)
