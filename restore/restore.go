@@ -83,6 +83,9 @@ type SetInfo struct {
 	Problems []Problem
 	Files    []tapeformat.FileHeader
 	Volumes  int
+	// Warnings are what the reader noticed that leaves the set intact
+	// (data after its end, a member written twice).
+	Warnings []string
 }
 
 // LogRange is the set's log generation range (from the manifest).
@@ -359,6 +362,19 @@ func readFrom(ctx context.Context, src SetSource, tr *tapeformat.Reader, o Optio
 	info.Manifest = m
 	for _, l := range tr.Damage() {
 		if err := problem(Problem{File: l.File, Offset: l.Offset, Length: l.Length, Page: -1, What: "lost: " + l.Reason}); err != nil {
+			return info, err
+		}
+	}
+	// Damage the reader got around (a lost header or file-info that other
+	// copies replaced) costs no byte, but the medium is damaged: it is a
+	// problem all the same. Other warnings (data after the set, a
+	// duplicate member) leave the set intact.
+	for _, w := range tr.Warnings() {
+		if !w.Damage {
+			info.Warnings = append(info.Warnings, w.String())
+			continue
+		}
+		if err := problem(Problem{Member: w.Member, File: w.File, Page: -1, What: "damaged (no data lost): " + w.String()}); err != nil {
 			return info, err
 		}
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,11 +60,7 @@ func TestCopy(t *testing.T) {
 	// A damaged source is not copied, and nothing is left at the destination.
 	run(0, "copy", "tape:vt", "again.tar")
 	raw, _ := os.ReadFile(filepath.Join(dir, "again.tar"))
-	i := bytes.Index(raw, []byte("databases/Mailbox1.edb"))
-	if i < 0 {
-		t.Fatal("no database member in the set")
-	}
-	raw[i+4096] ^= 0x20 // in the member's data
+	damageMember(t, raw, "databases/Mailbox1.edb")
 	os.WriteFile(filepath.Join(dir, "bad.tar"), raw, 0o644)
 	run(exitCorruption, "copy", "bad.tar", "s3://sets/vault/bad.tar")
 	run(exitUsage, "list", "s3://sets/vault/bad.tar")

@@ -44,9 +44,7 @@ func TestExitCodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := len(b) / 3; i < len(b)/3+4096; i++ {
-		b[i] ^= 0x5a
-	}
+	damageMember(t, b, "databases/Mailbox1.edb")
 	if err := os.WriteFile(filepath.Join(dir, "bad.tar"), b, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -44,3 +44,24 @@ func cli(t testing.TB, dir string, args ...string) (int, string, string) {
 	}
 	return code, out.String(), errb.String()
 }
+
+// damageMember flips bytes in the data of a set's member (its first
+// occurrence of name is in the member's headers; its data starts at the
+// 512-byte block after the ustar header that names it last).
+func damageMember(t testing.TB, set []byte, name string) {
+	t.Helper()
+	first := bytes.Index(set, []byte(name))
+	if first < 0 {
+		t.Fatalf("no member %s in the set", name)
+	}
+	// The ustar header naming the member is the last header block before
+	// its data: the block holding "ustar" after the first mention.
+	u := bytes.Index(set[first:], []byte("ustar\x0000"))
+	if u < 0 {
+		t.Fatalf("no ustar header for %s", name)
+	}
+	data := (first+u)/512*512 + 512
+	for i := data + 200; i < data+264; i++ {
+		set[i] ^= 0x5a
+	}
+}

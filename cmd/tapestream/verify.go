@@ -51,6 +51,7 @@ type verifySet struct {
 	LogFirst uint32            `json:"log_first_generation"`
 	LogLast  uint32            `json:"log_last_generation"`
 	Problems []restore.Problem `json:"problems,omitempty"`
+	Warnings []string          `json:"warnings,omitempty"`
 }
 
 func runVerify(ctx context.Context, o verifyOpts) error {
@@ -66,7 +67,7 @@ func runVerify(ctx context.Context, o verifyOpts) error {
 	for _, in := range infos {
 		lo, hi := in.LogRange()
 		vs := verifySet{Path: in.Source.Path, SetID: in.Label.SetID, Type: in.Label.SetType, Group: in.Label.StorageGroup,
-			Files: len(in.Files), LogFirst: lo, LogLast: hi, Problems: in.Problems}
+			Files: len(in.Files), LogFirst: lo, LogLast: hi, Problems: in.Problems, Warnings: in.Warnings}
 		if in.Manifest != nil {
 			vs.Bytes = in.Manifest.Totals.Bytes
 		}
@@ -86,6 +87,9 @@ func runVerify(ctx context.Context, o verifyOpts) error {
 				state = fmt.Sprintf("DAMAGED (%d problems)", len(s.Problems))
 			}
 			fmt.Fprintf(o.Out, "%s: %s %s set %s of %s, %d files, %d bytes, logs %d-%d: %s\n", s.Path, "tapestream", s.Type, s.SetID, s.Group, s.Files, s.Bytes, s.LogFirst, s.LogLast, state)
+			for _, w := range s.Warnings {
+				fmt.Fprintf(o.Out, "  warning: %s\n", w)
+			}
 			for _, p := range s.Problems {
 				fmt.Fprintf(o.Out, "  %s\n", p)
 			}
