@@ -37,6 +37,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/pace"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat"
 	"github.com/tapestream/tapestream/tapeformat/codec"
@@ -53,6 +54,10 @@ type Options struct {
 	NoVerify bool
 	// MaxRate limits the read stage in bytes per second (0 = unlimited).
 	MaxRate int64
+	// Pace, if set, paces the read stage by the store's commit latency
+	// (package pace) while the session's group is watched; backups given
+	// the same controller share its budget. MaxRate still caps each.
+	Pace *pace.Controller
 	// Now stamps the members' modification time.
 	Now func() time.Time
 	// Stats, if set, is updated while the backup runs (progress printers
@@ -158,6 +163,14 @@ func Run(ctx context.Context, sess source.Session, tw *tapeformat.Writer, opts O
 		}
 		free <- j
 	}
+	if opts.Pace != nil {
+		if pr, ok := sess.(source.PressureReader); ok {
+			defer opts.Pace.Watch(sess.Group().Name, pr.Pressure)()
+		} else {
+			opts.Pace.Note(sess.Group().Name + ": the source reports no commit pressure: not paced")
+			opts.Pace = nil
+		}
+	}
 	var files []FileResult
 	g.Go(func() error {
 		defer close(work)
@@ -244,6 +257,11 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 				}
 				if lim != nil {
 					if err := lim.WaitN(ctx, n); err != nil {
+						return err
+					}
+				}
+				if opts.Pace != nil {
+					if err := opts.Pace.Wait(ctx, n); err != nil {
 						return err
 					}
 				}
