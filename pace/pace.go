@@ -12,21 +12,23 @@
 //	                                                    (at most every HoldOff)
 //	pipelines' read stages ──WaitN──► one rate.Limiter (the shared budget)
 //
-// The baseline is the engine's: the mean latency of the commits made
-// while no backup session was open (engine.Pressure.Baseline). A group
-// without one (nothing committed before the backup) uses the lowest
-// latency seen since the controller started, which the slow start, at its
-// lowest rate, measures first. Every ProbeEvery the controller drops to
-// Min for ProbeLen and takes the latency it measures there as the new
-// baseline, so that a workload that grows heavier during a long backup is
-// not mistaken for the backup's doing.
+// Latencies are medians (P50 of the interval's commits, from the engine's
+// histogram), so that a few stalls of a shared machine do not count as
+// pressure. The baseline is the engine's: the median latency of the
+// commits made while no backup session was open (engine.Pressure.
+// Baseline). A group without one (nothing committed before the backup)
+// uses the lowest latency seen since the controller started, which the
+// slow start, at its lowest rate, measures first. Every ProbeEvery the
+// controller drops to Min for ProbeLen and averages the latency it
+// measures there into the baseline, so that a workload that grows heavier
+// during a long backup is not mistaken for the backup's doing.
 //
 // Several backups given the same Controller (backup.RunGroups of several
 // groups) share its one limiter and so one budget; the controller watches
 // every group and answers the worst. A hard cap (--max-rate) stays each
-// pipeline's own limiter. The rate never grows beyond twice what the
-// pipelines actually read, so a pipeline slower than its budget (CPU
-// bound, a slow network) does not bank a limit it would burst into.
+// pipeline's own limiter. The rate increases only while the pipelines
+// read at least half of it, so a pipeline slower than its budget (CPU
+// bound, a slow network) grows no limit it would later burst into.
 package pace
 
 import (
@@ -158,7 +160,7 @@ type Summary struct {
 	// Series is the rate over time: [ms since start, bytes/s], a point
 	// whenever it moved by 10% or more (and the last).
 	Series []Point `json:"series"`
-	// Rate is the last rate, Mean the bytes read per second paced.
+	// Rate is the last rate (0: unpaced).
 	Rate      float64 `json:"rate"`
 	Decreases int     `json:"decreases"`
 	Probes    int     `json:"probes"`
@@ -466,16 +468,17 @@ func (c *Controller) decide(now time.Time, ratio float64, known, blind bool) {
 		c.decreases++
 	case blind:
 		return
+	case readRate < c.rate/2:
+		// The pipelines read at less than half the budget (their own
+		// speed, or between files): a larger one would only let them
+		// burst later, faster than a decrease can answer.
+		return
 	default:
-		// The store is unaffected (or idle): increase, but not beyond what
-		// the pipelines can use.
+		// The store is unaffected (or idle): increase.
 		if c.slow {
 			c.rate *= c.cfg.SlowStart
 		} else {
 			c.rate += max(c.step, c.cfg.Min/4, c.cfg.Step)
-		}
-		if readRate > 0 && c.rate > 2*readRate {
-			c.rate = max(2*readRate, c.cfg.Start)
 		}
 	}
 	c.rate = max(c.rate, c.cfg.Min)
