@@ -4,17 +4,17 @@
 // measures (engine.Pressure; through the store server for a remote
 // source).
 //
-//	every Interval:   poll each watched group ──► latency of its commits
-//	                  in the last interval / its unloaded baseline = ratio
-//	                  smoothed ratio (worst group) ──┬─ <= Tolerance: rate += Step
-//	                                                 │  (x SlowStart until the first decrease)
-//	                                                 └─ >  Tolerance: rate *= Decrease
-//	                                                    (at most every HoldOff)
+//	every Interval:   poll each watched group ──► median latency of its
+//	                  commits in the last Window / its unloaded baseline
+//	                  = ratio (worst group) ──┬─ <= Tolerance: rate += Step
+//	                                          │  (x SlowStart until the first decrease)
+//	                                          └─ >  Tolerance: rate *= Decrease
+//	                                             (at most every HoldOff)
 //	pipelines' read stages ──WaitN──► one rate.Limiter (the shared budget)
 //
-// Latencies are medians (P50 of the interval's commits, from the engine's
-// histogram), so that a few stalls of a shared machine do not count as
-// pressure. The baseline is the engine's: the median latency of the
+// Latencies are medians (P50 of the last second's commits, from the
+// engine's histogram), so that a few stalls of a shared machine do not
+// count as pressure. The baseline is the engine's: the median latency of the
 // commits made while no backup session was open (engine.Pressure.
 // Baseline). A group without one (nothing committed before the backup)
 // uses the lowest latency seen since the controller started, which the
@@ -82,9 +82,10 @@ type Config struct {
 	// MinCommits is the least number of commits in an interval that make
 	// a latency (default 4); fewer say nothing about the store.
 	MinCommits uint64
-	// Smoothing is the weight of the newest interval in the smoothed
-	// ratio (default 0.5).
-	Smoothing float64
+	// Window is the span of commits whose median latency is compared with
+	// the baseline (default 1 s, at least an interval): a longer one
+	// answers later, a shorter one follows the noise of a shared machine.
+	Window time.Duration
 	// Now is the clock (tests).
 	Now func() time.Time
 }
@@ -104,12 +105,15 @@ func (c *Config) fill() {
 	def(&c.Tolerance, 1.25)
 	def(&c.Decrease, 0.7)
 	def(&c.SlowStart, 1.5)
-	def(&c.Smoothing, 0.5)
 	if c.Interval <= 0 {
 		c.Interval = 250 * time.Millisecond
 	}
+	if c.Window <= 0 {
+		c.Window = time.Second
+	}
+	c.Window = max(c.Window, c.Interval)
 	if c.HoldOff <= 0 {
-		c.HoldOff = 2 * c.Interval
+		c.HoldOff = c.Window
 	}
 	if c.ProbeEvery == 0 {
 		c.ProbeEvery = 30 * time.Second
@@ -166,7 +170,8 @@ type Summary struct {
 	Probes    int     `json:"probes"`
 	// Baselines are the unloaded commit latencies used, per group (ms).
 	Baselines map[string]float64 `json:"baseline_ms"`
-	// Ratio is the last smoothed commit latency over its baseline.
+	// Ratio is the last commit latency (median over Window) over its
+	// baseline.
 	Ratio float64  `json:"latency_ratio"`
 	Notes []string `json:"notes,omitempty"`
 }
@@ -202,14 +207,13 @@ type Controller struct {
 }
 
 type group struct {
-	name     string
-	sig      Signal
-	prev     engine.Pressure
-	havePrev bool
-	learned  time.Duration // lowest mean seen (when the engine has no baseline)
-	probed   time.Duration // measured by the last probe
-	fails    int
-	dead     bool
+	name    string
+	sig     Signal
+	hist    []engine.Pressure // the last snapshots, one per interval, spanning Window
+	learned time.Duration     // lowest mean seen (when the engine has no baseline)
+	probed  time.Duration     // measured by the last probe
+	fails   int
+	dead    bool
 }
 
 type loop struct {
@@ -374,24 +378,15 @@ func (c *Controller) observe(g *group, p engine.Pressure, err error, measure boo
 		return 0, false
 	}
 	g.fails = 0
-	prev, had := g.prev, g.havePrev
-	g.prev, g.havePrev = p, true
-	if !had {
+	g.hist = append(g.hist, p)
+	if k := int(c.cfg.Window/c.cfg.Interval) + 1; len(g.hist) > k {
+		g.hist = append(g.hist[:0], g.hist[len(g.hist)-k:]...)
+	}
+	if len(g.hist) < 2 {
 		return 0, false
 	}
-	w := p.Window(prev)
-	if w.Commits < c.cfg.MinCommits {
-		if w.Commits == 0 && p.InFlight > 0 && prev.InFlight > 0 && p.Commits == prev.Commits {
-			// Commits waiting and none completing for a whole interval:
-			// the store is stalled.
-			return math.Inf(1), true
-		}
-		return 0, false
-	}
-	lat := w.P50
-	if g.learned == 0 || lat < g.learned {
-		g.learned = lat
-	}
+	prev := g.hist[len(g.hist)-2]
+	last := p.Window(prev) // the interval just ended
 	base := g.probed
 	if base == 0 {
 		base = p.Baseline
@@ -399,16 +394,31 @@ func (c *Controller) observe(g *group, p engine.Pressure, err error, measure boo
 	if base == 0 {
 		base = g.learned
 	}
-	if measure {
-		// Probes are single intervals of a noisy signal: average them.
-		g.probed = lat
+	if last.Commits == 0 && p.InFlight > 0 && prev.InFlight > 0 && base < c.cfg.Interval/4 {
+		// Commits waiting and none completing for a whole interval, many
+		// times their usual latency: the store is stalled.
+		return math.Inf(1), true
+	}
+	if measure && last.Commits >= c.cfg.MinCommits {
+		// A probe is one interval of a noisy signal: average them.
+		g.probed = last.P50
 		if base > 0 {
-			g.probed = (base + lat) / 2
+			g.probed = (base + last.P50) / 2
 		}
 		base = g.probed
 	}
+	w := p.Window(g.hist[0])
+	if w.Commits < c.cfg.MinCommits {
+		return 0, false
+	}
+	if g.learned == 0 || w.P50 < g.learned {
+		g.learned = w.P50
+	}
+	if base == 0 {
+		base = g.learned
+	}
 	c.baselines[g.name] = base
-	return float64(lat) / float64(base), true
+	return float64(w.P50) / float64(base), true
 }
 
 // decide applies the control law for one interval.
@@ -447,11 +457,7 @@ func (c *Controller) decide(now time.Time, ratio float64, known, blind bool) {
 		return
 	}
 	if known {
-		if c.ratio == 0 {
-			c.ratio = ratio
-		} else {
-			c.ratio += c.cfg.Smoothing * (math.Min(ratio, 100) - c.ratio)
-		}
+		c.ratio = ratio
 	}
 	switch {
 	case known && c.ratio > c.cfg.Tolerance:

@@ -189,7 +189,7 @@ func TestStalledStoreDecreases(t *testing.T) {
 	s.run(10)
 	before := s.c.Rate()
 	st.stalled = true
-	s.run(8)
+	s.run(16) // a decrease a second (HoldOff = Window)
 	if r := s.c.Rate(); r >= before*0.5 {
 		t.Errorf("rate %.1f MB/s after a stall, was %.1f", r/mb, before/mb)
 	}
