@@ -37,7 +37,16 @@ type GroupOptions struct {
 	// StoreLocked says the caller holds the store lock of To (several
 	// groups restoring in parallel into one store).
 	StoreLocked bool
+	// CacheSize is the buffer cache of the recovery (bytes; 0:
+	// RecoveryCacheSize), the largest part of a restore's memory.
+	CacheSize int
 }
+
+// RecoveryCacheSize is the default buffer cache of a restore's recovery:
+// half a live group's, so that a restore with recovery stays within
+// ~150 MiB whatever the set's size (replay is bound by its fsyncs and
+// page writes more than by its cache).
+const RecoveryCacheSize = 32 << 20
 
 // Result describes a finished restore.
 type Result struct {
@@ -314,7 +323,11 @@ func (r *run) switchIntoPlace() error {
 // recoverStaged runs hard recovery in the staging directory and checks
 // the result.
 func recoverStaged(stage string, o GroupOptions, res *Result) error {
-	g, err := engine.OpenGroup(stage, engine.Options{RestoreLogDirs: []string{filepath.Join(stage, "restore-logs")}, UntilGen: o.UntilGen, UntilTime: o.UntilTime})
+	cache := o.CacheSize
+	if cache <= 0 {
+		cache = RecoveryCacheSize
+	}
+	g, err := engine.OpenGroup(stage, engine.Options{RestoreLogDirs: []string{filepath.Join(stage, "restore-logs")}, UntilGen: o.UntilGen, UntilTime: o.UntilTime, CacheSize: cache})
 	if err != nil {
 		return fmt.Errorf("recovery of the restored group failed: %w", err)
 	}
