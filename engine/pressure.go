@@ -44,10 +44,12 @@ type Pressure struct {
 	EWMA time.Duration `json:"ewma_ns"`
 	// Baseline is the store's unloaded commit latency: the median latency
 	// of the commits made while no backup session was open on the group,
-	// each weighted by e^(-age/30s) (a median, as Window's P50, so that a
-	// few stalls of the machine do not move it). It keeps its value while
-	// a backup runs. Zero until such a commit.
+	// each weighted by e^(-age/30s). It keeps its value while a backup
+	// runs. Zero until such a commit.
 	Baseline time.Duration `json:"baseline_ns"`
+	// BaselineMean is the mean of the same commits: a client that waits
+	// for each commit makes 1/mean of them a second.
+	BaselineMean time.Duration `json:"baseline_mean_ns"`
 	// BackupOpen says a backup session is open on the group.
 	BackupOpen bool `json:"backup_open"`
 }
@@ -66,6 +68,7 @@ type pressure struct {
 	idle      [PressureBuckets]float64 // unloaded commits, decayed
 	idleAt    time.Time                // last decay of idle
 	idleTotal float64
+	idleSum   float64 // of the latencies in idle, decayed alike
 }
 
 // Time constants of the decaying statistics.
@@ -112,11 +115,13 @@ func (p *pressure) end(t0 time.Time, loaded bool) {
 				p.idle[i] *= f
 			}
 			p.idleTotal *= f
+			p.idleSum *= f
 		}
 		p.idleAt = now
 	}
 	p.idle[b]++
 	p.idleTotal++
+	p.idleSum += float64(d)
 }
 
 func (p *pressure) snapshot(backupOpen bool) Pressure {
@@ -141,6 +146,7 @@ func (p *pressure) snapshot(backupOpen bool) Pressure {
 	}
 	if p.idleTotal > 0 {
 		s.Baseline = quantile(p.idle[:], 0.5, p.idleTotal)
+		s.BaselineMean = time.Duration(p.idleSum / p.idleTotal)
 	}
 	return s
 }

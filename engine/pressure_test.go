@@ -84,16 +84,20 @@ func TestPressureBaselineIgnoresBackupCommits(t *testing.T) {
 	for range 50 {
 		p.end(time.Now().Add(-time.Millisecond), false)
 	}
-	base := p.snapshot(false).Baseline
+	s0 := p.snapshot(false)
+	base := s0.Baseline
 	if base < 960*time.Microsecond || base > 1152*time.Microsecond {
 		t.Fatalf("baseline %v, want about 1ms", base)
+	}
+	if s0.BaselineMean < time.Millisecond || s0.BaselineMean > 1100*time.Microsecond {
+		t.Fatalf("baseline mean %v, want about 1ms", s0.BaselineMean)
 	}
 	for range 500 {
 		p.end(time.Now().Add(-20*time.Millisecond), true) // during a backup
 	}
 	s := p.snapshot(true)
-	if s.Baseline != base {
-		t.Errorf("baseline moved to %v by commits made during a backup", s.Baseline)
+	if s.Baseline != base || s.BaselineMean != s0.BaselineMean {
+		t.Errorf("baseline moved to %v (mean %v) by commits made during a backup", s.Baseline, s.BaselineMean)
 	}
 	if s.EWMA < 10*time.Millisecond {
 		t.Errorf("EWMA %v does not follow the recent commits", s.EWMA)

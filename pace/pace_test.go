@@ -19,11 +19,14 @@ const mb = 1e6
 // rate the backup reads at (the pressure signal a real store gives,
 // without a store).
 type fakeStore struct {
-	mu       sync.Mutex
-	p        engine.Pressure
-	latency  func(rate float64) time.Duration // nil: no commits
-	stalled  bool                             // commits waiting, none completing
-	perStep  uint64                           // commits per interval
+	mu      sync.Mutex
+	p       engine.Pressure
+	latency func(rate float64) time.Duration // nil: no commits
+	stalled bool                             // commits waiting, none completing
+	perStep uint64                           // commits per interval
+	// tail, if set, makes a fifth of the commits that slow instead (the
+	// stalls a backup causes: the median does not move, the mean does).
+	tail     func(rate float64) time.Duration
 	fail     error
 	baseline time.Duration // what the engine reports
 }
@@ -49,15 +52,22 @@ func (f *fakeStore) advance(rate float64) {
 	if f.latency == nil {
 		return
 	}
-	d := f.latency(rate)
-	b := append([]uint64(nil), f.p.Buckets...)
-	for len(b) <= bucket(d) {
-		b = append(b, 0)
+	add := func(n uint64, d time.Duration) {
+		b := append([]uint64(nil), f.p.Buckets...)
+		for len(b) <= bucket(d) {
+			b = append(b, 0)
+		}
+		b[bucket(d)] += n
+		f.p.Buckets = b
+		f.p.Commits += n
+		f.p.LatencySum += n * uint64(d)
 	}
-	b[bucket(d)] += f.perStep
-	f.p.Buckets = b
-	f.p.Commits += f.perStep
-	f.p.LatencySum += f.perStep * uint64(d)
+	if f.tail == nil {
+		add(f.perStep, f.latency(rate))
+		return
+	}
+	add(f.perStep-f.perStep/5, f.latency(rate))
+	add(f.perStep/5, f.tail(rate))
 }
 
 func (f *fakeStore) signal(context.Context) (engine.Pressure, error) {
@@ -67,7 +77,7 @@ func (f *fakeStore) signal(context.Context) (engine.Pressure, error) {
 		return engine.Pressure{}, f.fail
 	}
 	p := f.p
-	p.Baseline = f.baseline
+	p.Baseline, p.BaselineMean = f.baseline, f.baseline
 	p.BackupOpen = true
 	return p, nil
 }
@@ -337,5 +347,20 @@ func TestWatchRunsTheLoop(t *testing.T) {
 	}
 	if r := c.Rate(); r <= 64<<20 {
 		t.Errorf("rate %.0f did not grow on an idle store", r)
+	}
+}
+
+// TestStallsCountThoughTheMedianHolds: the backup leaves most commits as
+// fast as before but stalls a fifth of them, longer the faster it reads.
+// A closed-loop client feels the mean: the controller must too.
+func TestStallsCountThoughTheMedianHolds(t *testing.T) {
+	base := 2 * time.Millisecond
+	st := &fakeStore{perStep: 500, baseline: base, latency: func(float64) time.Duration { return base },
+		tail: func(r float64) time.Duration { return time.Duration(float64(base) * (1 + 5*r/(40*mb))) }}
+	s := newSim(t, Config{ProbeEvery: -1}, st)
+	s.run(400)
+	// mean = base * (1 + r/40MB): 1.25x at 10 MB/s.
+	if m := mean(s.rates[200:]); m > 12*mb {
+		t.Errorf("mean rate %.1f MB/s, want at most the 10 where the mean latency reaches 1.25x", m/mb)
 	}
 }
