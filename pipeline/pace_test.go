@@ -77,3 +77,43 @@ func TestPaceWithoutPressureIsUnpaced(t *testing.T) {
 		t.Errorf("notes: %q", n)
 	}
 }
+
+// TestGateRunsAsFewWorkersAsThePaceNeeds: at 10 MB/s, with a worker
+// compressing 100 MB a busy second, one worker at a time; at 1000 MB/s,
+// all of them.
+func TestGateRunsAsFewWorkersAsThePaceNeeds(t *testing.T) {
+	for _, c := range []struct {
+		rate float64
+		want int
+	}{{10e6, 1}, {100e6, 2}, {1000e6, 4}} {
+		pc := pace.New(pace.Config{Start: c.rate, Max: c.rate, Min: c.rate})
+		var st StageStats
+		st.BytesIn.Store(100e6)
+		st.Busy.Store(int64(time.Second))
+		g := newGate(pc, 4, &st)
+		if n := g.limit(); n != c.want {
+			t.Errorf("at %.0f MB/s: %d workers, want %d", c.rate/1e6, n, c.want)
+		}
+		var active, most atomic.Int64
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range 20 {
+					g.acquire()
+					n := active.Add(1)
+					for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
+					}
+					time.Sleep(100 * time.Microsecond)
+					active.Add(-1)
+					g.release()
+				}
+			}()
+		}
+		wg.Wait()
+		if int(most.Load()) > c.want {
+			t.Errorf("at %.0f MB/s: %d workers at once, limit %d", c.rate/1e6, most.Load(), c.want)
+		}
+	}
+}

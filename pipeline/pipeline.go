@@ -181,8 +181,12 @@ func Run(ctx context.Context, sess source.Session, tw *tapeformat.Writer, opts O
 		defer close(ordered)
 		return hashStage(gctx, opts, hashq, ordered)
 	})
+	var gt *gate
+	if opts.Pace != nil && opts.Workers > 1 {
+		gt = newGate(opts.Pace, opts.Workers, &st.Compress)
+	}
 	for w := 0; w < opts.Workers; w++ {
-		g.Go(func() error { return compressStage(gctx, opts, work) })
+		g.Go(func() error { return compressStage(gctx, opts, work, gt) })
 	}
 	g.Go(func() error { return writeStage(gctx, tw, opts, free, ordered, &files) })
 	if err := g.Wait(); err != nil {
@@ -370,8 +374,8 @@ func hashStage(ctx context.Context, opts Options, in, out chan *job) error {
 }
 
 // compressStage encodes jobs; results go back through each
-// job's ready channel.
-func compressStage(ctx context.Context, opts Options, work chan *job) error {
+// job's ready channel. A paced backup's workers pass gt (gate.go).
+func compressStage(ctx context.Context, opts Options, work chan *job, gt *gate) error {
 	st := opts.Stats
 	enc, err := codec.NewEncoder(opts.Codec, opts.FrameSize)
 	if err != nil {
@@ -382,6 +386,9 @@ func compressStage(ctx context.Context, opts Options, work chan *job) error {
 		if j == nil {
 			return err
 		}
+		if gt != nil {
+			gt.acquire()
+		}
 		t0 := time.Now()
 		meta := codec.ChunkMeta{FileIndex: uint32(j.file.index), Offset: j.off}
 		if opts.Codec.Kind == codec.None {
@@ -390,6 +397,9 @@ func compressStage(ctx context.Context, opts Options, work chan *job) error {
 			j.unit, j.meta = enc.Encode(j.unit[:0], meta, j.data)
 		}
 		st.Compress.Busy.Add(int64(time.Since(t0)))
+		if gt != nil {
+			gt.release()
+		}
 		st.Compress.BytesIn.Add(int64(len(j.data)))
 		st.Compress.BytesOut.Add(int64(len(j.unit)))
 		j.ready <- struct{}{}
