@@ -29,9 +29,13 @@
 // Several backups given the same Controller (backup.RunGroups of several
 // groups) share its one limiter and so one budget; the controller watches
 // every group and answers the worst. A hard cap (--max-rate) stays each
-// pipeline's own limiter. The rate increases only while the pipelines
-// read at least half of it, so a pipeline slower than its budget (CPU
-// bound, a slow network) grows no limit it would later burst into.
+// pipeline's own limiter. A paced pipeline also compresses on as few
+// workers at once as the rate needs (pipeline/gate.go), so that its
+// frames do not take every CPU from the store in bursts: the worker count
+// follows the rate instead of being a second control. The rate increases
+// only while the pipelines read at least half of it, so a pipeline slower
+// than its budget (CPU bound, a slow network) grows no limit it would
+// later burst into.
 package pace
 
 import (
