@@ -182,6 +182,13 @@ func run(ctx context.Context, c *config) error {
 		if err != nil {
 			return err
 		}
+		if c.Online > 0 {
+			rs, err := recoveryScalingRows(ctx, c)
+			if err != nil {
+				return err
+			}
+			sc = append(sc, rs...)
+		}
 		logf("scaling rows: %d rows x %d runs", len(sc), c.Runs)
 		runInterleaved(sc, c.Runs)
 		rep.Scaling = sc

@@ -125,3 +125,24 @@ func TestDecodeBackupJSON(t *testing.T) {
 		t.Error("two results decoded as one")
 	}
 }
+
+func TestOnlineTable(t *testing.T) {
+	o := &onlineResult{Workers: 2, Window: 5 * time.Second, Scenarios: []*onlineScenario{
+		{Name: "in process", Alone: []float64{1000, 1200, 1100}, Unpaced: []float64{300, 330, 310}, Paced: []float64{900, 1000, 950},
+			UnpacedMBps: []float64{200, 210, 190}, PacedMBps: []float64{120, 110, 130}, PacedRate: []float64{100, 110, 120}},
+		{Name: "through the store server", Err: os.ErrNotExist},
+	}}
+	got := formatOnline(o)
+	for _, want := range []string{
+		"| in process | 1100 | 310 | 0.28 | 950 | 0.86 | 200.0 | 120.0 | 0.60 | 110.0 |",
+		"| through the store server | failed: file does not exist |",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("online table lacks %q:\n%s", want, got)
+		}
+	}
+	ts := onlineTargets(o)
+	if len(ts) != 4 || !ts[0].Met || !ts[1].Met || ts[2].Known {
+		t.Errorf("online targets %+v", ts)
+	}
+}

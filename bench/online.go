@@ -1,10 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,113 +21,313 @@ import (
 	"github.com/tapestream/tapestream/engine/mailstore"
 	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/pace"
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/source"
+	"github.com/tapestream/tapestream/storeapi"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 	"github.com/tapestream/tapestream/workload"
 )
 
 // onlineResult is the online impact: the mail workload's commit rate
-// alone and while a full backup (zstd:fastest, all workers, to a file)
-// runs in the same process, as the embedded store is backed up.
+// alone, during an unpaced full backup and during a full backup paced by
+// --pace auto (zstd:fastest, all workers, to a file), in three settings:
+// in process, through the store server, and two groups at once.
 type onlineResult struct {
-	Alone, During []float64 // commits per second, one per run
-	BackupMBps    []float64 // the backup's throughput under load
-	BackupSecs    []float64
-	Workers       int
-	Window        time.Duration
+	Scenarios []*onlineScenario
+	Workers   int
+	Window    time.Duration
 }
 
-// onlinePhase runs on a copy of the store (the workload changes it) and
+// onlineScenario is one setting's runs (one value per run).
+type onlineScenario struct {
+	Name                   string
+	Alone, Unpaced, Paced  []float64 // workload commits per second
+	UnpacedMBps, PacedMBps []float64 // the backup's throughput under load
+	PacedRate              []float64 // the median pace chosen (MB/s)
+	Err                    error
+}
+
+// onlinePhase runs on copies of the store (the workload changes them) and
 // returns the recovery rows, which restore and replay the set the last
-// online backup wrote (its logs hold the transactions committed during
-// the backup).
+// unpaced in-process backup wrote (its logs hold the transactions
+// committed during the backup).
 func onlinePhase(ctx context.Context, c *config, st *storeInfo) (*onlineResult, []*row, error) {
-	dir := filepath.Join(c.Work, "online-store")
-	logf("online impact: copying the store to %s", dir)
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, nil, err
-	}
-	if out, err := exec.Command("cp", "-a", st.Dir, dir).CombinedOutput(); err != nil {
-		return nil, nil, fmt.Errorf("cp: %v: %s", err, out)
-	}
-	set := filepath.Join(c.Work, "sets", "online.tset")
 	res := &onlineResult{Workers: c.Workers, Window: c.Online}
-	err := func() error {
-		srv, err := engine.OpenServer(dir, engine.Options{})
-		if err != nil {
-			return err
+	set := filepath.Join(c.Work, "sets", "online.tset")
+	copyStore := func(from, name string) (string, error) {
+		dir := filepath.Join(c.Work, name)
+		if err := os.RemoveAll(dir); err != nil {
+			return "", err
 		}
-		defer srv.Close()
-		g, err := srv.Group("SG1")
-		if err != nil {
-			return err
+		if out, err := exec.Command("cp", "-a", from, dir).CombinedOutput(); err != nil {
+			return "", fmt.Errorf("cp: %v: %s", err, out)
 		}
-		src := source.NewLocal(srv)
-		var commits atomic.Int64
-		// start runs the workload until stop is called.
-		start := func() (stop func() error) {
-			wctx, cancel := context.WithCancel(ctx)
-			var wg sync.WaitGroup
-			var werr error
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, werr = workload.Run(wctx, mailstore.New(g), workload.RunOptions{
-					OnCommit: func(int, uint64) { commits.Add(1) },
-				})
-			}()
-			return func() error {
-				cancel()
-				wg.Wait()
-				if werr != nil && !errors.Is(werr, context.Canceled) {
-					return werr
-				}
-				return nil
+		return dir, nil
+	}
+	var recErr error
+	// In process: the embedded store is locked to one process, so the
+	// workload and the backup run in this one.
+	{
+		sc := &onlineScenario{Name: "in process"}
+		res.Scenarios = append(res.Scenarios, sc)
+		dir, err := copyStore(st.Dir, "online-store")
+		if err == nil {
+			sc.Err = onlineInProcess(ctx, c, sc, dir, []string{"SG1"}, set)
+			os.RemoveAll(dir)
+		} else {
+			sc.Err = err
+		}
+		recErr = sc.Err
+	}
+	// Through the store server: `store serve` in a child process, the
+	// workload over its data API from this one, the backup a child
+	// process (`backup --server`).
+	{
+		sc := &onlineScenario{Name: "through the store server"}
+		res.Scenarios = append(res.Scenarios, sc)
+		dir, err := copyStore(st.Dir, "online-store")
+		if err == nil {
+			sc.Err = onlineServer(ctx, c, sc, dir)
+			os.RemoveAll(dir)
+		} else {
+			sc.Err = err
+		}
+	}
+	// Two groups at once, each half the size, in process: one RunGroups
+	// call, one pace for both.
+	{
+		sc := &onlineScenario{Name: "two groups at once (in process)"}
+		res.Scenarios = append(res.Scenarios, sc)
+		two, err := ensureTwoGroupStore(c, st.Size)
+		if err == nil {
+			var dir string
+			if dir, err = copyStore(two, "online-store"); err == nil {
+				err = onlineInProcess(ctx, c, sc, dir, []string{"SG1", "SG2"}, "")
+				os.RemoveAll(dir)
 			}
 		}
-		const warmup = time.Second
-		for r := 0; r < c.Runs; r++ {
-			// Alone.
-			stop := start()
-			time.Sleep(warmup)
-			c0, t0 := commits.Load(), time.Now()
-			time.Sleep(c.Online)
-			alone := float64(commits.Load()-c0) / time.Since(t0).Seconds()
-			if err := stop(); err != nil {
-				return err
-			}
-			// During a full backup.
-			stop = start()
-			time.Sleep(warmup)
-			c0, t0 = commits.Load(), time.Now()
-			br, berr := backupInProcess(ctx, src, set, c.Workers)
-			dt := time.Since(t0)
-			during := float64(commits.Load()-c0) / dt.Seconds()
-			if err := stop(); err != nil {
-				return err
-			}
-			if berr != nil {
-				return berr
-			}
-			res.Alone = append(res.Alone, alone)
-			res.During = append(res.During, during)
-			res.BackupMBps = append(res.BackupMBps, float64(br.BytesIn)/dt.Seconds()/1e6)
-			res.BackupSecs = append(res.BackupSecs, dt.Seconds())
-			logf("  run %d/%d online: %.0f commits/s alone, %.0f during the backup (%.1f MB/s, %.1fs)", r+1, c.Runs, alone, during, res.BackupMBps[r], dt.Seconds())
+		sc.Err = err
+	}
+	for _, sc := range res.Scenarios {
+		if sc.Err != nil {
+			logf("online impact, %s: %v", sc.Name, sc.Err)
 		}
-		return nil
-	}()
-	os.RemoveAll(dir)
-	if err != nil {
-		return res, nil, err
+	}
+	if recErr != nil {
+		return res, nil, recErr
 	}
 	return res, recoveryRows(c, set), nil
 }
 
-func backupInProcess(ctx context.Context, src source.Source, set string, workers int) (*backup.Result, error) {
+// commitCounter runs the mail workload on stores until stopped, counting
+// commits.
+type commitCounter struct{ n atomic.Int64 }
+
+func (cc *commitCounter) start(ctx context.Context, stores []workload.Store) (stop func() error) {
+	wctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	errs := make([]error, len(stores))
+	for i, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, errs[i] = workload.Run(wctx, s, workload.RunOptions{OnCommit: func(int, uint64) { cc.n.Add(1) }})
+		}()
+	}
+	return func() error {
+		cancel()
+		wg.Wait()
+		for _, err := range errs {
+			if err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+		}
+		return nil
+	}
+}
+
+// measure runs the three legs of one run (alone, unpaced, paced; the
+// backups in alternating order run by run) and appends their figures.
+// backup runs one full backup (of every group) and returns the bytes read
+// and the median pace chosen (paced).
+func (sc *onlineScenario) measure(ctx context.Context, c *config, run int, stores []workload.Store, backupOnce func(paced bool) (int64, float64, error)) error {
+	const warmup = time.Second
+	var cc commitCounter
+	// Alone.
+	stop := cc.start(ctx, stores)
+	time.Sleep(warmup)
+	c0, t0 := cc.n.Load(), time.Now()
+	time.Sleep(c.Online)
+	alone := float64(cc.n.Load()-c0) / time.Since(t0).Seconds()
+	if err := stop(); err != nil {
+		return err
+	}
+	during := func(paced bool) (commits, mbps, pace float64, err error) {
+		stop := cc.start(ctx, stores)
+		time.Sleep(warmup)
+		c0, t0 := cc.n.Load(), time.Now()
+		in, pace, berr := backupOnce(paced)
+		dt := time.Since(t0)
+		commits = float64(cc.n.Load()-c0) / dt.Seconds()
+		if err := stop(); err != nil {
+			return 0, 0, 0, err
+		}
+		return commits, float64(in) / dt.Seconds() / 1e6, pace, berr
+	}
+	var u, p [3]float64
+	var err error
+	for _, paced := range []bool{run%2 == 1, run%2 == 0} {
+		v := &u
+		if paced {
+			v = &p
+		}
+		if v[0], v[1], v[2], err = during(paced); err != nil {
+			return err
+		}
+	}
+	sc.Alone, sc.Unpaced, sc.Paced = append(sc.Alone, alone), append(sc.Unpaced, u[0]), append(sc.Paced, p[0])
+	sc.UnpacedMBps, sc.PacedMBps, sc.PacedRate = append(sc.UnpacedMBps, u[1]), append(sc.PacedMBps, p[1]), append(sc.PacedRate, p[2])
+	logf("  run %d/%d online, %s: %.0f commits/s alone, %.0f during the backup (%.1f MB/s), %.0f during the paced backup (%.1f MB/s, pace median %.1f MB/s)",
+		run+1, c.Runs, sc.Name, alone, u[0], u[1], p[0], p[1], p[2])
+	return nil
+}
+
+// onlineInProcess measures groups of the store in dir, with the workload
+// and the backups in this process. The unpaced backup of a single group
+// goes to set (kept for the recovery rows).
+func onlineInProcess(ctx context.Context, c *config, sc *onlineScenario, dir string, groups []string, set string) error {
+	srv, err := engine.OpenServer(dir, engine.Options{})
+	if err != nil {
+		return err
+	}
+	defer srv.Close()
+	var stores []workload.Store
+	for _, name := range groups {
+		g, err := srv.Group(name)
+		if err != nil {
+			return err
+		}
+		stores = append(stores, mailstore.New(g))
+	}
+	src := source.NewLocal(srv)
 	cd, _ := codec.ParseCodec(codecZFast)
-	return backup.Run(ctx, src, "SG1", set, backup.Options{Type: ese.Full, Media: media.Options{Force: true}, Pipeline: pipeline.Options{Codec: cd, Workers: workers}})
+	backupOnce := func(paced bool) (int64, float64, error) {
+		var pc *pace.Controller
+		if paced {
+			pc = pace.New(pace.Config{})
+		}
+		var reqs []backup.Request
+		for _, g := range groups {
+			target := filepath.Join(c.Work, "sets", "online-"+g+".tset")
+			if set != "" && !paced {
+				target = set
+			}
+			reqs = append(reqs, backup.Request{Group: g, Target: target, Options: backup.Options{Type: ese.Full, Media: media.Options{Force: true},
+				Pipeline: pipeline.Options{Codec: cd, Workers: c.Workers, Pace: pc}}})
+		}
+		var in int64
+		for _, o := range backup.RunGroups(ctx, src, reqs) {
+			if o.Err != nil {
+				return 0, 0, o.Err
+			}
+			in += o.Result.BytesIn
+			if o.Result.Target != set {
+				os.Remove(o.Result.Target)
+			}
+		}
+		return in, medianPace(pc), nil
+	}
+	for r := 0; r < c.Runs; r++ {
+		if err := sc.measure(ctx, c, r, stores, backupOnce); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// medianPace is the median rate of a controller's series in MB/s,
+// weighted by how long each rate held.
+func medianPace(pc *pace.Controller) float64 {
+	if pc == nil {
+		return 0
+	}
+	return medianSeries(pc.Summary().Series)
+}
+
+func medianSeries(s []pace.Point) float64 {
+	var v []float64
+	for i := 1; i < len(s); i++ {
+		for t := s[i-1].T; t < s[i].T; t += 50 * time.Millisecond {
+			v = append(v, s[i-1].Rate/1e6)
+		}
+	}
+	return median(v)
+}
+
+// onlineServer serves the store in dir from a child process and backs it
+// up with child processes of the binary.
+func onlineServer(ctx context.Context, c *config, sc *onlineScenario, dir string) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	serve := exec.Command(c.Bin, "store", "serve", "--dir", dir, "--listen", addr, "--insecure-no-auth")
+	var serr bytes.Buffer
+	serve.Stderr = &serr
+	if err := serve.Start(); err != nil {
+		return err
+	}
+	defer func() {
+		serve.Process.Signal(os.Interrupt)
+		serve.Wait()
+	}()
+	url := "http://" + addr
+	r, err := storeapi.OpenRemote(url, storeapi.RemoteOptions{})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := r.Prepare(ctx); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			return fmt.Errorf("store server did not start: %v: %s", err, lastLines(serr.String(), 3))
+		}
+	}
+	out := filepath.Join(c.Work, "sets", "online-server.tset")
+	backupOnce := func(paced bool) (int64, float64, error) {
+		args := []string{"backup", "--server", url, "--group", "SG1", "--type", "full", "-o", out, "--compress", codecZFast,
+			"--workers", fmt.Sprint(c.Workers), "--progress", "never", "--force", "--json"}
+		if paced {
+			args = append(args, "--pace", "auto")
+		}
+		b, err := exec.Command(c.Bin, args...).Output()
+		os.Remove(out)
+		if err != nil {
+			return 0, 0, fmt.Errorf("backup --server: %w", err)
+		}
+		var res struct {
+			BytesIn int64         `json:"bytes_in"`
+			Pace    *pace.Summary `json:"pace"`
+		}
+		if err := json.Unmarshal(b, &res); err != nil {
+			return 0, 0, fmt.Errorf("backup --server --json: %w", err)
+		}
+		mp := 0.0
+		if res.Pace != nil {
+			mp = medianSeries(res.Pace.Series)
+		}
+		return res.BytesIn, mp, nil
+	}
+	for run := 0; run < c.Runs; run++ {
+		if err := sc.measure(ctx, c, run, []workload.Store{r.Store("SG1")}, backupOnce); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // recoveryRows restore the online set and replay its logs.

@@ -59,6 +59,36 @@ func ensureStore(c *config, size int64) (*storeInfo, error) {
 	return &storeInfo{Dir: dir, Size: size, DataBytes: n}, nil
 }
 
+// ensureTwoGroupStore returns a store of two groups, SG1 and SG2, of
+// half the size each (the online impact of two groups backed up at once),
+// generated once like ensureStore's.
+func ensureTwoGroupStore(c *config, size int64) (string, error) {
+	dir := filepath.Join(c.Work, fmt.Sprintf("store2g-%d", size))
+	if _, err := os.Stat(filepath.Join(dir, readyMark)); err != nil {
+		logf("generating a %s mail store of two groups in %s (once; kept for later runs)", humanize.IBytes(uint64(size)), dir)
+		if err := os.RemoveAll(dir); err != nil {
+			return "", err
+		}
+		steps := [][]string{{"store", "init", "--dir", dir, "--group", "SG1", "--group", "SG2"}}
+		for _, g := range []string{"SG1", "SG2"} {
+			steps = append(steps, []string{"store", "load", "--dir", dir, "--group", g, "--size", fmt.Sprint(size / 2)},
+				[]string{"backup", "--store", dir, "--group", g, "--type", "full", "-o", "/dev/null", "--compress", "none", "--progress", "never"})
+		}
+		for _, s := range steps {
+			cmd := exec.Command(c.Bin, s...)
+			cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+			if err := cmd.Run(); err != nil {
+				return "", fmt.Errorf("tapestream %s: %w", strings.Join(s, " "), err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(dir, readyMark), nil, 0o644); err != nil {
+			return "", err
+		}
+	}
+	_, err := warm(dir)
+	return dir, err
+}
+
 // warm reads every file under dir (into the page cache) and returns the
 // total size.
 func warm(dir string) (int64, error) {

@@ -79,26 +79,54 @@ func (g *Group) checkPages(pf *pagefile, r *CheckReport) {
 	}
 }
 
-// pageUse tracks which pages of a file are accounted for.
+// pageUse tracks which pages of a file are accounted for: an owner
+// number per page (4 bytes a page, not a string in a map: a check after a
+// restore's recovery ran at 2-3x the heap it needed, and the map grew
+// with the database), the owners' names kept once.
 type pageUse struct {
-	name string
-	used map[uint32]string
-	r    *CheckReport
+	name   string
+	owner  []uint32 // page → 1 + index in owners; 0: unused
+	owners []string
+	ids    map[string]uint32
+	r      *CheckReport
 }
 
-func (u *pageUse) mark(pgno uint32, what string) {
-	if prev, ok := u.used[pgno]; ok {
-		u.r.add("%s: page %d used twice (%s and %s)", u.name, pgno, prev, what)
+func newPageUse(name string, pages int64, r *CheckReport) *pageUse {
+	return &pageUse{name: name, owner: make([]uint32, pages), ids: map[string]uint32{}, r: r}
+}
+
+// mark records that what uses page pgno; detail (lazily formatted) only
+// goes into a problem's text.
+func (u *pageUse) mark(pgno uint32, what string, detail func() string) {
+	if int(pgno) >= len(u.owner) {
+		// A damaged link: never sized by what the pages say.
+		u.r.add("%s: page %d beyond the end of the file (%s)", u.name, pgno, what)
 		return
 	}
-	u.used[pgno] = what
+	if prev := u.owner[pgno]; prev != 0 {
+		d := what
+		if detail != nil {
+			d = detail()
+		}
+		u.r.add("%s: page %d used twice (%s and %s)", u.name, pgno, u.owners[prev-1], d)
+		return
+	}
+	id, ok := u.ids[what]
+	if !ok {
+		u.owners = append(u.owners, what)
+		id = uint32(len(u.owners))
+		u.ids[what] = id
+	}
+	u.owner[pgno] = id
 }
+
+func (u *pageUse) used(pgno uint32) bool { return int(pgno) < len(u.owner) && u.owner[pgno] != 0 }
 
 func (g *Group) checkTrees(d *database, r *CheckReport) {
 	uses := map[int]*pageUse{}
 	for kind, pf := range d.files {
 		if pf != nil {
-			uses[kind] = &pageUse{name: pf.name, used: map[uint32]string{}, r: r}
+			uses[kind] = newPageUse(pf.name, pf.size()/page.Size, r)
 		}
 	}
 	edb := makeFileNo(d.id, fileEDB)
@@ -106,7 +134,7 @@ func (g *Group) checkTrees(d *database, r *CheckReport) {
 		name string
 		root uint32
 	}
-	g.checkTree(d, edb, pgnoCatalog, "catalog", uses, r, func(k, v []byte) {
+	g.checkTree(d, edb, pgnoCatalog, "catalog", uses, r, true, func(k, v []byte) {
 		if len(v) != 4 {
 			r.add("%s: catalog entry %q has a %d-byte value", d.name, k, len(v))
 			return
@@ -118,7 +146,7 @@ func (g *Group) checkTrees(d *database, r *CheckReport) {
 	})
 	for _, t := range tables {
 		r.Tables++
-		g.checkTree(d, edb, t.root, "table "+t.name, uses, r, func(k, v []byte) { r.Entries++ })
+		g.checkTree(d, edb, t.root, "table "+t.name, uses, r, false, func(k, v []byte) { r.Entries++ })
 	}
 	for kind, u := range uses {
 		file := makeFileNo(d.id, kind)
@@ -126,7 +154,10 @@ func (g *Group) checkTrees(d *database, r *CheckReport) {
 	}
 }
 
-func (g *Group) checkTree(d *database, file fileNo, root uint32, what string, uses map[int]*pageUse, r *CheckReport, leafFn func(k, v []byte)) {
+// checkTree walks a tree; leafFn gets every entry, with long values read
+// whole only if values (else v is nil for them: their chains are checked,
+// and not gathered for nothing).
+func (g *Group) checkTree(d *database, file fileNo, root uint32, what string, uses map[int]*pageUse, r *CheckReport, values bool, leafFn func(k, v []byte)) {
 	leafDepth := -1
 	var walk func(pgno uint32, lo, hi []byte, depth int)
 	walk = func(pgno uint32, lo, hi []byte, depth int) {
@@ -134,7 +165,7 @@ func (g *Group) checkTree(d *database, file fileNo, root uint32, what string, us
 			r.add("%s: %s: tree deeper than 64 at page %d", g.fileName(file), what, pgno)
 			return
 		}
-		uses[fileEDB].mark(pgno, what)
+		uses[fileEDB].mark(pgno, what, nil)
 		f, err := g.getFrame(frameKey{file, pgno}, true, true)
 		if err != nil {
 			r.add("%s: %v", what, err)
@@ -176,9 +207,12 @@ func (g *Group) checkTree(d *database, file fileNo, root uint32, what string, us
 						continue
 					}
 					var data []byte
+					lv := "long value of " + what
 					err := g.longChain(d.id, ref, func(pg uint32, b []byte) error {
-						u.mark(pg, fmt.Sprintf("long value of %s key %q", what, leafKey(c)))
-						data = append(data, b...)
+						u.mark(pg, lv, func() string { return fmt.Sprintf("%s key %q", lv, leafKey(c)) })
+						if values {
+							data = append(data, b...)
+						}
 						return nil
 					})
 					if err != nil {
@@ -226,7 +260,7 @@ func (g *Group) checkSpace(file fileNo, u *pageUse, r *CheckReport) {
 			r.add("%s: free list longer than the file (cycle?)", u.name)
 			break
 		}
-		u.mark(pg, "free list")
+		u.mark(pg, "free list", nil)
 		f, err := g.getFrame(frameKey{file, pg}, true, true)
 		if err != nil {
 			r.add("%v", err)
@@ -241,17 +275,20 @@ func (g *Group) checkSpace(file fileNo, u *pageUse, r *CheckReport) {
 	if seen != nfree {
 		r.add("%s: free list holds %d pages, space page says %d", u.name, seen, nfree)
 	}
-	var missing []uint32
+	nmissing, first := 0, uint32(0)
 	for pg := uint32(firstFree); pg < count; pg++ {
-		if _, ok := u.used[pg]; !ok {
-			missing = append(missing, pg)
+		if !u.used(pg) {
+			if nmissing == 0 {
+				first = pg
+			}
+			nmissing++
 		}
 	}
-	if len(missing) > 0 {
-		r.add("%s: %d pages neither in a tree nor free (first: %d)", u.name, len(missing), missing[0])
+	if nmissing > 0 {
+		r.add("%s: %d pages neither in a tree nor free (first: %d)", u.name, nmissing, first)
 	}
-	for pg := range u.used {
-		if pg >= count {
+	for pg := int(count); pg < len(u.owner); pg++ {
+		if u.owner[pg] != 0 {
 			r.add("%s: page %d in use beyond the allocated count %d", u.name, pg, count)
 		}
 	}

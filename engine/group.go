@@ -104,7 +104,8 @@ type Group struct {
 	flushMu  sync.Mutex // one flush at a time
 	recovery RecoveryInfo
 
-	stats GroupStats
+	stats    GroupStats
+	pressure pressure // commit latency and queue (pressure.go)
 }
 
 // GroupStats are counters exposed to metrics.

@@ -189,6 +189,11 @@ func (tx *Tx) Commit() error {
 		return nil
 	}
 	g := tx.g
+	// The latency a client waits for, from here to the durable log,
+	// including waiting for the group's lock and for the flusher.
+	loaded := false
+	t0 := g.pressure.begin()
+	defer func() { g.pressure.end(t0, loaded) }()
 	g.mu.Lock()
 	over := len(g.cache.frames) > g.cache.budget+g.cache.budget/4
 	g.mu.Unlock()
@@ -259,6 +264,7 @@ func (tx *Tx) Commit() error {
 	g.cache.shrink()
 	g.stats.Commits++
 	g.stats.CommitBytes += uint64(tx.bytes)
+	loaded = g.backup != nil
 	needFlush := g.cache.dirty > g.cache.budget/2
 	g.mu.Unlock()
 	if needFlush {

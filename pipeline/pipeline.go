@@ -37,6 +37,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/pace"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat"
 	"github.com/tapestream/tapestream/tapeformat/codec"
@@ -53,6 +54,10 @@ type Options struct {
 	NoVerify bool
 	// MaxRate limits the read stage in bytes per second (0 = unlimited).
 	MaxRate int64
+	// Pace, if set, paces the read stage by the store's commit latency
+	// (package pace) while the session's group is watched; backups given
+	// the same controller share its budget. MaxRate still caps each.
+	Pace *pace.Controller
 	// Now stamps the members' modification time.
 	Now func() time.Time
 	// Stats, if set, is updated while the backup runs (progress printers
@@ -158,6 +163,14 @@ func Run(ctx context.Context, sess source.Session, tw *tapeformat.Writer, opts O
 		}
 		free <- j
 	}
+	if opts.Pace != nil {
+		if pr, ok := sess.(source.PressureReader); ok {
+			defer opts.Pace.Watch(sess.Group().Name, pr.Pressure)()
+		} else {
+			opts.Pace.Note(sess.Group().Name + ": the source reports no commit pressure: not paced")
+			opts.Pace = nil
+		}
+	}
 	var files []FileResult
 	g.Go(func() error {
 		defer close(work)
@@ -168,8 +181,12 @@ func Run(ctx context.Context, sess source.Session, tw *tapeformat.Writer, opts O
 		defer close(ordered)
 		return hashStage(gctx, opts, hashq, ordered)
 	})
+	var gt *gate
+	if opts.Pace != nil && opts.Workers > 1 {
+		gt = newGate(opts.Pace, opts.Workers, &st.Compress)
+	}
 	for w := 0; w < opts.Workers; w++ {
-		g.Go(func() error { return compressStage(gctx, opts, work) })
+		g.Go(func() error { return compressStage(gctx, opts, work, gt) })
 	}
 	g.Go(func() error { return writeStage(gctx, tw, opts, free, ordered, &files) })
 	if err := g.Wait(); err != nil {
@@ -244,6 +261,11 @@ func readStage(ctx context.Context, sess source.Session, opts Options, free, wor
 				}
 				if lim != nil {
 					if err := lim.WaitN(ctx, n); err != nil {
+						return err
+					}
+				}
+				if opts.Pace != nil {
+					if err := opts.Pace.Wait(ctx, n); err != nil {
 						return err
 					}
 				}
@@ -352,8 +374,8 @@ func hashStage(ctx context.Context, opts Options, in, out chan *job) error {
 }
 
 // compressStage encodes jobs; results go back through each
-// job's ready channel.
-func compressStage(ctx context.Context, opts Options, work chan *job) error {
+// job's ready channel. A paced backup's workers pass gt (gate.go).
+func compressStage(ctx context.Context, opts Options, work chan *job, gt *gate) error {
 	st := opts.Stats
 	enc, err := codec.NewEncoder(opts.Codec, opts.FrameSize)
 	if err != nil {
@@ -364,6 +386,9 @@ func compressStage(ctx context.Context, opts Options, work chan *job) error {
 		if j == nil {
 			return err
 		}
+		if gt != nil {
+			gt.acquire()
+		}
 		t0 := time.Now()
 		meta := codec.ChunkMeta{FileIndex: uint32(j.file.index), Offset: j.off}
 		if opts.Codec.Kind == codec.None {
@@ -372,6 +397,9 @@ func compressStage(ctx context.Context, opts Options, work chan *job) error {
 			j.unit, j.meta = enc.Encode(j.unit[:0], meta, j.data)
 		}
 		st.Compress.Busy.Add(int64(time.Since(t0)))
+		if gt != nil {
+			gt.release()
+		}
 		st.Compress.BytesIn.Add(int64(len(j.data)))
 		st.Compress.BytesOut.Add(int64(len(j.unit)))
 		j.ready <- struct{}{}

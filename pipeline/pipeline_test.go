@@ -12,12 +12,17 @@ import (
 
 	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/internal/fakesource"
+	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )
 
 // run streams a fake session into an in-memory set and closes it.
 func run(ctx context.Context, s *fakesource.Session, opts Options) ([]byte, []FileResult, error) {
+	return runSession(ctx, s, opts)
+}
+
+func runSession(ctx context.Context, s source.Session, opts Options) ([]byte, []FileResult, error) {
 	var buf bytes.Buffer
 	tw, err := tapeformat.NewWriter(&buf, tapeformat.WriterOptions{Codec: opts.Codec, RecordSize: 64 << 10})
 	if err != nil {

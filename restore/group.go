@@ -41,7 +41,16 @@ type GroupOptions struct {
 	// chain and the group's own later logs do not reach (a rollback). Without
 	// it such a restore is refused before anything is written.
 	AcceptDataLoss bool
+	// CacheSize is the buffer cache of the recovery (bytes; 0:
+	// RecoveryCacheSize), the largest part of a restore's memory.
+	CacheSize int
 }
+
+// RecoveryCacheSize is the default buffer cache of a restore's recovery:
+// half a live group's, so that a restore with recovery stays within
+// ~150 MiB whatever the set's size (replay is bound by its fsyncs and
+// page writes more than by its cache).
+const RecoveryCacheSize = 32 << 20
 
 // Result describes a finished restore.
 type Result struct {
@@ -409,7 +418,11 @@ func (e *RollbackError) Error() string {
 // recoverStaged runs hard recovery in the staging directory and checks
 // the result.
 func recoverStaged(ctx context.Context, stage string, o GroupOptions, res *Result) error {
-	g, err := engine.OpenGroup(stage, engine.Options{RestoreLogDirs: []string{filepath.Join(stage, "restore-logs")}, UntilGen: o.UntilGen, UntilTime: o.UntilTime, Context: ctx})
+	cache := o.CacheSize
+	if cache <= 0 {
+		cache = RecoveryCacheSize
+	}
+	g, err := engine.OpenGroup(stage, engine.Options{RestoreLogDirs: []string{filepath.Join(stage, "restore-logs")}, UntilGen: o.UntilGen, UntilTime: o.UntilTime, CacheSize: cache, Context: ctx})
 	if err != nil {
 		return fmt.Errorf("recovery of the restored group failed: %w", err)
 	}

@@ -20,6 +20,8 @@
 //	codec   = "zstd"
 //	workers = 4
 //	max_rate = "200MiB"
+//	pace    = "auto"                   # default: adapt the read rate to the store's commit
+//	                                   # latency (the job's groups share one budget); or "off"
 //
 //	[job.schedule]                     # shorthand: one time of day, levels by weekday
 //	at           = "01:30"
@@ -80,7 +82,10 @@ type Job struct {
 	Codec     string   `toml:"codec"`
 	Workers   int      `toml:"workers"`
 	MaxRate   string   `toml:"max_rate"`
-	BlockSize string   `toml:"block_size"`
+	// Pace is "auto" (the default: online backups adapt their read rate
+	// to the store's commit latency, see package pace) or "off".
+	Pace      string `toml:"pace"`
+	BlockSize string `toml:"block_size"`
 	// SegmentSize bounds a member (a segment of a file): with split_size
 	// or small tapes it must fit in a volume.
 	SegmentSize string `toml:"segment_size"`
@@ -239,6 +244,13 @@ func (j *Job) validate(dir string) error {
 		if j.maxRate, err = media.ParseSize(j.MaxRate); err != nil {
 			return fmt.Errorf("max_rate: %w", err)
 		}
+	}
+	switch j.Pace {
+	case "":
+		j.Pace = "auto"
+	case "auto", "off":
+	default:
+		return fmt.Errorf("pace %q: want auto or off", j.Pace)
 	}
 	j.recordSize = media.DefaultRecordSize
 	if j.BlockSize != "" {

@@ -16,6 +16,7 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/pace"
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/storeapi"
@@ -62,7 +63,10 @@ type GroupResult struct {
 	Truncated  int      `json:"truncated_logs"`
 	Expired    []string `json:"expired_sets,omitempty"`
 	DurationMS int64    `json:"duration_ms"`
-	err        error
+	// Pace is the read rate chosen over time (pace = "auto"; shared by
+	// the job's groups).
+	Pace *pace.Summary `json:"pace,omitempty"`
+	err  error
 }
 
 // JobResult is the outcome of one job.
@@ -381,6 +385,7 @@ type groupRun struct {
 	res    *backup.Result
 	start  time.Time
 	log    *slog.Logger
+	pace   *pace.Controller // shared by the job's groups
 }
 
 // backupGroups backs up every group of the job through one source
@@ -392,8 +397,12 @@ func (r *Runner) backupGroups(ctx context.Context, cat *catalog.Catalog, src sou
 	var reqs []backup.Request
 	var idx []int
 	infos, perr := src.Prepare(ctx)
+	var pc *pace.Controller
+	if j.Pace == "auto" {
+		pc = pace.New(pace.Config{})
+	}
 	for i, g := range j.Groups {
-		gs := &groupRun{gr: GroupResult{Group: g, Requested: want.String(), Level: want.String()}, log: log.With("group", g)}
+		gs := &groupRun{gr: GroupResult{Group: g, Requested: want.String(), Level: want.String()}, log: log.With("group", g), pace: pc}
 		runs[i] = gs
 		if perr != nil {
 			gs.gr.err = perr
@@ -444,7 +453,11 @@ func (r *Runner) backupGroups(ctx context.Context, cat *catalog.Catalog, src sou
 		reqs = append(reqs, req)
 		idx = append(idx, i)
 	}
-	for k, o := range backup.RunGroups(ctx, src, reqs) {
+	outs := backup.RunGroups(ctx, src, reqs)
+	for k, o := range outs {
+		if pc != nil {
+			runs[idx[k]].gr.Pace = pc.Summary()
+		}
 		r.finishGroup(cat, j, runs[idx[k]], o)
 	}
 	out := make([]GroupResult, len(runs))
@@ -497,7 +510,7 @@ func (r *Runner) request(cat *catalog.Catalog, j *Job, gs *groupRun, group strin
 	ix := catalog.NewIndex(gs.sets)
 	opts := backup.Options{
 		Type:        typ,
-		Pipeline:    pipeline.Options{Codec: j.codec, Workers: j.Workers, MaxRate: maxRate},
+		Pipeline:    pipeline.Options{Codec: j.codec, Workers: j.Workers, MaxRate: maxRate, Pace: gs.pace},
 		Media:       mo,
 		SegmentSize: j.segmentSize,
 		SetID:       setID,

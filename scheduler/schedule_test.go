@@ -58,6 +58,7 @@ func TestConfigErrors(t *testing.T) {
 		{"catalog='c'\n[[job]]\nname='a'\nstore='s'\n[job.schedule]\nfull=['sun']\ndifferential=['sun']\n[job.destination]\ndir='d'", "both"},
 		{"catalog='c'\n[[job]]\nname='a'\nstore='s'\n[job.schedule]\ncron=['0 2 * * * weekly']\n[job.destination]\ndir='d'", "unknown backup type"},
 		{"catalog='c'\n[[job]]\nname='a'\nstore='s'\ncodec='rar'\n[job.destination]\ndir='d'", "rar"},
+		{"catalog='c'\n[[job]]\nname='a'\nstore='s'\npace='fast'\n[job.destination]\ndir='d'", `pace "fast": want auto or off`},
 	} {
 		_, err := ParseConfig(c.text, t.TempDir())
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -70,6 +71,10 @@ func TestConfigErrors(t *testing.T) {
 	}
 	if j := c.Jobs[0]; j.Destination.Tape != "tape:/etc/ts/vt" || c.Catalog != "/etc/ts/c" || c.LockDir != "/etc/ts/locks" || !j.IsTape() {
 		t.Fatalf("paths: %+v %+v", c, j.Destination)
+	}
+	// Online backups are paced unless a job says otherwise.
+	if j := c.Jobs[0]; j.Pace != "auto" {
+		t.Errorf("default pace %q, want auto", j.Pace)
 	}
 }
 

@@ -17,7 +17,8 @@
 //	GET  /healthz                          "ok" (no authentication)
 //	GET  /metrics                          Prometheus text format
 //	GET  /v1/groups                        []engine.GroupInfo (Prepare)
-//	GET  /v1/groups/{g}                    storeapi.GroupStatus (size, checkpoint, log generation)
+//	GET  /v1/groups/{g}                    storeapi.GroupStatus (size, checkpoint, log generation, commit pressure)
+//	GET  /v1/groups/{g}/pressure           engine.Pressure (commit latency and queue; polled by paced backups)
 //	POST /v1/groups/{g}/backup             storeapi.BeginRequest → storeapi.BeginResponse (BackupSetup)
 //	GET  /v1/sessions/{id}/files           storeapi.FilesResponse (database and streaming files)
 //	GET  /v1/sessions/{id}/files/{name}    frame stream (OpenFile + Read… + Close)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/tapestream/tapestream/engine"
 )
 
 type groupMetrics struct {
@@ -75,11 +77,12 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 		bytes, commits, cbytes int64
 		chk, cur               uint32
 		size                   int64
+		p                      engine.Pressure
 	}
 	var rows []row
 	for _, g := range s.eng.Groups() {
 		gm := s.metrics.group(g.Name())
-		rows = append(rows, row{g.Name(), gm.bytes.Load(), gm.commits.Load(), gm.commitBytes.Load(), g.CheckpointPos().Gen, g.CurrentGen(), g.DatabaseSize()})
+		rows = append(rows, row{g.Name(), gm.bytes.Load(), gm.commits.Load(), gm.commitBytes.Load(), g.CheckpointPos().Gen, g.CurrentGen(), g.DatabaseSize(), g.Pressure()})
 	}
 	per := func(name, typ, help string, v func(row) int64) {
 		metric(name, typ, help)
@@ -93,6 +96,15 @@ func (s *Server) handleMetrics(w http.ResponseWriter, r *http.Request) {
 	per("tapestream_group_checkpoint_generation", "gauge", "Log generation of the checkpoint.", func(r row) int64 { return int64(r.chk) })
 	per("tapestream_group_log_generation", "gauge", "Generation of the current log file.", func(r row) int64 { return int64(r.cur) })
 	per("tapestream_group_database_bytes", "gauge", "Size of the group's database files.", func(r row) int64 { return r.size })
+	perF := func(name, help string, v func(row) float64) {
+		metric(name, "gauge", help)
+		for _, r := range rows {
+			fmt.Fprintf(&b, "%s{group=%q} %g\n", name, r.name, v(r))
+		}
+	}
+	perF("tapestream_group_commit_latency_seconds", "Mean commit latency of the last second or so (each commit weighted by e^(-age/1s)).", func(r row) float64 { return r.p.EWMA.Seconds() })
+	perF("tapestream_group_commit_latency_baseline_seconds", "Mean commit latency while no backup was running (weighted by e^(-age/30s)).", func(r row) float64 { return r.p.Baseline.Seconds() })
+	per("tapestream_group_commits_in_flight", "gauge", "Commits in progress (the commit queue).", func(r row) int64 { return r.p.InFlight })
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	w.Write([]byte(b.String()))
 }

@@ -240,6 +240,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /metrics", s.handleMetrics)
 	m.HandleFunc("GET /v1/groups", s.handleGroups)
 	m.HandleFunc("GET /v1/groups/{group}", s.handleGroup)
+	m.HandleFunc("GET /v1/groups/{group}/pressure", s.handlePressure)
 	m.HandleFunc("POST /v1/groups/{group}/backup", s.handleBegin)
 	m.HandleFunc("POST /v1/groups/{group}/get", s.handleGet)
 	m.HandleFunc("POST /v1/groups/{group}/scan", s.handleScan)
@@ -332,5 +333,17 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	s.mu.Unlock()
 	busy := g.BackupInProgress()
-	reply(w, storeapi.GroupStatus{Info: g.Info(), DatabaseSize: g.DatabaseSize(), CheckpointGen: g.CheckpointPos().Gen, CurrentGen: g.CurrentGen(), Backup: busy})
+	p := g.Pressure()
+	reply(w, storeapi.GroupStatus{Info: g.Info(), DatabaseSize: g.DatabaseSize(), CheckpointGen: g.CheckpointPos().Gen, CurrentGen: g.CurrentGen(), Backup: busy, Pressure: &p})
+}
+
+// handlePressure answers the commit pressure alone: a paced backup polls
+// it several times a second.
+func (s *Server) handlePressure(w http.ResponseWriter, r *http.Request) {
+	g, err := s.group(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	reply(w, g.Pressure())
 }

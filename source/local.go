@@ -50,7 +50,7 @@ func (l *Local) Begin(ctx context.Context, group string, typ ese.BackupType, dat
 	if err != nil {
 		return nil, err
 	}
-	return &localSession{s: s, info: g.Info()}, nil
+	return &localSession{s: s, g: g, info: g.Info()}, nil
 }
 
 // Close implements Source.
@@ -63,7 +63,13 @@ func (l *Local) Close() error {
 
 type localSession struct {
 	s    *engine.Session
+	g    *engine.Group
 	info engine.GroupInfo
+}
+
+// Pressure implements PressureReader.
+func (ls *localSession) Pressure(context.Context) (engine.Pressure, error) {
+	return ls.g.Pressure(), nil
 }
 
 func (ls *localSession) Type() ese.BackupType    { return ls.s.Type() }

@@ -59,6 +59,15 @@ type Session interface {
 	Abort(reason error)
 }
 
+// PressureReader is a Session that can report its storage group's commit
+// pressure (the latency its clients wait for), which an adaptive pace
+// (package pace) reads while the backup runs. Local and storeapi.Remote
+// sessions implement it; a store server too old to measure answers with
+// an error.
+type PressureReader interface {
+	Pressure(ctx context.Context) (engine.Pressure, error)
+}
+
 // File is one file of a backup being read in 64 KiB chunks.
 type File interface {
 	Info() engine.BackupFile

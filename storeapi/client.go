@@ -191,6 +191,13 @@ func (r *Remote) TruncateAfter(ctx context.Context, group, setID string) ([]stri
 	return tr.Truncated, err
 }
 
+// Pressure reads a group's commit pressure (GET /v1/groups/{group}/pressure).
+func (r *Remote) Pressure(ctx context.Context, group string) (engine.Pressure, error) {
+	var p engine.Pressure
+	err := r.call(ctx, http.MethodGet, "/v1/groups/"+url.PathEscape(group)+"/pressure", nil, &p)
+	return p, err
+}
+
 // Begin implements Source.
 func (r *Remote) Begin(ctx context.Context, group string, typ ese.BackupType, databases []string) (source.Session, error) {
 	var br BeginResponse
@@ -281,6 +288,11 @@ func (s *remoteSession) Type() ese.BackupType    { return s.typ }
 func (s *remoteSession) Group() engine.GroupInfo { return s.resp.Group }
 func (s *remoteSession) PreviousSetID() string   { return s.resp.PreviousSetID }
 func (s *remoteSession) Databases() []string     { return s.resp.Databases }
+
+// Pressure implements source.PressureReader.
+func (s *remoteSession) Pressure(ctx context.Context) (engine.Pressure, error) {
+	return s.r.Pressure(ctx, s.resp.Group.Name)
+}
 
 func (s *remoteSession) LowGen() uint32 {
 	s.mu.Lock()

@@ -102,6 +102,9 @@ type GroupStatus struct {
 	CheckpointGen uint32           `json:"checkpoint_gen"`
 	CurrentGen    uint32           `json:"current_gen"`
 	Backup        bool             `json:"backup_in_progress"`
+	// Pressure is the group's commit latency and queue (servers before
+	// it omit it; GET /v1/groups/{group}/pressure answers it alone).
+	Pressure *engine.Pressure `json:"pressure,omitempty"`
 }
 
 // GetRequest reads one key: POST /v1/groups/{group}/get.

@@ -15,6 +15,7 @@ import (
 	"github.com/tapestream/tapestream/backup"
 	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/pace"
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/source"
 )
@@ -99,6 +100,9 @@ func runBackup(ctx context.Context, o backupOpts) ([]*backup.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if po.Pace, err = o.Pipeline.pacer(); err != nil {
+		return nil, err
+	}
 	src := o.source
 	if src == nil {
 		if src, err = o.Source.open(); err != nil {
@@ -121,7 +125,7 @@ func runBackup(ctx context.Context, o backupOpts) ([]*backup.Result, error) {
 	}
 	var stops []func()
 	for i, r := range reqs {
-		stops = append(stops, startProgress(ctx, o.Progress, o.Err, r.Group, stats[i], o.Output == "-"))
+		stops = append(stops, startProgress(ctx, o.Progress, o.Err, r.Group, stats[i], po.Pace))
 	}
 	outs := backup.RunGroups(ctx, src, reqs)
 	for _, stop := range stops {
@@ -144,26 +148,52 @@ func runBackup(ctx context.Context, o backupOpts) ([]*backup.Result, error) {
 	if o.Output == "-" {
 		out = o.Err
 	}
+	var ps *pace.Summary
+	if po.Pace != nil {
+		ps = po.Pace.Summary()
+	}
+	var done []pacedResult
 	for _, r := range results {
-		if r != nil && !o.JSON {
+		if r == nil {
+			continue
+		}
+		done = append(done, pacedResult{r, ps})
+		if !o.JSON {
 			printBackupSummary(out, r)
 		}
 	}
-	if o.JSON || o.JSONFile != "" {
-		var done []*backup.Result
-		for _, r := range results {
-			if r != nil {
-				done = append(done, r)
-			}
-		}
-		if o.JSONFile != "" {
-			err = errors.Join(err, writeJSONFile(o.JSONFile, done))
-		}
-		if o.JSON {
-			err = errors.Join(err, printJSON(out, done))
-		}
+	if !o.JSON && len(done) > 0 {
+		printPaceSummary(out, ps)
+	}
+	if o.JSONFile != "" {
+		err = errors.Join(err, writeJSONFile(o.JSONFile, done))
+	}
+	if o.JSON {
+		err = errors.Join(err, printJSON(out, done))
 	}
 	return results, err
+}
+
+// pacedResult is a backup's --json summary: the result and, with --pace
+// auto, the pace chosen over time (shared by the groups backed up).
+type pacedResult struct {
+	*backup.Result
+	Pace *pace.Summary `json:"pace,omitempty"`
+}
+
+func printPaceSummary(w io.Writer, s *pace.Summary) {
+	if s == nil {
+		return
+	}
+	var rates []string
+	for _, p := range s.Series {
+		rates = append(rates, fmt.Sprintf("%s@%.1fs", humanize.IBytes(uint64(p.Rate)), p.T.Seconds()))
+	}
+	fmt.Fprintf(w, "  pace auto (shared by %s): %d decreases, %d probes; rate over time: %s\n",
+		strings.Join(s.Groups, ", "), s.Decreases, s.Probes, strings.Join(rates, " "))
+	for _, n := range s.Notes {
+		fmt.Fprintf(w, "  pace: %s\n", n)
+	}
 }
 
 var statsMu sync.Mutex

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/pace"
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/storeapi"
@@ -93,6 +94,7 @@ type pipelineFlags struct {
 	FrameSize   string
 	SegmentSize string
 	MaxRate     string
+	Pace        string
 	NoVerify    bool
 }
 
@@ -103,6 +105,7 @@ func (p *pipelineFlags) add(c *cobra.Command) {
 	f.StringVar(&p.FrameSize, "frame-size", "", "uncompressed bytes per compressed frame (multiple of 64KiB; default 1MiB)")
 	f.StringVar(&p.SegmentSize, "segment-size", "", "largest stored segment member (default 32MiB); a volume must hold at least one, and memory grows with it")
 	f.StringVar(&p.MaxRate, "max-rate", "", "limit the read rate, e.g. 100MiB (per second)")
+	f.StringVar(&p.Pace, "pace", "off", "auto: adapt the read rate to the store's commit latency (several groups share one budget; --max-rate still caps), or off")
 	f.BoolVar(&p.NoVerify, "no-verify", false, "skip the check of pages and logs that came through a store server (the engine always verifies what it reads)")
 }
 
@@ -132,6 +135,18 @@ func (p pipelineFlags) options() (pipeline.Options, int, error) {
 		}
 	}
 	return o, int(seg), nil
+}
+
+// pacer returns the controller --pace asks for (nil: off); the backups of
+// one command share it.
+func (p pipelineFlags) pacer() (*pace.Controller, error) {
+	switch p.Pace {
+	case "", "off":
+		return nil, nil
+	case "auto":
+		return pace.New(pace.Config{}), nil
+	}
+	return nil, usagef(fmt.Sprintf("--pace %q: want auto or off", p.Pace))
 }
 
 // writeMediaFlags say how a set is written to its destination.

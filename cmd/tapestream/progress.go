@@ -12,12 +12,13 @@ import (
 	"github.com/dustin/go-humanize"
 	"github.com/mattn/go-isatty"
 
+	"github.com/tapestream/tapestream/pace"
 	"github.com/tapestream/tapestream/pipeline"
 )
 
 // startProgress prints the progress of a backup: a pb bar on a terminal,
 // plain periodic lines otherwise. The pipeline only keeps counters.
-func startProgress(ctx context.Context, mode string, w io.Writer, group string, st *pipeline.Stats, quietStdout bool) (stop func()) {
+func startProgress(ctx context.Context, mode string, w io.Writer, group string, st *pipeline.Stats, pc *pace.Controller) (stop func()) {
 	tty := false
 	if f, ok := w.(*os.File); ok {
 		tty = isatty.IsTerminal(f.Fd())
@@ -34,7 +35,7 @@ func startProgress(ctx context.Context, mode string, w io.Writer, group string, 
 		bar := pb.New64(st.TotalEstimate.Load())
 		bar.Set(pb.Bytes, true)
 		bar.SetWriter(w)
-		bar.SetTemplateString(`{{string . "group"}} {{counters . }} {{bar . }} {{percent . }} {{speed . }} {{rtime . "ETA %s"}}`)
+		bar.SetTemplateString(`{{string . "group"}} {{counters . }} {{bar . }} {{percent . }} {{speed . }}{{string . "pace"}} {{rtime . "ETA %s"}}`)
 		bar.Set("group", group)
 		bar.Start()
 		go func() {
@@ -44,6 +45,7 @@ func startProgress(ctx context.Context, mode string, w io.Writer, group string, 
 			for {
 				bar.SetTotal(st.TotalEstimate.Load())
 				bar.SetCurrent(st.Read.BytesOut.Load())
+				bar.Set("pace", paceText(pc))
 				select {
 				case <-done:
 					bar.Finish()
@@ -74,9 +76,9 @@ func startProgress(ctx context.Context, mode string, w io.Writer, group string, 
 				if p := st.File.Load(); p != nil {
 					file = *p
 				}
-				fmt.Fprintf(w, "%s: %s of %s (%.0f%%) %s/s, compressed %s, at %s\n", group,
+				fmt.Fprintf(w, "%s: %s of %s (%.0f%%) %s/s%s, compressed %s, at %s\n", group,
 					humanize.IBytes(uint64(read)), humanize.IBytes(uint64(total)), 100*float64(read)/float64(max(total, 1)),
-					humanize.IBytes(uint64(float64(read)/max(el, 1e-9))), humanize.IBytes(uint64(st.Compress.BytesOut.Load())), file)
+					humanize.IBytes(uint64(float64(read)/max(el, 1e-9))), paceText(pc), humanize.IBytes(uint64(st.Compress.BytesOut.Load())), file)
 			}
 		}()
 	}
@@ -84,4 +86,15 @@ func startProgress(ctx context.Context, mode string, w io.Writer, group string, 
 		close(done)
 		wg.Wait()
 	}
+}
+
+// paceText is the pace of the moment for a progress line ("" unpaced).
+func paceText(pc *pace.Controller) string {
+	if pc == nil {
+		return ""
+	}
+	if r := pc.Rate(); r > 0 {
+		return fmt.Sprintf(" (pace %s/s)", humanize.IBytes(uint64(r)))
+	}
+	return " (pace: unpaced)"
 }

@@ -35,6 +35,7 @@ type restoreOpts struct {
 	FromGroup      string
 	Remote         remoteFlags // --server: the server restores sets from its restore directory
 	Replace        bool        // with --server: into the live group the server owns
+	CacheSize      string      // the recovery's buffer cache
 	Out, Err       io.Writer
 	stdin          io.Reader // replaces the process's stdin for `-` (tests)
 }
@@ -60,6 +61,7 @@ func newRestoreCmd() *cobra.Command {
 	f.StringVar(&o.To, "to", "", "store root directory to restore into")
 	f.StringVar(&o.Group, "group", "", "restore into this alternate storage group (a recovery storage group)")
 	f.BoolVar(&o.NoRecover, "no-recover", false, "lay down files and logs only; run `tapestream store recover` later")
+	f.StringVar(&o.CacheSize, "cache-size", "32MiB", "buffer cache of the recovery, the largest part of a restore's memory")
 	f.StringVar(&o.Until, "until", "", "stop replay after this log generation (number or 0xHEX) or at this commit time (RFC 3339)")
 	f.BoolVar(&o.Force, "force", false, "replace an existing storage group directory (point-of-failure restore: its later logs are replayed)")
 	f.BoolVar(&o.AcceptDataLoss, "accept-data-loss", false, "with --force: replace a group even though it holds commits the restore cannot reach (a rollback; the old group is kept beside it)")
@@ -179,9 +181,15 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 		}
 		return nil, usagef("--group names one target group; the sets belong to several groups (" + strings.Join(groups, ", ") + ")")
 	}
+	var cache int64
+	if o.CacheSize != "" {
+		if cache, err = parseSize("cache-size", o.CacheSize); err != nil {
+			return nil, err
+		}
+	}
 	results, errs := restore.RunChains(ctx, chains, restore.GroupOptions{
 		Options: ro, To: o.To, Group: o.Group, NoRecover: o.NoRecover,
-		UntilGen: untilGen, UntilTime: untilTime, Force: o.Force, AcceptDataLoss: o.AcceptDataLoss, Log: o.Err,
+		UntilGen: untilGen, UntilTime: untilTime, Force: o.Force, AcceptDataLoss: o.AcceptDataLoss, Log: o.Err, CacheSize: int(cache),
 	})
 	err = errors.Join(errs...)
 	for _, r := range results {

@@ -1,0 +1,366 @@
+package pace
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tapestream/tapestream/engine"
+)
+
+const mb = 1e6
+
+// fakeStore is a group whose median commit latency is a function of the
+// rate the backup reads at (the pressure signal a real store gives,
+// without a store).
+type fakeStore struct {
+	mu      sync.Mutex
+	p       engine.Pressure
+	latency func(rate float64) time.Duration // nil: no commits
+	stalled bool                             // commits waiting, none completing
+	perStep uint64                           // commits per interval
+	// tail, if set, makes a fifth of the commits that slow instead (the
+	// stalls a backup causes: the median does not move, the mean does).
+	tail     func(rate float64) time.Duration
+	fail     error
+	baseline time.Duration // what the engine reports
+}
+
+func bucket(d time.Duration) int {
+	for i := range engine.PressureBuckets {
+		if _, hi := engine.BucketBounds(i); d < hi {
+			return i
+		}
+	}
+	return engine.PressureBuckets - 1
+}
+
+// advance commits one interval's worth at rate.
+func (f *fakeStore) advance(rate float64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.p.InFlight = 0
+	if f.stalled {
+		f.p.InFlight = 8
+		return
+	}
+	if f.latency == nil {
+		return
+	}
+	add := func(n uint64, d time.Duration) {
+		b := append([]uint64(nil), f.p.Buckets...)
+		for len(b) <= bucket(d) {
+			b = append(b, 0)
+		}
+		b[bucket(d)] += n
+		f.p.Buckets = b
+		f.p.Commits += n
+		f.p.LatencySum += n * uint64(d)
+	}
+	if f.tail == nil {
+		add(f.perStep, f.latency(rate))
+		return
+	}
+	add(f.perStep-f.perStep/5, f.latency(rate))
+	add(f.perStep/5, f.tail(rate))
+}
+
+func (f *fakeStore) signal(context.Context) (engine.Pressure, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.fail != nil {
+		return engine.Pressure{}, f.fail
+	}
+	p := f.p
+	p.Baseline, p.BaselineMean = f.baseline, f.baseline
+	p.BackupOpen = true
+	return p, nil
+}
+
+// sim drives a controller on a fake clock: each step the pipelines read
+// at the controller's rate (or at most cap), then the stores commit.
+type sim struct {
+	t      *testing.T
+	c      *Controller
+	now    time.Time
+	stores []*fakeStore
+	cap    float64 // the pipeline's own speed (0: unlimited)
+	rates  []float64
+}
+
+func newSim(t *testing.T, cfg Config, stores ...*fakeStore) *sim {
+	s := &sim{t: t, now: time.Unix(1e9, 0), stores: stores}
+	cfg.Now = func() time.Time { return s.now }
+	s.c = New(cfg)
+	for i, st := range stores {
+		// Watch starts the controller's own loop: stop it at once and
+		// keep the group, so the test alone steps the controller.
+		s.c.mu.Lock()
+		s.c.groups[100+i] = &group{name: "SG" + string(rune('1'+i)), sig: st.signal}
+		s.c.names = append(s.c.names, "SG"+string(rune('1'+i)))
+		s.c.started, s.c.lastProbe, s.c.lastStep = s.now, s.now, s.now
+		s.c.mu.Unlock()
+	}
+	return s
+}
+
+func (s *sim) run(steps int) {
+	for range steps {
+		r := s.c.Rate()
+		if r == 0 {
+			r = math.Inf(1)
+		}
+		read := r
+		if s.cap > 0 {
+			read = min(r, s.cap)
+		}
+		if math.IsInf(read, 1) {
+			read = 1e12
+		}
+		iv := s.c.cfg.Interval
+		s.c.read.Add(int64(read * iv.Seconds()))
+		for _, st := range s.stores {
+			st.advance(read)
+		}
+		s.now = s.now.Add(iv)
+		s.c.Step(context.Background())
+		s.rates = append(s.rates, s.c.Rate())
+	}
+}
+
+func mean(v []float64) float64 {
+	var s float64
+	for _, x := range v {
+		s += x
+	}
+	return s / float64(len(v))
+}
+
+// knee is a store whose latency grows linearly with the backup's rate:
+// base at rate 0, 1.25 x base at quarter.
+func knee(base time.Duration, quarter float64) func(float64) time.Duration {
+	return func(r float64) time.Duration {
+		return time.Duration(float64(base) * (1 + 0.25*r/quarter))
+	}
+}
+
+func TestConvergesToTolerance(t *testing.T) {
+	st := &fakeStore{perStep: 500, baseline: 2 * time.Millisecond, latency: knee(2*time.Millisecond, 40*mb)}
+	s := newSim(t, Config{ProbeEvery: -1}, st)
+	s.run(400) // 100 s
+	tail := s.rates[200:]
+	m := mean(tail)
+	// The controller settles where the latency reaches 1.25 x baseline
+	// (40 MB/s) and oscillates below it (AIMD's saw tooth).
+	t.Logf("mean %.1f MB/s, %d decreases", m/mb, s.c.Summary().Decreases)
+	if m < 20*mb || m > 44*mb {
+		t.Errorf("mean rate %.1f MB/s over the last 50 s, want 20-44 (the knee at 40)", m/mb)
+	}
+	sum := s.c.Summary()
+	if sum.Decreases < 3 {
+		t.Errorf("%d decreases: no saw tooth", sum.Decreases)
+	}
+	if b := sum.Baselines["SG1"]; math.Abs(b-2) > 0.3 {
+		t.Errorf("baseline %.2f ms, want the engine's 2", b)
+	}
+}
+
+func TestIdleStoreRunsAtCap(t *testing.T) {
+	st := &fakeStore{} // no commits at all: nothing to protect
+	s := newSim(t, Config{Max: 300 * mb, ProbeEvery: -1}, st)
+	s.run(20)
+	if r := s.c.Rate(); r != 300*mb {
+		t.Errorf("rate %.1f MB/s, want the cap 300", r/mb)
+	}
+	for _, r := range s.rates {
+		if r > 300*mb {
+			t.Fatalf("rate %.1f MB/s above the cap", r/mb)
+		}
+	}
+}
+
+func TestOverloadedStoreHoldsTheFloor(t *testing.T) {
+	st := &fakeStore{perStep: 100, baseline: time.Millisecond, latency: func(float64) time.Duration { return 10 * time.Millisecond }}
+	s := newSim(t, Config{Min: 2 * mb, ProbeEvery: -1}, st)
+	s.run(60)
+	if r := s.c.Rate(); r != 2*mb {
+		t.Errorf("rate %.1f MB/s, want the floor 2", r/mb)
+	}
+}
+
+func TestStalledStoreDecreases(t *testing.T) {
+	st := &fakeStore{perStep: 100, baseline: time.Millisecond, latency: func(float64) time.Duration { return time.Millisecond }}
+	s := newSim(t, Config{ProbeEvery: -1}, st)
+	s.run(10)
+	before := s.c.Rate()
+	st.stalled = true
+	s.run(16) // a decrease a second (HoldOff = Window)
+	if r := s.c.Rate(); r >= before*0.5 {
+		t.Errorf("rate %.1f MB/s after a stall, was %.1f", r/mb, before/mb)
+	}
+}
+
+// TestSlowPipelineBanksNoBudget: a pipeline slower than its budget (CPU
+// bound) keeps the limit near what it reads, so that it cannot burst when
+// it speeds up.
+func TestSlowPipelineBanksNoBudget(t *testing.T) {
+	st := &fakeStore{}
+	s := newSim(t, Config{ProbeEvery: -1}, st)
+	s.cap = 50 * mb
+	s.run(40)
+	if r := s.c.Rate(); r > 3*50*mb {
+		t.Errorf("rate %.1f MB/s for a pipeline reading 50", r/mb)
+	}
+}
+
+// TestSharedBudgetAnswersWorstGroup: two groups through one controller;
+// one is idle, the other loaded: the budget follows the loaded one.
+func TestSharedBudgetAnswersWorstGroup(t *testing.T) {
+	idle := &fakeStore{}
+	loaded := &fakeStore{perStep: 500, baseline: 2 * time.Millisecond, latency: knee(2*time.Millisecond, 40*mb)}
+	s := newSim(t, Config{ProbeEvery: -1}, idle, loaded)
+	s.run(400)
+	if m := mean(s.rates[200:]); m > 44*mb {
+		t.Errorf("mean rate %.1f MB/s, want at most the loaded group's knee (40)", m/mb)
+	}
+	if got := s.c.Summary().Groups; len(got) != 2 {
+		t.Errorf("summary groups %v", got)
+	}
+}
+
+// TestProbeFollowsHeavierWorkload: the engine's baseline was taken when
+// the store was quieter; the workload grew heavier since. Without probes
+// the backup crawls at the floor; with them it learns the new baseline.
+func TestProbeFollowsHeavierWorkload(t *testing.T) {
+	heavier := func(r float64) time.Duration { return knee(4*time.Millisecond, 40*mb)(r) }
+	noProbe := newSim(t, Config{ProbeEvery: -1}, &fakeStore{perStep: 500, baseline: time.Millisecond, latency: heavier})
+	noProbe.run(400)
+	probe := newSim(t, Config{ProbeEvery: 10 * time.Second}, &fakeStore{perStep: 500, baseline: time.Millisecond, latency: heavier})
+	probe.run(400)
+	a, b := mean(noProbe.rates[200:]), mean(probe.rates[200:])
+	t.Logf("no probe %.1f, probe %.1f MB/s", a/mb, b/mb)
+	if a > 5*mb {
+		t.Errorf("without probes %.1f MB/s, expected the floor", a/mb)
+	}
+	if b < 15*mb || b > 55*mb {
+		t.Errorf("with probes %.1f MB/s, expected near the knee (40)", b/mb)
+	}
+	sum := probe.c.Summary()
+	if sum.Probes < 5 || sum.Baselines["SG1"] < 3 {
+		t.Errorf("probes %d, baseline %.2f ms (want about 4)", sum.Probes, sum.Baselines["SG1"])
+	}
+}
+
+func TestNoSignalRunsUnpaced(t *testing.T) {
+	st := &fakeStore{fail: errors.New("404 page not found")}
+	s := newSim(t, Config{}, st)
+	s.run(3) // three tries: a network blip is not an old server
+	if r := s.c.Rate(); r != 0 {
+		t.Errorf("rate %.1f MB/s without a signal, want 0 (unpaced)", r/mb)
+	}
+	if !math.IsInf(float64(s.c.lim.Limit()), 1) {
+		t.Errorf("limiter at %v", s.c.lim.Limit())
+	}
+	notes := strings.Join(s.c.Summary().Notes, "; ")
+	if !strings.Contains(notes, "SG1: no commit pressure (404 page not found)") || !strings.Contains(notes, "unpaced") {
+		t.Errorf("notes: %s", notes)
+	}
+}
+
+func TestSeriesIsCompact(t *testing.T) {
+	st := &fakeStore{perStep: 500, baseline: 2 * time.Millisecond, latency: knee(2*time.Millisecond, 40*mb)}
+	s := newSim(t, Config{ProbeEvery: 5 * time.Second}, st)
+	s.run(4 * 3600) // an hour
+	sum := s.c.Summary()
+	if len(sum.Series) > maxPoints || len(sum.Series) < 10 {
+		t.Fatalf("%d points", len(sum.Series))
+	}
+	for i := 1; i < len(sum.Series); i++ {
+		if sum.Series[i].T < sum.Series[i-1].T {
+			t.Fatalf("series out of order at %d", i)
+		}
+	}
+	if last := sum.Series[len(sum.Series)-1].T; last < 50*time.Minute {
+		t.Errorf("series ends at %v of an hour", last)
+	}
+	b, err := json.Marshal(sum.Series[:2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pairs [][2]int64
+	if err := json.Unmarshal(b, &pairs); err != nil || len(pairs) != 2 || pairs[0][1] != int64(sum.Series[0].Rate) {
+		t.Errorf("series on the wire: %s (%v)", b, err)
+	}
+	var back []Point
+	if err := json.Unmarshal(b, &back); err != nil || back[1].T != sum.Series[1].T.Truncate(time.Millisecond) {
+		t.Errorf("series back: %v (%v)", back, err)
+	}
+}
+
+// TestWatchRunsTheLoop: the controller's own loop runs while a group is
+// watched and stops with the last; Wait paces real reads (race detector).
+func TestWatchRunsTheLoop(t *testing.T) {
+	c := New(Config{Interval: 5 * time.Millisecond, Start: 64 << 20})
+	var mu sync.Mutex
+	polls := 0
+	sig := func(context.Context) (engine.Pressure, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		polls++
+		return engine.Pressure{}, nil
+	}
+	stop1 := c.Watch("SG1", sig)
+	stop2 := c.Watch("SG2", sig)
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				if err := c.Wait(context.Background(), 64<<10); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	time.Sleep(30 * time.Millisecond)
+	stop1()
+	stop2()
+	stop2() // idempotent
+	mu.Lock()
+	n := polls
+	mu.Unlock()
+	if n < 2 {
+		t.Errorf("%d polls", n)
+	}
+	time.Sleep(20 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if polls != n {
+		t.Errorf("polled %d times after the last unwatch", polls-n)
+	}
+	if r := c.Rate(); r <= 64<<20 {
+		t.Errorf("rate %.0f did not grow on an idle store", r)
+	}
+}
+
+// TestStallsCountThoughTheMedianHolds: the backup leaves most commits as
+// fast as before but stalls a fifth of them, longer the faster it reads.
+// A closed-loop client feels the mean: the controller must too.
+func TestStallsCountThoughTheMedianHolds(t *testing.T) {
+	base := 2 * time.Millisecond
+	st := &fakeStore{perStep: 500, baseline: base, latency: func(float64) time.Duration { return base },
+		tail: func(r float64) time.Duration { return time.Duration(float64(base) * (1 + 5*r/(40*mb))) }}
+	s := newSim(t, Config{ProbeEvery: -1}, st)
+	s.run(400)
+	// mean = base * (1 + r/40MB): 1.25x at 10 MB/s.
+	if m := mean(s.rates[200:]); m > 12*mb {
+		t.Errorf("mean rate %.1f MB/s, want at most the 10 where the mean latency reaches 1.25x", m/mb)
+	}
+}
