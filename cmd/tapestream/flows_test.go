@@ -241,12 +241,15 @@ func TestSIGTERMDuringRecovery(t *testing.T) {
 		{"store", "init", "--dir", "store", "--log-size", "256KiB"},
 		{"store", "load", "--dir", "store", "--size", "1MiB"},
 		{"backup", "--store", "store", "--type", "full", "-o", "full.tar", "--progress", "never"},
+		{"store", "load", "--dir", "store", "--size", "3MiB"},
+		{"backup", "--store", "store", "--type", "incremental", "-o", "incr.tar", "--progress", "never"},
 	} {
 		if code, _, errs := cli(t, dir, args...); code != 0 {
 			t.Fatalf("%v: exit %d: %s", args, code, errs)
 		}
 	}
-	cmd := cliCmd(dir, "restore", "full.tar", "--to", "restored", "--group", "R")
+	// The incremental's logs give the recovery thousands of records.
+	cmd := cliCmd(dir, "restore", "full.tar", "incr.tar", "--to", "restored", "--group", "R")
 	cmd.Env = append(cmd.Env, "TAPESTREAM_FAILPOINT=engine/recover-record=delay")
 	var errb strings.Builder
 	cmd.Stderr = &errb

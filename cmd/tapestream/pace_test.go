@@ -33,14 +33,15 @@ func TestBackupPaceAuto(t *testing.T) {
 		t.Fatalf("backup: %v\n%s", err, errb.String())
 	}
 	ls.stopWriting(t)
-	var res struct {
+	var all []struct {
 		SetID   string        `json:"set_id"`
 		BytesIn int64         `json:"bytes_in"`
 		Pace    *pace.Summary `json:"pace"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+	if err := json.Unmarshal(out.Bytes(), &all); err != nil || len(all) != 1 {
 		t.Fatalf("--json: %v\n%s", err, out.String())
 	}
+	res := all[0]
 	p := res.Pace
 	if p == nil || p.Mode != "auto" || len(p.Groups) != 1 || p.Groups[0] != "SG1" || len(p.Notes) != 0 {
 		t.Fatalf("pace summary %+v\n%s", p, out.String())
