@@ -19,7 +19,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
@@ -55,12 +57,12 @@ func (e *ProblemError) Error() string { return e.Problem.String() }
 
 func (p Problem) String() string {
 	var b strings.Builder
-	b.WriteString(p.Set + ": ")
+	b.WriteString(Printable(p.Set) + ": ")
 	if p.File != "" {
-		b.WriteString(p.File + ": ")
+		b.WriteString(Printable(p.File) + ": ")
 	}
 	if p.Member != "" {
-		b.WriteString("member " + p.Member + ": ")
+		b.WriteString("member " + Printable(p.Member) + ": ")
 	}
 	if p.Length != 0 {
 		fmt.Fprintf(&b, "bytes [%d,+%d): ", p.Offset, p.Length)
@@ -71,8 +73,20 @@ func (p Problem) String() string {
 	if p.Gen != 0 {
 		fmt.Fprintf(&b, "generation %d: ", p.Gen)
 	}
-	b.WriteString(p.What)
+	b.WriteString(Printable(p.What))
 	return b.String()
+}
+
+// Printable is s as a terminal may show it: a string from a set (a name,
+// a host) is untrusted, and an escape sequence or a newline in it could
+// forge report lines; such a string is shown quoted, with escapes.
+func Printable(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 // SetInfo is what reading a set found.

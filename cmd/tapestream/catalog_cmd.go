@@ -155,7 +155,7 @@ func runCatalogList(_ context.Context, o catalogOpts) error {
 	}
 	fmt.Fprintf(o.Out, "%-12s  %-20s  %-8s  %-12s  %-8s  %-12s  %-11s  %9s  %s\n", "SET", "CREATED", "GROUP", "TYPE", "STATUS", "PARENT", "LOGS", "SIZE", "LOCATION")
 	for _, s := range sets {
-		fmt.Fprintf(o.Out, "%-12s  %-20s  %-8s  %-12s  %-8s  %-12s  %-11s  %9s  %s\n", short12(s.ID), s.Created.UTC().Format("2006-01-02T15:04:05Z"), s.Group, s.Type, s.Status,
+		fmt.Fprintf(o.Out, "%-12s  %-20s  %-8s  %-12s  %-8s  %-12s  %-11s  %9s  %s\n", restore.Printable(short12(s.ID)), s.Created.UTC().Format("2006-01-02T15:04:05Z"), restore.Printable(s.Group), s.Type, s.Status,
 			short12(s.ParentID), fmt.Sprintf("%d-%d", s.LowGen, s.HighGen), humanize.IBytes(uint64(s.BytesOut)), setWhere(s))
 	}
 	return nil
@@ -183,13 +183,13 @@ func runCatalogShow(_ context.Context, o catalogOpts, id string) error {
 	if o.JSON {
 		return printJSON(o.Out, s)
 	}
-	fmt.Fprintf(o.Out, "set %s\n  job %s, storage group %s (%s), databases %s\n  %s, %s, created %s\n", s.ID, s.Job, s.Group, s.GroupSignature,
+	fmt.Fprintf(o.Out, "set %s\n  job %s, storage group %s (%s), databases %s\n  %s, %s, created %s\n", restore.Printable(s.ID), restore.Printable(s.Job), restore.Printable(s.Group), restore.Printable(s.GroupSignature),
 		strings.Join(s.Databases, ", "), s.Type, s.Status, s.Created.Format(time.RFC3339))
 	if s.Promoted != "" {
 		fmt.Fprintf(o.Out, "  promoted to full: %s\n", s.Promoted)
 	}
 	if s.Error != "" {
-		fmt.Fprintf(o.Out, "  error: %s\n", s.Error)
+		fmt.Fprintf(o.Out, "  error: %s\n", restore.Printable(s.Error))
 	}
 	fmt.Fprintf(o.Out, "  logs %d-%d, parent %s, chain of full %s\n  %s read, %s stored (%s)\n  location: %s\n", s.LowGen, s.HighGen, short12(s.ParentID), short12(s.FullID),
 		humanize.IBytes(uint64(s.BytesIn)), humanize.IBytes(uint64(s.BytesOut)), s.Codec, setWhere(s))

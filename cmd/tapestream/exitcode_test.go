@@ -50,6 +50,15 @@ func TestExitCodes(t *testing.T) {
 	}
 	run(exitCorruption, "verify", "bad.tar", "--block-size", "64KiB")
 	run(exitCorruption, "restore", "bad.tar", "--to", "r1", "--group", "R1", "--block-size", "64KiB")
+	if _, err := os.Stat(filepath.Join(dir, "r1", "R1")); err == nil {
+		t.Fatal("a refused restore left a group")
+	}
+	// A salvage says what it lost (exit 3), and exits 0 on an intact set.
+	code, out, _ := cli(t, dir, "restore", "bad.tar", "--to", "r2", "--group", "R2", "--block-size", "64KiB", "--salvage", "--no-recover")
+	if code != exitCorruption || !strings.Contains(out, "LOST") {
+		t.Fatalf("salvage of a damaged set: exit %d\n%s", code, out)
+	}
+	run(exitOK, "restore", "full.tar", "--to", "r3", "--group", "R3", "--block-size", "64KiB", "--salvage")
 
 	// 4: the destination failed.
 	if err := os.WriteFile(filepath.Join(dir, "notadir"), nil, 0o644); err != nil {

@@ -58,10 +58,11 @@ func runList(ctx context.Context, o listOpts) error {
 		return printJSON(o.Out, listing{Label: in.Label, Manifest: in.Manifest})
 	}
 	l := in.Label
+	pr := restore.Printable // a set is untrusted: its strings are shown escaped
 	fmt.Fprintf(o.Out, "set %s\n  type: %s\n  storage group: %s\n  created: %s on %s\n  codec: %s, record size %d, frame size %d\n",
-		l.SetID, l.SetType, l.StorageGroup, l.Created.Format("2006-01-02 15:04:05 MST"), l.Host, l.Codec, l.RecordSize, l.FrameSize)
+		pr(l.SetID), pr(string(l.SetType)), pr(l.StorageGroup), l.Created.Format("2006-01-02 15:04:05 MST"), pr(l.Host), pr(l.Codec), l.RecordSize, l.FrameSize)
 	if l.PreviousSetID != "" {
-		fmt.Fprintf(o.Out, "  continues set: %s\n", l.PreviousSetID)
+		fmt.Fprintf(o.Out, "  continues set: %s\n", pr(l.PreviousSetID))
 	}
 	chain := "start of a chain"
 	switch l.SetType {
@@ -87,11 +88,11 @@ func runList(ctx context.Context, o listOpts) error {
 				extra = fmt.Sprintf("  database %s, state %s", h.Name, h.State)
 			}
 		}
-		fmt.Fprintf(o.Out, "    %-22s %-9s %10s -> %10s  %d chunks%s\n", f.Name, f.Kind, humanize.IBytes(uint64(f.Size)), humanize.IBytes(uint64(f.StoredBytes)), f.Chunks, extra)
+		fmt.Fprintf(o.Out, "    %-22s %-9s %10s -> %10s  %d chunks%s\n", pr(f.Name), pr(f.Kind), humanize.IBytes(uint64(f.Size)), humanize.IBytes(uint64(f.StoredBytes)), f.Chunks, extra)
 	}
 	fmt.Fprintf(o.Out, "  totals: %d files, %s stored as %s\n", m.Totals.Files, humanize.IBytes(uint64(m.Totals.Bytes)), humanize.IBytes(uint64(m.Totals.StoredBytes)))
 	for _, v := range m.Volumes {
-		fmt.Fprintf(o.Out, "  volume %d: %d members: %s\n", v.Volume, len(v.Members), strings.Join(v.Members, " "))
+		fmt.Fprintf(o.Out, "  volume %d: %d members: %s\n", v.Volume, len(v.Members), pr(strings.Join(v.Members, " ")))
 	}
 	if len(in.Problems) > 0 {
 		for _, p := range in.Problems {

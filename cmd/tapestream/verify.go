@@ -86,7 +86,7 @@ func runVerify(ctx context.Context, o verifyOpts) error {
 			if len(s.Problems) > 0 {
 				state = fmt.Sprintf("DAMAGED (%d problems)", len(s.Problems))
 			}
-			fmt.Fprintf(o.Out, "%s: %s %s set %s of %s, %d files, %d bytes, logs %d-%d: %s\n", s.Path, "tapestream", s.Type, s.SetID, s.Group, s.Files, s.Bytes, s.LogFirst, s.LogLast, state)
+			fmt.Fprintf(o.Out, "%s: %s %s set %s of %s, %d files, %d bytes, logs %d-%d: %s\n", s.Path, "tapestream", restore.Printable(s.Type), restore.Printable(s.SetID), restore.Printable(s.Group), s.Files, s.Bytes, s.LogFirst, s.LogLast, state)
 			for _, w := range s.Warnings {
 				fmt.Fprintf(o.Out, "  warning: %s\n", w)
 			}
