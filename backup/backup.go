@@ -214,7 +214,7 @@ func write(ctx context.Context, sess source.Session, dst media.Sink, target stri
 		StorageGroup: gi.Name, Databases: sess.Databases(), Created: o.Now().UTC(), Host: o.Host,
 		PreviousSetID:  prev,
 		GroupSignature: gi.Signature, LogPrefix: gi.LogPrefix, GroupID: gi.ID,
-		CircularLogging: gi.CircularLogging, DatabaseIDs: databaseIDs(gi),
+		CircularLogging: gi.CircularLogging, DatabaseIDs: databaseIDs(gi), LogSize: gi.LogSize,
 	}
 	if !sess.Type().CopiesDatabases() {
 		// A log-only set lists its logs before it writes anything, so its

@@ -37,6 +37,7 @@ type GroupInfo struct {
 	Name            string         `json:"name"`
 	CircularLogging bool           `json:"circular_logging"`
 	LogPrefix       string         `json:"log_prefix"`
+	LogSize         int64          `json:"log_size"`
 	Signature       string         `json:"signature"`
 	Databases       []DatabaseInfo `json:"databases"`
 }
@@ -45,7 +46,7 @@ type GroupInfo struct {
 func (g *Group) Info() GroupInfo {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	gi := GroupInfo{ID: g.cfg.ID, Name: g.name, CircularLogging: g.cfg.CircularLogging, LogPrefix: g.cfg.Prefix(), Signature: g.cfg.Signature}
+	gi := GroupInfo{ID: g.cfg.ID, Name: g.name, CircularLogging: g.cfg.CircularLogging, LogPrefix: g.cfg.Prefix(), LogSize: g.cfg.LogSize, Signature: g.cfg.Signature}
 	for _, d := range g.dbs {
 		di := DatabaseInfo{Name: d.name, ID: d.id, GUID: d.cfg.GUID, Path: d.files[fileEDB].path, Size: d.files[fileEDB].size(), Mounted: d.mounted}
 		if pf := d.files[fileSTM]; pf != nil {

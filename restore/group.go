@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/wal"
 	"github.com/tapestream/tapestream/internal/failpoint"
 	"github.com/tapestream/tapestream/tapeformat"
@@ -193,7 +194,7 @@ func newRun(c Chain, o GroupOptions) (*run, error) {
 		st.Remove()
 		return nil, err
 	}
-	r.sink = &stagingSink{root: r.root, logDir: "restore-logs", onLabel: r.onLabel}
+	r.sink = &stagingSink{root: r.root, logDir: "restore-logs", onLabel: r.onLabel, salvage: o.Salvage}
 	return r, nil
 }
 
@@ -311,11 +312,55 @@ func (r *run) configure() error {
 		return fmt.Errorf("--until generation %d is before the end of the full backup (generation %d)", r.o.UntilGen, fullHigh)
 	}
 	for _, f := range r.sink.dbFiles {
-		if err := engine.MarkRestored(nil, filepath.Join(r.stage, f), r.res.LowGen, fullHigh, full.SetID, full.Created); err != nil {
+		path := filepath.Join(r.stage, f)
+		if _, err := engine.ReadHeader(nil, path); err != nil {
+			// Pages 0-1 were lost with the file's first chunk (a salvage):
+			// the header snapshot the set carries for the file is what the
+			// backup wrote there.
+			if err := r.restoreHeaderPages(path, f); err != nil {
+				return err
+			}
+		}
+		if err := engine.MarkRestored(nil, path, r.res.LowGen, fullHigh, full.SetID, full.Created); err != nil {
 			return err
 		}
 	}
 	return r.laterLogs()
+}
+
+// restoreHeaderPages writes a database file's header pages from the
+// snapshot the full set carries (its file-info, else its manifest).
+func (r *run) restoreHeaderPages(path, name string) error {
+	var snap []byte
+	for _, fh := range r.infos[0].Files {
+		if fh.Name == name && len(fh.DBHeader) > 0 {
+			snap = fh.DBHeader
+		}
+	}
+	if m := r.infos[0].Manifest; snap == nil && m != nil {
+		for _, mf := range m.Files {
+			if mf.Name == name {
+				snap = mf.DBHeader
+			}
+		}
+	}
+	if len(snap) != 2*page.Size {
+		return fmt.Errorf("%s: both header pages are lost and the set holds no snapshot of them", name)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt(snap, 0); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	r.logf("%s: the header pages were lost; written from the set's snapshot", name)
+	return f.Close()
 }
 
 // laterLogs brings in the target's own later logs for a point-of-failure
@@ -513,7 +558,15 @@ func groupConfigFor(name string, full *SetInfo, st *stagingSink) (*engine.GroupC
 		}
 	}
 	if cfg.LogSize == 0 {
-		return nil, fmt.Errorf("set %s holds no log file", l.SetID)
+		if !st.salvage {
+			return nil, fmt.Errorf("set %s holds no log file", l.SetID)
+		}
+		// A salvage of a set cut before its logs still gives back its
+		// databases (they cannot be recovered without the logs).
+		cfg.LogSize = l.LogSize
+		if cfg.LogSize == 0 {
+			cfg.LogSize = engine.DefaultLogSize
+		}
 	}
 	return cfg, nil
 }

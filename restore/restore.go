@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode"
@@ -26,6 +27,7 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/verify"
+	"github.com/tapestream/tapestream/engine/wal"
 	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/tapeformat"
@@ -103,11 +105,29 @@ type SetInfo struct {
 }
 
 // LogRange is the set's log generation range (from the manifest).
+// A set whose manifest is lost (truncated, damaged) still says it: an
+// incremental's or differential's label carries it, and a full's is the
+// range of the log files it holds (they are its last files).
 func (s *SetInfo) LogRange() (uint32, uint32) {
-	if s.Manifest == nil {
-		return 0, 0
+	if s.Manifest != nil {
+		return uint32(s.Manifest.Info.LogFirst), uint32(s.Manifest.Info.LogLast)
 	}
-	return uint32(s.Manifest.Info.LogFirst), uint32(s.Manifest.Info.LogLast)
+	if lo, hi, ok := LabelLogRange(s.Label); ok {
+		return lo, hi
+	}
+	var lo, hi uint32
+	for _, f := range s.Files {
+		if f.Kind != tapeformat.KindLog {
+			continue
+		}
+		if g, ok := wal.ParseGenName(s.Label.LogPrefix, f.Name); ok {
+			if lo == 0 || g < lo {
+				lo = g
+			}
+			hi = max(hi, g)
+		}
+	}
+	return lo, hi
 }
 
 // Options configure reading sets.
@@ -377,6 +397,16 @@ func readFrom(ctx context.Context, src SetSource, tr *tapeformat.Reader, o Optio
 	for _, l := range tr.Damage() {
 		if err := problem(Problem{File: l.File, Offset: l.Offset, Length: l.Length, Page: -1, What: "lost: " + l.Reason}); err != nil {
 			return info, err
+		}
+	}
+	// A database the label names that the set gave nothing of (cut before
+	// it began) is lost whole; the reader alone cannot know it existed.
+	for _, db := range info.Label.Databases {
+		name := db + ".edb"
+		if !slices.ContainsFunc(info.Files, func(f tapeformat.FileHeader) bool { return f.Name == name }) {
+			if err := problem(Problem{File: name, Page: -1, What: "lost: the set holds nothing of this database its label names"}); err != nil {
+				return info, err
+			}
 		}
 	}
 	// Damage the reader got around (a lost header or file-info that other

@@ -38,6 +38,7 @@ type stagingSink struct {
 	logDir   string // relative to root
 	prefix   string
 	allowDBs bool
+	salvage  bool // a salvage keeps what it can
 	open     map[int]*stagedFile
 	dbFiles  []string
 	logs     map[string]*stagedLog // every log restored so far, by name

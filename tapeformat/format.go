@@ -126,6 +126,9 @@ type Label struct {
 	// info carries every set's range.
 	LogFirst uint32 `json:"log_first_generation,omitempty"`
 	LogLast  uint32 `json:"log_last_generation,omitempty"`
+	// LogSize is the size of every log file of the group (a salvage of a
+	// set cut before its logs still knows it).
+	LogSize int64 `json:"log_size,omitempty"`
 
 	// Extra holds key/values of the caller's that no reader depends on.
 	Extra map[string]string `json:"extra,omitempty"`
