@@ -402,6 +402,9 @@ func readFrom(ctx context.Context, src SetSource, tr *tapeformat.Reader, o Optio
 	// A database the label names that the set gave nothing of (cut before
 	// it began) is lost whole; the reader alone cannot know it existed.
 	for _, db := range info.Label.Databases {
+		if !ese.BackupType(info.Label.SetType).CopiesDatabases() {
+			break // an incremental or differential holds logs only
+		}
 		name := db + ".edb"
 		if !slices.ContainsFunc(info.Files, func(f tapeformat.FileHeader) bool { return f.Name == name }) {
 			if err := problem(Problem{File: name, Page: -1, What: "lost: the set holds nothing of this database its label names"}); err != nil {
