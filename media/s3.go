@@ -44,6 +44,15 @@ func s3Target(target string, so S3Options) (s3store.Options, string, error) {
 	if err != nil {
 		return u, "", err
 	}
+	o := mergeS3(u, so)
+	if key == "" || strings.HasSuffix(key, "/") {
+		return o, "", fmt.Errorf("%w: %s names no object (s3://BUCKET/KEY)", s3store.ErrInvalidURL, target)
+	}
+	return o, key, nil
+}
+
+// mergeS3 is so's store options with what the URL (u) says set over them.
+func mergeS3(u s3store.Options, so S3Options) s3store.Options {
 	o := so.Store
 	o.Bucket = u.Bucket
 	for _, f := range []struct {
@@ -57,10 +66,7 @@ func s3Target(target string, so S3Options) (s3store.Options, string, error) {
 			*f.dst = f.v
 		}
 	}
-	if key == "" || strings.HasSuffix(key, "/") {
-		return o, "", fmt.Errorf("%w: %s names no object (s3://BUCKET/KEY)", s3store.ErrInvalidURL, target)
-	}
-	return o, key, nil
+	return o
 }
 
 func s3Name(bucket, key string) string { return S3Prefix + bucket + "/" + key }
@@ -495,3 +501,86 @@ func (r *s3Reader) Close() error {
 // Durable: Commit completes the upload and confirms the object's size and
 // composite CRC-32C with the server before it returns.
 func (s *s3Sink) Durable() bool { return true }
+
+// Bucket is a view of an s3://BUCKET/PREFIX location for what is not
+// writing or reading one set: listing the sets under it, deleting an
+// expired one, cleaning up the uploads a killed run left, and the lease
+// that keeps two archiver hosts from backing up one group at once.
+type Bucket struct {
+	store  *s3store.Store
+	prefix string // without a trailing slash
+}
+
+// OpenBucket opens s3://BUCKET/PREFIX (PREFIX may be empty).
+func OpenBucket(ctx context.Context, url string, so S3Options) (*Bucket, error) {
+	u, key, err := s3store.ParseURL(url)
+	if err != nil {
+		return nil, newErr("open", url, err)
+	}
+	o := mergeS3(u, so)
+	st, err := s3store.New(ctx, o)
+	if err != nil {
+		return nil, newErr("open", url, err)
+	}
+	return &Bucket{store: st, prefix: strings.TrimSuffix(key, "/")}, nil
+}
+
+// URL of a key of the bucket.
+func (b *Bucket) URL(key string) string { return s3Name(b.store.Bucket(), key) }
+
+func (b *Bucket) key(rel string) string {
+	if b.prefix == "" {
+		return rel
+	}
+	return b.prefix + "/" + rel
+}
+
+// Objects lists the objects under PREFIX/rel (their s3:// URLs and sizes).
+func (b *Bucket) Objects(ctx context.Context, rel string) ([]s3store.ObjectInfo, error) {
+	objs, err := b.store.List(ctx, b.key(rel))
+	if err != nil {
+		return nil, newErr("list", b.URL(b.key(rel)), err)
+	}
+	return objs, nil
+}
+
+// Delete deletes an object given by its s3:// URL (a set retention
+// expires); an Object Lock retention refuses it.
+func (b *Bucket) Delete(ctx context.Context, url string) error {
+	_, key, err := s3store.ParseURL(url)
+	if err != nil {
+		return newErr("delete", url, err)
+	}
+	if err := b.store.Delete(ctx, key); err != nil {
+		return newErr("delete", url, err)
+	}
+	return nil
+}
+
+// AbortPending aborts the multipart uploads under PREFIX/rel that killed
+// runs left (an upload in progress is never an object) and returns what it
+// aborted. Call it only while holding the lease of what is under rel.
+func (b *Bucket) AbortPending(ctx context.Context, rel string) ([]string, error) {
+	pend, err := b.store.ListPending(ctx, b.key(rel))
+	if err != nil {
+		return nil, newErr("list uploads", b.URL(b.key(rel)), err)
+	}
+	var done []string
+	for _, p := range pend {
+		if err := b.store.AbortPending(ctx, p); err != nil {
+			return done, newErr("abort upload", b.URL(p.Key), err)
+		}
+		done = append(done, fmt.Sprintf("%s (upload %s, started %s)", b.URL(p.Key), p.UploadID, p.Initiated.Format(time.RFC3339)))
+	}
+	return done, nil
+}
+
+// Lease takes the lease PREFIX/leases/NAME for owner (see s3store.Lease):
+// a conditional write, so that of two archiver hosts only one gets it.
+func (b *Bucket) Lease(ctx context.Context, name, owner string, ttl time.Duration) (*s3store.Lease, error) {
+	l, err := b.store.AcquireLease(ctx, b.key("leases/"+name), owner, ttl)
+	if err != nil {
+		return nil, newErr("lease", b.URL(b.key("leases/"+name)), err)
+	}
+	return l, nil
+}

@@ -113,6 +113,40 @@ type Destination struct {
 	Pool          string `toml:"pool"`
 	// AutoLabel labels a blank tape when it is first used (default true).
 	AutoLabel *bool `toml:"auto_label"`
+	// S3 is an object store location, s3://BUCKET/PREFIX: each set is an
+	// object PREFIX/JOB/GROUP/NAME (written once, never replaced), and
+	// PREFIX/leases/GROUP is the lease that keeps two archiver hosts from
+	// backing up one group at once. Credentials and endpoint come from the
+	// AWS environment, shared files, the URL's query or S3Options.
+	S3        string   `toml:"s3"`
+	S3Options S3Config `toml:"s3_options"`
+}
+
+// S3Config is a job's S3 settings beyond its URL.
+type S3Config struct {
+	Endpoint  string `toml:"endpoint"`
+	Region    string `toml:"region"`
+	Profile   string `toml:"profile"`
+	CAFile    string `toml:"ca_file"`
+	PathStyle string `toml:"path_style"` // "true", "false" or "" (auto)
+	// Concurrency is the parts (and ranges) in flight; PartSize the first
+	// part's size (parts grow as an upload goes).
+	Concurrency int    `toml:"concurrency"`
+	PartSize    string `toml:"part_size"`
+	// ObjectLockMode (GOVERNANCE or COMPLIANCE) and RetainDays put an
+	// Object Lock retention on every set (the bucket must have Object Lock
+	// enabled): nobody deletes or overwrites them before then.
+	ObjectLockMode string `toml:"object_lock_mode"`
+	RetainDays     int    `toml:"retain_days"`
+	// LeaseTTL is how long a group's lease holds without renewal (default
+	// 1h; renewed every third of it while the backup runs).
+	LeaseTTL string `toml:"lease_ttl"`
+	// StateDir keeps the state of uploads, so that a killed run's upload is
+	// resumed or cleaned up (default: the user's cache directory).
+	StateDir string `toml:"state_dir"`
+
+	leaseTTL time.Duration
+	partSize int64
 }
 
 // Retention says how many full chains of each group to keep.
@@ -268,13 +302,48 @@ func (j *Job) validate(dir string) error {
 		j.segmentSize = int(n)
 	}
 	d := &j.Destination
+	n := 0
+	for _, v := range []string{d.Dir, d.Tape, d.S3} {
+		if v != "" {
+			n++
+		}
+	}
 	switch {
-	case d.Dir == "" && d.Tape == "":
-		return errors.New("destination: give dir or tape")
-	case d.Dir != "" && d.Tape != "":
-		return errors.New("destination: give dir or tape, not both")
+	case n == 0:
+		return errors.New("destination: give dir, tape or s3")
+	case n > 1:
+		return errors.New("destination: give one of dir, tape and s3")
 	case d.Tape != "" && !media.IsTape(d.Tape):
 		return fmt.Errorf("destination tape %q: want /dev/nstN or tape:PATH", d.Tape)
+	case d.S3 != "" && media.Classify(d.S3) != media.KindS3:
+		return fmt.Errorf("destination s3 %q: want s3://BUCKET/PREFIX", d.S3)
+	}
+	if d.S3 != "" {
+		so := &d.S3Options
+		so.leaseTTL = time.Hour
+		if so.LeaseTTL != "" {
+			t, err := time.ParseDuration(so.LeaseTTL)
+			if err != nil || t < time.Minute {
+				return fmt.Errorf("destination s3_options.lease_ttl %q: want a duration of a minute or more", so.LeaseTTL)
+			}
+			so.leaseTTL = t
+		}
+		if so.PartSize != "" {
+			n, err := media.ParseSize(so.PartSize)
+			if err != nil || n < 5<<20 {
+				return fmt.Errorf("destination s3_options.part_size %q: want 5MiB or more", so.PartSize)
+			}
+			so.partSize = n
+		}
+		switch so.ObjectLockMode {
+		case "", "GOVERNANCE", "COMPLIANCE":
+		default:
+			return fmt.Errorf("destination s3_options.object_lock_mode %q: want GOVERNANCE or COMPLIANCE", so.ObjectLockMode)
+		}
+		if (so.ObjectLockMode == "") != (so.RetainDays == 0) {
+			return errors.New("destination s3_options: object_lock_mode and retain_days go together")
+		}
+		so.CAFile, so.StateDir = absIn(dir, so.CAFile), absIn(dir, so.StateDir)
 	}
 	if d.Tape != "" && strings.HasPrefix(d.Tape, media.EmulatedPrefix) {
 		t, err := media.ParseEmulatedSpec(d.Tape)
@@ -331,7 +400,26 @@ func (j *Job) FileName(group string, typ ese.BackupType, t time.Time, setID stri
 	r := strings.NewReplacer("{job}", j.Name, "{group}", group, "{type}", typ.String(),
 		"{time}", t.UTC().Format("20060102T150405Z"), "{date}", t.UTC().Format("2006-01-02"),
 		"{set}", setID, "{ext}", j.codec.Ext())
+	if j.IsS3() {
+		return strings.TrimSuffix(j.Destination.S3, "/") + "/" + j.Name + "/" + group + "/" + r.Replace(j.Destination.Name)
+	}
 	return filepath.Join(j.Destination.Dir, r.Replace(j.Destination.Name))
+}
+
+// IsS3 reports whether the job writes to an object store.
+func (j *Job) IsS3() bool { return j.Destination.S3 != "" }
+
+// s3Options are the media options of the job's S3 destination; at is the
+// backup's start (Object Lock retention is counted from it).
+func (j *Job) s3Options(at time.Time) media.S3Options {
+	c := j.Destination.S3Options
+	so := media.S3Options{StateDir: c.StateDir, LockMode: c.ObjectLockMode}
+	so.Store.Endpoint, so.Store.Region, so.Store.Profile, so.Store.CAFile, so.Store.PathStyle = c.Endpoint, c.Region, c.Profile, c.CAFile, c.PathStyle
+	so.Store.Concurrency, so.Store.PartSize = c.Concurrency, c.partSize
+	if c.RetainDays > 0 {
+		so.RetainUntil = at.Add(time.Duration(c.RetainDays) * 24 * time.Hour)
+	}
+	return so
 }
 
 // readToken reads a token file (trimmed).

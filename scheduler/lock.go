@@ -19,12 +19,17 @@ var ErrJobRunning = errors.New("already running")
 type LockedError struct {
 	Job, Group, File string
 	PID              int
+	// Held describes the holder of an S3 lease (another archiver host).
+	Held string
 }
 
 func (e *LockedError) Error() string {
 	who := "another run"
 	if e.PID > 0 {
 		who = fmt.Sprintf("another run (pid %d)", e.PID)
+	}
+	if e.Held != "" {
+		who = "another archiver (" + e.Held + ")"
 	}
 	if e.Group == tapeLock {
 		return fmt.Sprintf("job %s: the tape is being written by %s: %s (lock %s)", e.Job, who, ErrJobRunning, e.File)

@@ -1,12 +1,14 @@
 package scheduler
 
 import (
+	"context"
 	"errors"
 	"io/fs"
 	"os"
 
 	"github.com/tapestream/tapestream/catalog"
 	"github.com/tapestream/tapestream/ese"
+	"github.com/tapestream/tapestream/media"
 )
 
 // applyRetention expires the chains of a job's group beyond
@@ -76,13 +78,34 @@ func (r *Runner) applyRetention(cat *catalog.Catalog, j *Job, group, sig string)
 		return nil, nil
 	}
 	var firstErr error
-	for _, s := range expire {
-		if s.Location.Kind != "file" {
-			continue
-		}
-		for _, p := range s.Location.Paths {
-			if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) && firstErr == nil {
-				firstErr = err
+	var bucket *media.Bucket
+	for id, s := range expire {
+		switch s.Location.Kind {
+		case "file":
+			for _, p := range s.Location.Paths {
+				if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) && firstErr == nil {
+					firstErr = err
+				}
+			}
+		case "s3":
+			if bucket == nil {
+				b, err := media.OpenBucket(context.Background(), j.Destination.S3, j.s3Options(r.now()))
+				if err != nil {
+					return nil, err
+				}
+				bucket = b
+			}
+			// The last volume first: the first one present means the set is.
+			for i := len(s.Location.Paths) - 1; i >= 0; i-- {
+				if err := bucket.Delete(context.Background(), s.Location.Paths[i]); err != nil {
+					// An Object Lock retention keeps it: the set stays
+					// cataloged until a later run can delete it.
+					delete(expire, id)
+					if firstErr == nil {
+						firstErr = err
+					}
+					break
+				}
 			}
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/media/s3store"
 	"github.com/tapestream/tapestream/pace"
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/source"
@@ -386,6 +387,8 @@ type groupRun struct {
 	start  time.Time
 	log    *slog.Logger
 	pace   *pace.Controller // shared by the job's groups
+	// unlease releases the group's S3 lease (nil: none held).
+	unlease func()
 }
 
 // backupGroups backs up every group of the job through one source
@@ -492,11 +495,16 @@ func (r *Runner) request(cat *catalog.Catalog, j *Job, gs *groupRun, group strin
 	loc := catalog.Location{Kind: "file"}
 	var target, volLabel string
 	loaded := 0
-	if j.IsTape() {
+	switch {
+	case j.IsTape():
 		target = j.Destination.Tape
 		mo.Append = true
 		loc = catalog.Location{Kind: "tape", Target: media.BaseTarget(target)}
-	} else {
+	case j.IsS3():
+		target = j.FileName(group, typ, start, setID)
+		loc = catalog.Location{Kind: "s3", Target: target}
+		mo.S3 = j.s3Options(start)
+	default:
 		if err := os.MkdirAll(j.Destination.Dir, 0o755); err != nil {
 			return backup.Request{}, err
 		}
@@ -530,6 +538,9 @@ func (r *Runner) request(cat *catalog.Catalog, j *Job, gs *groupRun, group strin
 					return err
 				}
 				loaded = media.LoadedVolume(target)
+			}
+			if j.IsS3() && gs.unlease == nil {
+				return r.leaseGroup(j, gs, group)
 			}
 			return nil
 		},
@@ -567,10 +578,64 @@ func (r *Runner) request(cat *catalog.Catalog, j *Job, gs *groupRun, group strin
 	return backup.Request{Group: group, Target: target, Options: opts}, nil
 }
 
+// leaseGroup takes the group's lease in the job's bucket (two archiver
+// hosts sharing it never back up one group at once), keeps it renewed
+// while the backup runs, and cleans up the uploads a killed run of this
+// group left.
+func (r *Runner) leaseGroup(j *Job, gs *groupRun, group string) error {
+	ctx := context.Background()
+	b, err := media.OpenBucket(ctx, j.Destination.S3, j.s3Options(r.now()))
+	if err != nil {
+		return err
+	}
+	host, _ := os.Hostname()
+	owner := fmt.Sprintf("%s pid %d job %s", host, os.Getpid(), j.Name)
+	ttl := j.Destination.S3Options.leaseTTL
+	l, err := b.Lease(ctx, group, owner, ttl)
+	if err != nil {
+		if errors.Is(err, s3store.ErrLeaseHeld) {
+			return &LockedError{Job: j.Name, Group: group, File: b.URL("leases/" + group), Held: err.Error()}
+		}
+		return err
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := l.Renew(ctx); err != nil {
+					gs.log.Error("renewing the group's S3 lease failed", "err", err)
+				}
+			}
+		}
+	}()
+	gs.unlease = func() {
+		close(stop)
+		<-done
+		if err := l.Release(ctx); err != nil {
+			gs.log.Warn("releasing the group's S3 lease failed (it expires on its own)", "err", err)
+		}
+	}
+	aborted, err := b.AbortPending(ctx, j.Name+"/"+group+"/")
+	for _, a := range aborted {
+		gs.log.Warn("aborted an unfinished upload a killed run left", "upload", a)
+	}
+	return err
+}
+
 // finishGroup records the outcome of one group's backup: a failed set,
 // or the set written and then retention.
 func (r *Runner) finishGroup(cat *catalog.Catalog, j *Job, gs *groupRun, o backup.Outcome) {
 	gr, log := &gs.gr, gs.log
+	if gs.unlease != nil {
+		defer gs.unlease()
+	}
 	typ := o.Request.Options.Type
 	if set := gs.rec; set != nil {
 		gr.SetID, gr.Parent = set.ID, set.ParentID
@@ -585,6 +650,11 @@ func (r *Runner) finishGroup(cat *catalog.Catalog, j *Job, gs *groupRun, o backu
 	}
 	if o.Err == nil && gs.rec == nil {
 		o.Err = errors.New("the backup finished without recording its set")
+	}
+	if o.Err != nil && errors.Is(o.Err, ErrJobRunning) {
+		gr.err = o.Err // another archiver holds the group: nothing was tried
+		log.Warn("group skipped", "err", o.Err)
+		return
 	}
 	if o.Err != nil {
 		gr.err = o.Err
@@ -719,6 +789,12 @@ func (c *Config) JobFor(s *catalog.Set) string {
 	for _, j := range c.Jobs {
 		if j.IsTape() {
 			if s.Location.Kind == "tape" && media.BaseTarget(j.Destination.Tape) == s.Location.Target {
+				return j.Name
+			}
+			continue
+		}
+		if j.IsS3() {
+			if s.Location.Kind == "s3" && strings.HasPrefix(s.Location.Target, strings.TrimSuffix(j.Destination.S3, "/")+"/"+j.Name+"/") {
 				return j.Name
 			}
 			continue

@@ -29,6 +29,8 @@ type ScanOptions struct {
 	JobFor func(s *catalog.Set) string
 	// Log receives one line per set found (nil: quiet).
 	Log io.Writer
+	// S3 configures s3:// locations beyond their URL.
+	S3 media.S3Options
 }
 
 func (o ScanOptions) logf(format string, args ...any) {
@@ -130,6 +132,65 @@ func ScanFiles(ctx context.Context, paths []string, o ScanOptions) ([]*catalog.S
 			s.Job = o.JobFor(s)
 		}
 		o.logf("found %s set %s of %s (%s) in %s: %s", s.Type, s.ID, s.Group, s.Created.Format("2006-01-02T15:04:05Z07:00"), base, s.Status)
+		out = append(out, s)
+	}
+	return out, nil
+}
+
+// ScanS3 reads every set under s3://BUCKET/PREFIX (split volumes
+// KEY.001... count as one set; leases and other objects are skipped) and
+// returns a record for each.
+func ScanS3(ctx context.Context, url string, o ScanOptions) ([]*catalog.Set, error) {
+	b, err := media.OpenBucket(ctx, url, o.S3)
+	if err != nil {
+		return nil, err
+	}
+	objs, err := b.Objects(ctx, "")
+	if err != nil {
+		return nil, err
+	}
+	bases := map[string][]string{}
+	for _, obj := range objs {
+		base := obj.Key
+		if m := splitRE.FindStringSubmatch(base); m != nil {
+			base = strings.TrimSuffix(base, m[0])
+		}
+		bases[base] = append(bases[base], b.URL(obj.Key))
+	}
+	names := make([]string, 0, len(bases))
+	for k := range bases {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	ro := restore.Options{Sink: media.Options{RecordSize: o.RecordSize, S3: o.S3}}
+	var out []*catalog.Set
+	for _, base := range names {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		urls := bases[base]
+		sort.Strings(urls)
+		rd, err := media.OpenReader(urls[0], ro.Sink)
+		if err != nil {
+			o.logf("skipped %s: %v", urls[0], err)
+			continue
+		}
+		c, _, _ := media.Identify(rd)
+		rd.Close()
+		if c != media.ContentSet {
+			continue
+		}
+		infos, _, err := restore.Verify(ctx, []restore.SetSource{{Path: b.URL(base)}}, ro)
+		if err != nil || len(infos) == 0 {
+			o.logf("skipped %s: %v", b.URL(base), err)
+			continue
+		}
+		s := SetFromInfo(infos[0])
+		s.Location = catalog.Location{Kind: "s3", Target: b.URL(base), Paths: urls}
+		if o.JobFor != nil {
+			s.Job = o.JobFor(s)
+		}
+		o.logf("found %s set %s of %s (%s) in %s: %s", s.Type, s.ID, s.Group, s.Created.Format("2006-01-02T15:04:05Z07:00"), b.URL(base), s.Status)
 		out = append(out, s)
 	}
 	return out, nil

@@ -227,14 +227,17 @@ func runCatalogRebuild(ctx context.Context, o catalogOpts, targets []string) err
 		seen := map[string]bool{}
 		for _, j := range cfg.Jobs {
 			t := j.Destination.Dir
-			if j.IsTape() {
+			switch {
+			case j.IsTape():
 				t = j.Destination.Tape
+			case j.IsS3():
+				t = j.Destination.S3
 			}
 			if seen[t] {
 				continue
 			}
 			seen[t] = true
-			if !j.IsTape() {
+			if t == j.Destination.Dir {
 				if _, err := os.Stat(t); err != nil {
 					fmt.Fprintf(o.Err, "job %s: skipping %s: %v\n", j.Name, t, err)
 					continue
@@ -257,6 +260,19 @@ func runCatalogRebuild(ctx context.Context, o catalogOpts, targets []string) err
 	var files []string
 	total := 0
 	for _, t := range targets {
+		if media.Classify(t) == media.KindS3 {
+			sets, err := scan.ScanS3(ctx, t, so)
+			if err != nil {
+				return err
+			}
+			added, updated, err := cat.Merge(sets, nil)
+			if err != nil {
+				return err
+			}
+			total += len(sets)
+			fmt.Fprintf(o.Out, "%s: %d set(s): %d added, %d updated\n", t, len(sets), added, updated)
+			continue
+		}
 		if !media.IsTape(t) {
 			files = append(files, t)
 			continue
