@@ -432,8 +432,8 @@ func (w *Writer) switchVolume() error {
 // volume that held nothing else: every further volume would fail the same
 // way (a changer would be cycled through every cartridge).
 func (w *Writer) tooSmall(m *member) error {
-	return fmt.Errorf("%w: member %s (%d bytes stored) does not fit with the archive trailer on an empty volume (volume %d ended at %d bytes); use a smaller --segment-size (now %d) or larger volumes",
-		ErrVolumeTooSmall, m.name, len(m.hdr)+len(m.data), w.vol, w.pos, w.opts.SegmentSize)
+	return fmt.Errorf("%w: member %s (%d bytes stored) does not fit with the archive trailer on an empty volume (volume %d ended at %d bytes); use larger volumes, or a smaller --segment-size (now %d; a segment holds at least one frame, --frame-size, now %d)",
+		ErrVolumeTooSmall, m.name, len(m.hdr)+len(m.data), w.vol, w.pos, w.opts.SegmentSize, w.opts.FrameSize)
 }
 
 func (w *Writer) newVolume(redo []*member) error {
