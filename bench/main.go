@@ -49,6 +49,8 @@ type config struct {
 	NoWrite    bool
 	Ceiling    bool   // --ceiling: only the in-memory codec ceiling
 	CompareBin string // --compare-bin: a previous binary, for before/after rows
+
+	cleanups []func() // run when the harness ends (the S3 server)
 	WeekMail   int64  // mail a night in the week of nightly backups (0: skip)
 	Week       bool   // --week: only the week of nightly backups
 }
@@ -95,7 +97,11 @@ func main() {
 	if c.Runs < 1 {
 		c.Runs = 1
 	}
-	if err := run(context.Background(), &c); err != nil {
+	err = run(context.Background(), &c)
+	for _, f := range c.cleanups {
+		f()
+	}
+	if err != nil {
 		fatal(err)
 	}
 }

@@ -187,7 +187,12 @@ func mainRows(c *config, st *storeInfo) ([]*row, error) {
 			},
 			post: func(*sample) error { return os.RemoveAll(rdir) }},
 	)
-	return rows, nil
+	s3, stop, err := s3Rows(c, st, set, tsIn)
+	if err != nil {
+		logf("S3 rows left out: %v", err)
+	}
+	c.cleanups = append(c.cleanups, stop)
+	return append(rows, s3...), nil
 }
 
 // compareRow tells the rows that get a "before:" twin with --compare-bin.
