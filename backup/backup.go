@@ -210,7 +210,7 @@ func write(ctx context.Context, sess source.Session, dst media.Sink, target stri
 		return nil, err
 	}
 	label := tapeformat.Label{
-		SetID: o.SetID, SetType: sess.Type().String(),
+		SetID: o.SetID, SetType: sess.Type(),
 		StorageGroup: gi.Name, Databases: sess.Databases(), Created: o.Now().UTC(), Host: o.Host,
 		PreviousSetID:  prev,
 		GroupSignature: gi.Signature, LogPrefix: gi.LogPrefix, GroupID: gi.ID,

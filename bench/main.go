@@ -51,8 +51,8 @@ type config struct {
 	CompareBin string // --compare-bin: a previous binary, for before/after rows
 
 	cleanups []func() // run when the harness ends (the S3 server)
-	WeekMail   int64  // mail a night in the week of nightly backups (0: skip)
-	Week       bool   // --week: only the week of nightly backups
+	WeekMail int64    // mail a night in the week of nightly backups (0: skip)
+	Week     bool     // --week: only the week of nightly backups
 }
 
 func main() {

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media/s3store"
 	"github.com/tapestream/tapestream/media/s3store/s3test"
 	"github.com/tapestream/tapestream/tapeformat"
@@ -93,7 +94,7 @@ func writeTapeSet(t *testing.T, w tapeformat.VolumeWriter, rs int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := tw.Begin(tapeformat.Label{SetID: tapeformat.NewSetID(), SetType: tapeformat.SetFull, StorageGroup: "SG1",
+	if err := tw.Begin(tapeformat.Label{SetID: tapeformat.NewSetID(), SetType: ese.Full, StorageGroup: "SG1",
 		Databases: []string{"Mailbox1"}, Created: time.Now().UTC(), Host: "test"}); err != nil {
 		t.Fatal(err)
 	}

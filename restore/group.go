@@ -13,6 +13,7 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/wal"
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/internal/failpoint"
 	"github.com/tapestream/tapestream/tapeformat"
 )
@@ -285,7 +286,7 @@ func (r *run) checkNext(i int, l *tapeformat.Label) error {
 		return nil
 	}
 	prev := r.infos[i-1]
-	if l.SetType == tapeformat.SetDifferential {
+	if l.SetType == ese.Differential {
 		prev = r.infos[0]
 	}
 	_, prevHigh := prev.LogRange()

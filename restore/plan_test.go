@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/tapeformat"
 )
 
@@ -13,10 +14,10 @@ import (
 // the one it follows is out of order, and labels without a range (fulls,
 // older sets) are checked later from the manifests.
 func TestValidateLabelRanges(t *testing.T) {
-	lbl := func(id, typ string, lo, hi uint32) tapeformat.Label {
+	lbl := func(id string, typ ese.BackupType, lo, hi uint32) tapeformat.Label {
 		return tapeformat.Label{SetID: id, SetType: typ, LogFirst: lo, LogLast: hi}
 	}
-	full := lbl("F", tapeformat.SetFull, 0, 0)
+	full := lbl("F", ese.Full, 0, 0)
 	for _, c := range []struct {
 		sets []tapeformat.Label
 		want string

@@ -171,7 +171,7 @@ func ValidateChain(labels []tapeformat.Label) error {
 		return errors.New("no backup set given")
 	}
 	first := labels[0]
-	if first.SetType != tapeformat.SetFull && first.SetType != tapeformat.SetCopy {
+	if first.SetType != ese.Full && first.SetType != ese.Copy {
 		return fmt.Errorf("set %s is a %s backup; a restore starts with a full (or copy) set", first.SetID, first.SetType)
 	}
 	seen := map[string]bool{first.SetID: true}
@@ -185,14 +185,14 @@ func ValidateChain(labels []tapeformat.Label) error {
 		}
 		seen[l.SetID] = true
 		switch l.SetType {
-		case tapeformat.SetIncremental:
-			if prev.SetType == tapeformat.SetDifferential {
+		case ese.Incremental:
+			if prev.SetType == ese.Differential {
 				return fmt.Errorf("incremental set %s follows differential set %s: a chain is full+incrementals or full+one differential", l.SetID, prev.SetID)
 			}
 			if l.PreviousSetID != "" && l.PreviousSetID != prev.SetID {
 				return fmt.Errorf("incremental set %s continues set %s, not %s: a set is missing or the order is wrong", l.SetID, l.PreviousSetID, prev.SetID)
 			}
-		case tapeformat.SetDifferential:
+		case ese.Differential:
 			if i != 0 || len(labels) != 2 {
 				return fmt.Errorf("differential set %s must directly follow its full set, alone", l.SetID)
 			}
@@ -211,7 +211,7 @@ func ValidateChain(labels []tapeformat.Label) error {
 func ValidateLogRanges(sets []*SetInfo) error {
 	for i := 1; i < len(sets); i++ {
 		prev := sets[i-1]
-		if sets[i].Label.SetType == tapeformat.SetDifferential {
+		if sets[i].Label.SetType == ese.Differential {
 			prev = sets[0]
 		}
 		_, prevHigh := prev.LogRange()
@@ -402,7 +402,7 @@ func readFrom(ctx context.Context, src SetSource, tr *tapeformat.Reader, o Optio
 	// A database the label names that the set gave nothing of (cut before
 	// it began) is lost whole; the reader alone cannot know it existed.
 	for _, db := range info.Label.Databases {
-		if !ese.BackupType(info.Label.SetType).CopiesDatabases() {
+		if !info.Label.SetType.CopiesDatabases() {
 			break // an incremental or differential holds logs only
 		}
 		name := db + ".edb"

@@ -14,6 +14,7 @@ import (
 
 	"github.com/zeebo/blake3"
 
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )
 
@@ -53,13 +54,14 @@ const (
 	MaxDBHeader = 32 << 10
 )
 
-// File kinds (WIRE CONSTANTS, stored in member records and the manifest) and
-// the directory their segments are stored under.
+// File kinds (package ese's WIRE CONSTANTS, stored in member records and
+// the manifest as strings) and the directory their segments are stored
+// under.
 const (
-	KindDatabase  = "database"  // databases/
-	KindStreaming = "streaming" // databases/ (ESE .stm streaming file)
-	KindLog       = "log"       // logs/
-	KindOther     = "other"     // files/
+	KindDatabase  = string(ese.KindDatabase)  // databases/
+	KindStreaming = string(ese.KindStreaming) // databases/ (ESE .stm streaming file)
+	KindLog       = string(ese.KindLog)       // logs/
+	KindOther     = string(ese.KindOther)     // files/
 )
 
 func validKind(kind string) bool {
@@ -80,32 +82,24 @@ func kindDir(kind string) string {
 	return "files"
 }
 
-// Set types.
-const (
-	SetFull         = "full"
-	SetIncremental  = "incremental"
-	SetDifferential = "differential"
-	SetCopy         = "copy"
-)
-
 // Label is the content of the label member, the first member of every
 // volume. From format version 3 on it is also repeated, without Volume, in
 // every file's first member record and file-info frame (FileHeader.Set),
 // so that a reader that lost the label member loses nothing.
 type Label struct {
-	FormatVersion int       `json:"format_version"`
-	SetID         string    `json:"set_id"`
-	SetType       string    `json:"set_type"`
-	StorageGroup  string    `json:"storage_group"`
-	Databases     []string  `json:"databases"`
-	Created       time.Time `json:"created"`
-	Host          string    `json:"host"`
-	Codec         string    `json:"codec"`
-	RecordSize    int       `json:"record_size"`
-	SegmentSize   int       `json:"segment_size"`
-	FrameSize     int       `json:"frame_size"`
-	Volume        int       `json:"volume"`
-	PreviousSetID string    `json:"previous_set_id,omitempty"`
+	FormatVersion int            `json:"format_version"`
+	SetID         string         `json:"set_id"`
+	SetType       ese.BackupType `json:"set_type"`
+	StorageGroup  string         `json:"storage_group"`
+	Databases     []string       `json:"databases"`
+	Created       time.Time      `json:"created"`
+	Host          string         `json:"host"`
+	Codec         string         `json:"codec"`
+	RecordSize    int            `json:"record_size"`
+	SegmentSize   int            `json:"segment_size"`
+	FrameSize     int            `json:"frame_size"`
+	Volume        int            `json:"volume"`
+	PreviousSetID string         `json:"previous_set_id,omitempty"`
 	// Digest names the file digest of the manifest (DigestBLAKE3); sets
 	// written before it existed carry SHA-256 and leave it empty.
 	Digest string `json:"digest,omitempty"`
@@ -207,7 +201,7 @@ type Totals struct {
 type ManifestInfo struct {
 	LogFirst       uint64            `json:"log_first_generation,omitempty"`
 	LogLast        uint64            `json:"log_last_generation,omitempty"`
-	SetType        string            `json:"set_type,omitempty"`
+	SetType        ese.BackupType    `json:"set_type,omitempty"`
 	GroupSignature string            `json:"group_signature,omitempty"`
 	LogPrefix      string            `json:"log_prefix,omitempty"`
 	Extra          map[string]string `json:"extra,omitempty"`
@@ -218,7 +212,7 @@ func (mi *ManifestInfo) fillTyped() {
 		return
 	}
 	if mi.SetType == "" {
-		mi.SetType = mi.Extra["set_type"]
+		mi.SetType = ese.BackupType(mi.Extra["set_type"])
 	}
 	if mi.GroupSignature == "" {
 		mi.GroupSignature = mi.Extra["group_signature"]

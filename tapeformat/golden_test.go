@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tapestream/tapestream/ese"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden sets in testdata/")
@@ -99,7 +101,7 @@ func TestGolden(t *testing.T) {
 						t.Fatalf("golden %s: header %+v", name, h)
 					}
 				}
-				if res.manifest.Info.SetType != SetFull || res.manifest.Info.GroupSignature != want.GroupSignature {
+				if res.manifest.Info.SetType != ese.Full || res.manifest.Info.GroupSignature != want.GroupSignature {
 					t.Fatalf("golden %s: manifest info %+v", name, res.manifest.Info)
 				}
 			}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 	"github.com/tapestream/tapestream/tapeformat/internal/testgen"
 )
@@ -34,7 +35,7 @@ func smallOpts(t testing.TB, c string) WriterOptions {
 }
 
 func testLabel() Label {
-	return Label{SetID: "0123456789abcdef0123456789abcdef", SetType: SetFull, StorageGroup: "First Storage Group",
+	return Label{SetID: "0123456789abcdef0123456789abcdef", SetType: ese.Full, StorageGroup: "First Storage Group",
 		Databases: []string{"Mailbox1"}, Created: testCreated, Host: "exch01",
 		GroupSignature: "7a1c5e0f3b2d4c6e8a9b0c1d2e3f4a5b", LogPrefix: "E00", GroupID: 1, DatabaseIDs: []int{0, 1}}
 }

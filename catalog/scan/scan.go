@@ -46,7 +46,7 @@ func SetFromInfo(info *restore.SetInfo) *catalog.Set {
 	l := info.Label
 	s := &catalog.Set{
 		ID: l.SetID, Group: l.StorageGroup, GroupSignature: l.GroupSignature, Databases: l.Databases,
-		Type: ese.BackupType(l.SetType), Created: l.Created.UTC(), ParentID: l.PreviousSetID, Codec: l.Codec, RecordSize: l.RecordSize,
+		Type: l.SetType, Created: l.Created.UTC(), ParentID: l.PreviousSetID, Codec: l.Codec, RecordSize: l.RecordSize,
 		Status: catalog.StatusComplete,
 	}
 	if s.Type == ese.Full {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapestream/tapestream/engine"
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/tapeformat"
 )
@@ -66,11 +67,11 @@ func runList(ctx context.Context, o listOpts) error {
 	}
 	chain := "start of a chain"
 	switch l.SetType {
-	case tapeformat.SetIncremental:
+	case ese.Incremental:
 		chain = "incremental: restore after its full and earlier incrementals"
-	case tapeformat.SetDifferential:
+	case ese.Differential:
 		chain = "differential: restore after its full"
-	case tapeformat.SetCopy:
+	case ese.Copy:
 		chain = "copy: stands alone (does not start a chain for incrementals)"
 	}
 	fmt.Fprintf(o.Out, "  chain position: %s\n", chain)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/restore"
 )
 
@@ -44,7 +45,7 @@ type verifyReport struct {
 type verifySet struct {
 	Path     string            `json:"path"`
 	SetID    string            `json:"set_id"`
-	Type     string            `json:"type"`
+	Type     ese.BackupType    `json:"type"`
 	Group    string            `json:"group"`
 	Files    int               `json:"files"`
 	Bytes    int64             `json:"bytes"`
@@ -86,7 +87,7 @@ func runVerify(ctx context.Context, o verifyOpts) error {
 			if len(s.Problems) > 0 {
 				state = fmt.Sprintf("DAMAGED (%d problems)", len(s.Problems))
 			}
-			fmt.Fprintf(o.Out, "%s: %s %s set %s of %s, %d files, %d bytes, logs %d-%d: %s\n", s.Path, "tapestream", restore.Printable(s.Type), restore.Printable(s.SetID), restore.Printable(s.Group), s.Files, s.Bytes, s.LogFirst, s.LogLast, state)
+			fmt.Fprintf(o.Out, "%s: %s %s set %s of %s, %d files, %d bytes, logs %d-%d: %s\n", s.Path, "tapestream", restore.Printable(string(s.Type)), restore.Printable(s.SetID), restore.Printable(s.Group), s.Files, s.Bytes, s.LogFirst, s.LogLast, state)
 			for _, w := range s.Warnings {
 				fmt.Fprintf(o.Out, "  warning: %s\n", w)
 			}

@@ -67,6 +67,7 @@ func (s *Session) LowGen() uint32                                        { retur
 func (s *Session) HighGen() uint32                                       { return 1 }
 func (s *Session) Abort(err error)                                       { s.mu.Lock(); s.aborted = err; s.mu.Unlock() }
 func (s *Session) LogFiles(context.Context) ([]engine.BackupFile, error) { return nil, nil }
+
 // End records a successful end, and a truncation when asked for one.
 func (s *Session) End(_ context.Context, _ string, truncate bool) ([]string, error) {
 	s.mu.Lock()
