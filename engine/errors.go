@@ -86,3 +86,18 @@ var (
 	// ErrNoTable is returned when a table does not exist.
 	ErrNoTable = errors.New("engine: no such table")
 )
+
+// ErrNotStore: a directory given as a store is not one.
+var ErrNotStore = errors.New("engine: not a store")
+
+// NotStoreError says why Root is not a store and how to make one.
+type NotStoreError struct {
+	Root   string
+	Reason string // "no such directory", "no storage group in it", ...
+}
+
+func (e *NotStoreError) Error() string {
+	return fmt.Sprintf("%s is not a store (%s); create one with: tapestream store init --dir %s", e.Root, e.Reason, e.Root)
+}
+
+func (e *NotStoreError) Unwrap() error { return ErrNotStore }

@@ -140,9 +140,36 @@ func ListGroups(root string) ([]GroupConfig, error) {
 	return out, nil
 }
 
+// CheckStore returns a *NotStoreError unless root is a directory holding
+// at least one storage group. It writes nothing: opening a store takes its
+// lock, which creates the LOCK file, and a mistyped path must not turn into
+// a directory with a LOCK file in it.
+func CheckStore(root string) error {
+	st, err := os.Stat(root)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return &NotStoreError{Root: root, Reason: "no such directory"}
+	case err != nil:
+		return err
+	case !st.IsDir():
+		return &NotStoreError{Root: root, Reason: "not a directory"}
+	}
+	cfgs, err := ListGroups(root)
+	if err != nil {
+		return err
+	}
+	if len(cfgs) == 0 {
+		return &NotStoreError{Root: root, Reason: "no storage group in it"}
+	}
+	return nil
+}
+
 // OpenServer locks root and opens (recovering) every storage group in it.
 func OpenServer(root string, opts Options) (*Server, error) {
 	opts.fill()
+	if err := CheckStore(root); err != nil {
+		return nil, err
+	}
 	release, err := LockStore(root)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package media
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -245,3 +246,75 @@ func (r *streamReader) Close() error {
 
 // Durable: a stream's consumer (a pipe, a device) is out of sight.
 func (s *streamSink) Durable() bool { return false }
+
+// InterruptibleStdin is the process's standard input for the "-" source,
+// read on its own goroutine so that a Read waiting on a silent pipe
+// returns ctx's error when ctx ends: a read(2) blocked on fd 0 cannot be
+// cancelled, and a restore stopped by Ctrl-C must get back to undo what
+// it wrote. The goroutine starts with the first Read; one left blocked in
+// read(2) after ctx ended goes with the process.
+func InterruptibleStdin(ctx context.Context) io.Reader {
+	return &ctxReader{ctx: ctx, src: os.Stdin}
+}
+
+type ctxReader struct {
+	ctx  context.Context
+	src  io.Reader
+	once sync.Once
+	ch   chan readChunk
+	cur  readChunk
+	off  int
+}
+
+type readChunk struct {
+	buf *[]byte
+	n   int
+	err error
+}
+
+var stdinBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
+
+func (r *ctxReader) start() {
+	raisePipeSize(os.Stdin, PipeBufferSize)
+	r.ch = make(chan readChunk, 4)
+	go func() {
+		defer close(r.ch)
+		for {
+			bp := stdinBuffers.Get().(*[]byte)
+			n, err := r.src.Read(*bp)
+			select {
+			case r.ch <- readChunk{bp, n, err}:
+			case <-r.ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+}
+
+func (r *ctxReader) Read(p []byte) (int, error) {
+	r.once.Do(r.start)
+	for r.cur.buf == nil || r.off == r.cur.n {
+		if r.cur.err != nil {
+			return 0, r.cur.err
+		}
+		if r.cur.buf != nil {
+			stdinBuffers.Put(r.cur.buf)
+			r.cur.buf = nil
+		}
+		select {
+		case c, ok := <-r.ch:
+			if !ok {
+				return 0, r.ctx.Err()
+			}
+			r.cur, r.off = c, 0
+		case <-r.ctx.Done():
+			return 0, r.ctx.Err()
+		}
+	}
+	n := copy(p, (*r.cur.buf)[r.off:r.cur.n])
+	r.off += n
+	return n, nil
+}

@@ -66,8 +66,12 @@ func (p Problem) String() string {
 	if p.Member != "" {
 		b.WriteString("member " + Printable(p.Member) + ": ")
 	}
-	if p.Length != 0 {
+	switch {
+	case p.Offset < 0: // not attributable to a place in a file
+	case p.Length > 0:
 		fmt.Fprintf(&b, "bytes [%d,+%d): ", p.Offset, p.Length)
+	case p.Length < 0:
+		fmt.Fprintf(&b, "bytes from %d to the end: ", p.Offset)
 	}
 	if p.Page >= 0 && (p.Page > 0 || p.File != "" && p.Length > 0 && p.Offset == 0) {
 		fmt.Fprintf(&b, "page %d: ", p.Page)

@@ -143,6 +143,11 @@ func (s *Server) handleStream(w http.ResponseWriter, r *http.Request) {
 		s.metrics.bytes.Add(int64(c.n))
 		se.touch(0)
 	}
+	// The reader stopped without EOF or an error: the request's context
+	// ended, i.e. the client went away while the reader waited for room
+	// in the ring. That is the same disconnect as a failed write (a CI
+	// run once left the session to the idle timeout here).
+	clientGone(fmt.Errorf("connection closed: %w", context.Cause(r.Context())))
 }
 
 func (s *Server) isClosing() bool {

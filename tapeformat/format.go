@@ -322,6 +322,9 @@ type FormatError struct {
 }
 
 func (e *FormatError) Error() string {
+	if e.Member == "" { // the damage is between members, or hit a header
+		return fmt.Sprintf("tapeformat: volume %d offset %d: %v", e.Volume, e.Offset, e.Err)
+	}
 	return fmt.Sprintf("tapeformat: volume %d offset %d member %q: %v", e.Volume, e.Offset, e.Member, e.Err)
 }
 

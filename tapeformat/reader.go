@@ -100,6 +100,12 @@ type Loss struct {
 }
 
 func (l Loss) String() string {
+	switch {
+	case l.Offset < 0:
+		return fmt.Sprintf("%s: %s", l.File, l.Reason)
+	case l.Length < 0:
+		return fmt.Sprintf("%s [%d,end): %s", l.File, l.Offset, l.Reason)
+	}
 	return fmt.Sprintf("%s [%d,+%d): %s", l.File, l.Offset, l.Length, l.Reason)
 }
 

@@ -54,8 +54,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitOK
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case isUsage(err), errors.Is(err, media.ErrNoSet):
-		return exitUsage // a set that is not there is a wrong argument
+	case isUsage(err), errors.Is(err, media.ErrNoSet), errors.Is(err, engine.ErrNotStore):
+		return exitUsage // a set or a store that is not there is a wrong argument
 	case errors.Is(err, scheduler.ErrJobRunning):
 		return exitLocked
 	case errors.Is(err, wal.LogWriteFail):

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 
@@ -203,8 +204,10 @@ func (m *readMediaFlags) add(c *cobra.Command) {
 	f.StringVar(&m.NextVolumeCmd, "next-volume-cmd", "", "command run to load the next tape volume")
 }
 
-func (m readMediaFlags) options() (media.Options, error) {
-	o := media.Options{NextVolumeCmd: m.NextVolumeCmd, FileNumber: m.FileNumber}
+// options are the media options of reading; ctx ends a read waiting on
+// standard input.
+func (m readMediaFlags) options(ctx context.Context) (media.Options, error) {
+	o := media.Options{NextVolumeCmd: m.NextVolumeCmd, FileNumber: m.FileNumber, Stdin: media.InterruptibleStdin(ctx)}
 	if m.BlockSize != "" {
 		n, err := parseSize("block-size", m.BlockSize)
 		if err != nil {

@@ -46,7 +46,7 @@ type listing struct {
 }
 
 func runList(ctx context.Context, o listOpts) error {
-	ro, err := readOptions(o.Read, true)
+	ro, err := readOptions(ctx, o.Read, true)
 	if err != nil {
 		return err
 	}

@@ -96,9 +96,12 @@ func execute(ctx context.Context, root *cobra.Command) error {
 		}
 	}
 	mark(root)
-	err := root.ExecuteContext(ctx)
+	c, err := root.ExecuteContextC(ctx)
 	if err != nil && !ran && !isUsage(err) {
 		err = &usageError{err.Error()}
+	}
+	if err != nil && ctx.Err() != nil {
+		err = interrupted(c, err)
 	}
 	return err
 }

@@ -137,8 +137,8 @@ func setSources(paths []string, fileNumber int) []restore.SetSource {
 }
 
 // readOptions are the options of reading sets back (restore, verify, list).
-func readOptions(m readMediaFlags, salvage bool) (restore.Options, error) {
-	mo, err := m.options()
+func readOptions(ctx context.Context, m readMediaFlags, salvage bool) (restore.Options, error) {
+	mo, err := m.options(ctx)
 	if err != nil {
 		return restore.Options{}, err
 	}
@@ -156,11 +156,13 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ro, err := readOptions(o.Read, o.Salvage)
+	ro, err := readOptions(ctx, o.Read, o.Salvage)
 	if err != nil {
 		return nil, err
 	}
-	ro.Sink.Stdin = o.stdin
+	if o.stdin != nil {
+		ro.Sink.Stdin = o.stdin
+	}
 	if len(o.Sets) > 1 && slices.Contains(o.Sets, "-") {
 		return nil, usagef("standard input holds one set; give the others as files or tapes")
 	}

@@ -34,6 +34,9 @@ func openGroup(dir, group string, opts engine.Options) (*engine.Group, func() er
 	if group == "" {
 		return nil, nil, usagef("--group is required")
 	}
+	if err := engine.CheckStore(dir); err != nil {
+		return nil, nil, err
+	}
 	release, err := engine.LockStore(dir)
 	if err != nil {
 		return nil, nil, err

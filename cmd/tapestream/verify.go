@@ -56,11 +56,16 @@ type verifySet struct {
 }
 
 func runVerify(ctx context.Context, o verifyOpts) error {
-	ro, err := readOptions(o.Read, true)
+	ro, err := readOptions(ctx, o.Read, true)
 	if err != nil {
 		return err
 	}
 	infos, chain, err := restore.Verify(ctx, setSources(o.Sets, o.Read.FileNumber), ro)
+	if err == nil {
+		// An interrupted read is not a verdict: the cancellation shows up
+		// as a problem of the set being read, which is not damage.
+		err = ctx.Err()
+	}
 	if err != nil {
 		return err
 	}
