@@ -185,6 +185,54 @@ func IdentifyFile(target string, n, recordSize int) (Content, *VolumeLabel, erro
 	return c, l, err
 }
 
+// TapeFile is what the start of a tape file holds.
+type TapeFile struct {
+	Content Content
+	Label   *VolumeLabel      // ContentLabel: the volume label
+	Set     *tapeformat.Label // ContentSet: the set label (nil when it does not parse)
+}
+
+// ProbeFile tells what tape file n of target holds (reading at most 64
+// KiB of it): ErrEndOfData when the tape has no file n.
+func ProbeFile(target string, n, recordSize int) (TapeFile, error) {
+	rd, err := OpenReader(target, Options{RecordSize: recordSize, FileNumber: n})
+	if err != nil {
+		return TapeFile{}, err
+	}
+	defer rd.Close()
+	b, err := io.ReadAll(io.LimitReader(rd, identifyBytes))
+	if err != nil {
+		return TapeFile{}, err
+	}
+	p := identify(b)
+	if p.err != nil {
+		p.err = fmt.Errorf("%s file %d: %w", target, n, p.err)
+	}
+	return TapeFile{Content: p.content, Label: p.label, Set: p.set}, p.err
+}
+
+// EmulatedCartridges lists the cartridges of an emulated tape: the one
+// its volume= option names, else every cartridge image in its directory,
+// each as a target reading that cartridge (tape:PATH?volume=N).
+func EmulatedCartridges(target string) ([]string, error) {
+	t, err := ParseEmulatedSpec(target)
+	if err != nil {
+		return nil, err
+	}
+	if t.Volume > 0 {
+		return []string{target}, nil
+	}
+	nums, err := t.cartridges()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, n := range nums {
+		out = append(out, WithVolume(target, n))
+	}
+	return out, nil
+}
+
 // ReadVolumeLabel reads tape file 0 of the loaded cartridge of target.
 func ReadVolumeLabel(target string, recordSize int) (Content, *VolumeLabel, error) {
 	c, l, err := IdentifyFile(WithVolume(target, LoadedVolume(target)), 0, recordSize)

@@ -413,6 +413,9 @@ func (s *tapeSink) chooseLabel(w wantVolume) (VolumeLabel, string, error) {
 	}
 	switch p0.content {
 	case ContentBlank:
+		if w.label == "" {
+			return VolumeLabel{}, "it is blank, and blank cartridges are not labelled (auto_label off: label it with tapestream tape label)", nil
+		}
 		return fresh, "", nil
 	case ContentLabel:
 		l := *p0.label
@@ -429,7 +432,7 @@ func (s *tapeSink) chooseLabel(w wantVolume) (VolumeLabel, string, error) {
 		l.SetID, l.SetVolume = lb.SetID, w.n
 		return l, "", nil
 	}
-	if s.opts.Overwrite {
+	if s.opts.Overwrite && w.label != "" {
 		return fresh, "", nil
 	}
 	return VolumeLabel{}, "it holds data but no volume label", nil
