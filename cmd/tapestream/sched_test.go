@@ -528,9 +528,11 @@ func TestSchedTape(t *testing.T) {
 		t.Fatalf("restored: %v %v seqs %v want %v", err, rep.Err(), rep.Seqs, seqs[len(seqs)-1])
 	}
 
-	// The next run (a full) appends to the continuation volume; retention
-	// (keep 1 chain) expires every earlier set, and the first volume, whose
-	// sets have all expired, becomes recyclable.
+	// The next run (a full) appends to the continuation cartridge, which
+	// was labelled MAIL0002 when the set continued on it (its file 1 holds
+	// the continuation); retention (keep 1 chain) expires every earlier
+	// set, and the first volume, whose sets have all expired, becomes
+	// recyclable.
 	e.now = e.now.Add(24 * time.Hour)
 	o := e.opts()
 	o.Job, o.Level = "tape", "full"
@@ -539,7 +541,7 @@ func TestSchedTape(t *testing.T) {
 		t.Fatalf("run after the volume change: %v", err)
 	}
 	last, _ := e.catalog().GetSet(sum.Jobs[0].Groups[0].SetID)
-	if tv := last.Location.Tape[0]; tv.Label != "" || tv.Loaded != 2 || tv.FileNumber != 1 {
+	if tv := last.Location.Tape[0]; tv.Label != "MAIL0002" || tv.Loaded != 2 || tv.FileNumber != 2 {
 		t.Fatalf("set after the volume change: %+v", last.Location)
 	}
 	for _, id := range ids {
