@@ -35,11 +35,15 @@ type schedEnv struct {
 	logs    bytes.Buffer
 }
 
-func newSchedEnv(t *testing.T, cfg string) *schedEnv {
+func newSchedEnv(t *testing.T, cfg string, moreGroups ...string) *schedEnv {
 	t.Helper()
 	e := &schedEnv{t: t, dir: t.TempDir()}
 	store := filepath.Join(e.dir, "store")
-	if err := engine.InitStore(store, []engine.GroupSpec{{Name: "SG1", Databases: []string{"Mailbox1", "Public"}, LogSize: 256 << 10}}, engine.Options{}); err != nil {
+	specs := []engine.GroupSpec{{Name: "SG1", Databases: []string{"Mailbox1", "Public"}, LogSize: 256 << 10}}
+	for _, g := range moreGroups {
+		specs = append(specs, engine.GroupSpec{Name: g, Databases: []string{"Mailbox1"}, LogSize: 256 << 10})
+	}
+	if err := engine.InitStore(store, specs, engine.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	srv, err := engine.OpenServer(store, engine.Options{})
