@@ -142,6 +142,14 @@ func TestLabelledContinuation(t *testing.T) {
 		t.Fatalf("read back %d of 40 records: %v", n, got)
 	}
 
+	// The wrong first cartridge in the drive is named and refused; the
+	// library gets the right one.
+	stderr.Reset()
+	got = readAllVolumes(t, h.target+"&volume=2", opts, rs, 3)
+	if len(got[0]) == 0 || got[0][0] != [2]int{1, 0} || !strings.Contains(stderr.String(), "refused the cartridge in tape:"+h.dir+": it is P0001 (pool p, volume 2 of set set1), not P0000 (volume 1 of set set1)") {
+		t.Fatalf("first volume from the wrong cartridge: %v\n%s", got[0], stderr.String())
+	}
+
 	// A cartridge the library does not hold is named, and reading fails.
 	opts.Expect.Labels[2] = "P0077"
 	r, err := OpenReader(h.target+"&volume=1", opts)

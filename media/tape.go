@@ -563,8 +563,10 @@ func (r *tapeReader) want(n int) wantVolume {
 func (r *tapeReader) acquire(w wantVolume, change bool) (int, error) {
 	dev := r.ld.name()
 	var refused []string
+	changed := false
 	for {
 		if change {
+			changed = true
 			if r.drive != nil {
 				err := r.drive.Close()
 				r.drive = nil
@@ -623,7 +625,8 @@ func (r *tapeReader) acquire(w wantVolume, change bool) (int, error) {
 		}
 		fmt.Fprintf(r.opts.stderr(), "tapestream: refused the cartridge in %s: %s, not %s\n", dev, why, w)
 		refused = append(refused, why)
-		if len(refused) >= maxRefusals || !r.ld.retries() {
+		// The cartridge found in the drive is always followed by a change.
+		if len(refused) >= maxRefusals || changed && !r.ld.retries() {
 			return 0, newErr("read", dev, fmt.Errorf("%w: wanted %s; %s", ErrWrongCartridge, w, strings.Join(refused, "; ")))
 		}
 	}
