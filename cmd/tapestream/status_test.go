@@ -128,14 +128,14 @@ func TestStatusWeek(t *testing.T) {
 		nextLevel string
 	}
 	want := []night{
-		{"full", []int{0}, 0, 1, -1, "incremental"},                // 0 Sun
-		{"incremental", []int{0, 1}, 0, 2, -1, "incremental"},      // 1 Mon
-		{"incremental", []int{0, 1, 2}, 0, 3, -1, "full"},          // 2 Tue
-		{"full", []int{3}, 0, 4, 0, "incremental"},                 // 3 Wed: two chains, keep 2: the first expires next
-		{"incremental", []int{3, 4}, 0, 5, 0, "incremental"},       // 4 Thu
-		{"full", []int{5}, 3, 2, 3, "incremental"},                 // 5 Fri: Thursday's set deleted: promoted; the first chain expired
-		{"incremental", []int{5, 6}, 3, 3, 3, "full"},              // 6 Sat
-		{"full", []int{7}, 5, 3, 5, "incremental"},                 // 7 Sun
+		{"full", []int{0}, 0, 1, -1, "incremental"},           // 0 Sun
+		{"incremental", []int{0, 1}, 0, 2, -1, "incremental"}, // 1 Mon
+		{"incremental", []int{0, 1, 2}, 0, 3, -1, "full"},     // 2 Tue
+		{"full", []int{3}, 0, 4, 0, "incremental"},            // 3 Wed: two chains, keep 2: the first expires next
+		{"incremental", []int{3, 4}, 0, 5, 0, "incremental"},  // 4 Thu
+		{"full", []int{5}, 3, 2, 3, "incremental"},            // 5 Fri: Thursday's set deleted: promoted; the first chain expired
+		{"incremental", []int{5, 6}, 3, 3, 3, "full"},         // 6 Sat
+		{"full", []int{7}, 5, 3, 5, "incremental"},            // 7 Sun
 	}
 	ids := make([]string, len(want))
 	times := make([]time.Time, len(want))
@@ -208,7 +208,7 @@ func TestStatusWeek(t *testing.T) {
 				times[w.oldest], times[i], w.points, age)
 		}
 		mail := findJob(st, "mail")
-		wantNext := times[i].Add(24*time.Hour).Truncate(time.Hour)
+		wantNext := times[i].Add(24 * time.Hour).Truncate(time.Hour)
 		if mail == nil || mail.LastStatus != "success" || !mail.LastRun.Equal(times[i]) || !mail.NextRun.Equal(wantNext) || mail.NextLevel != w.nextLevel {
 			t.Fatalf("night %d: job mail %+v, want next run %s %s", i, mail, wantNext, w.nextLevel)
 		}
