@@ -31,8 +31,9 @@ const VolumeLabelName = "tapestream/volume.json"
 // SetID and SetVolume name what file 1 holds. A cartridge that a set
 // continues on (set_volume >= 2) carries them, so that a cartridge can be
 // told from any other without the catalog: a reader refuses one whose
-// label names another set or volume. A cartridge labelled before any set
-// was written on it (tapestream tape label) has neither.
+// label names another set or volume. A first cartridge (labelled by
+// tapestream tape label, or when a set starts on a blank one) has neither:
+// the set in its file 1 names itself in its own label.
 type VolumeLabel struct {
 	Tapestream int       `json:"tapestream_volume"` // 1
 	Label      string    `json:"label"`

@@ -16,7 +16,7 @@
 //	[[job]]
 //	name    = "mail"
 //	store   = "/srv/store"             # in process; or server = "https://host:7420", token_file = "..."
-//	groups  = ["SG1", "SG2"]
+//	groups  = ["SG1", "SG2"]           # required; ["*"]: every group of the store
 //	codec   = "zstd"
 //	workers = 4
 //	max_rate = "200MiB"
@@ -33,7 +33,7 @@
 //	name       = "{group}-{type}-{time}.tar.zst"   # {job} {group} {type} {time} {date} {set}
 //	split_size = "4GiB"
 //	# or tape = "/dev/nst0" (or "tape:/var/lib/vtape?capacity=400GiB"),
-//	#    next_volume_cmd = "mtx -f /dev/sg1 next", label_prefix = "MAIL"
+//	#    next_volume_cmd = "mtx -f /dev/sg1 next", label_prefix = "MAIL", pool = "weekly"
 //
 //	[job.retention]
 //	keep_full_chains = 2

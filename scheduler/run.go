@@ -570,7 +570,7 @@ func (r *Runner) request(cat *catalog.Catalog, j *Job, gs *groupRun, group strin
 			}
 			if j.IsTape() {
 				var err error
-				if volLabel, err = r.prepareTape(cat, j, setID, start); err != nil {
+				if volLabel, err = r.prepareTape(cat, j, start); err != nil {
 					return err
 				}
 			}
@@ -656,10 +656,11 @@ func (r *Runner) finishGroup(cat *catalog.Catalog, j *Job, gs *groupRun, o backu
 }
 
 // prepareTape makes sure the loaded cartridge is labelled for the job's
-// pool (labelling a blank one when auto_label is on, for the set setID
-// that starts in its file 1) and returns its label. A cartridge of another
-// pool is refused before anything is written on it.
-func (r *Runner) prepareTape(cat *catalog.Catalog, j *Job, setID string, now time.Time) (string, error) {
+// pool (labelling a blank one when auto_label is on) and returns its
+// label. A cartridge of another pool is refused before anything is written
+// on it. (The label of a first cartridge names no set: the set that will
+// be in its file 1 is not written yet, and says what it is itself.)
+func (r *Runner) prepareTape(cat *catalog.Catalog, j *Job, now time.Time) (string, error) {
 	d := j.Destination
 	state, vl, err := media.ReadVolumeLabel(d.Tape, j.recordSize)
 	if err != nil {
@@ -684,7 +685,7 @@ func (r *Runner) prepareTape(cat *catalog.Catalog, j *Job, setID string, now tim
 		if err != nil {
 			return "", err
 		}
-		if err := labelTape(cat, d.Tape, media.VolumeLabel{Label: label, Pool: d.Pool, Created: now.UTC(), SetID: setID, SetVolume: 1}, j.recordSize, false); err != nil {
+		if err := LabelTape(cat, d.Tape, label, d.Pool, j.recordSize, false, now); err != nil {
 			return "", err
 		}
 		r.log().Info("labelled blank tape", "job", j.Name, "label", label, "tape", d.Tape)
@@ -743,18 +744,13 @@ func NextLabel(cat *catalog.Catalog, prefix string) (string, error) {
 // LabelTape writes a volume label on the loaded volume of target and
 // records the volume.
 func LabelTape(cat *catalog.Catalog, target, label, pool string, recordSize int, overwrite bool, now time.Time) error {
-	return labelTape(cat, target, media.VolumeLabel{Label: label, Pool: pool, Created: now.UTC()}, recordSize, overwrite)
-}
-
-func labelTape(cat *catalog.Catalog, target string, vl media.VolumeLabel, recordSize int, overwrite bool) error {
-	label, pool, now := vl.Label, vl.Pool, vl.Created
 	if label == "" || strings.ContainsAny(label, " /\\") {
 		return fmt.Errorf("volume label %q: want a non-empty name without spaces or slashes", label)
 	}
 	if v, err := cat.GetVolume(label); err == nil && !overwrite {
 		return fmt.Errorf("volume label %s is already used (labelled %s in %s)", label, v.Created.Format(time.RFC3339), v.Target)
 	}
-	if err := media.WriteVolumeLabel(target, vl, recordSize, overwrite); err != nil {
+	if err := media.WriteVolumeLabel(target, media.VolumeLabel{Label: label, Pool: pool, Created: now.UTC()}, recordSize, overwrite); err != nil {
 		return err
 	}
 	if overwrite {
