@@ -212,8 +212,13 @@ func ScanTapes(ctx context.Context, targets []string, o ScanOptions) ([]*catalog
 		file int
 	}
 	starts := map[string]start{}
+	at := map[string]map[int]start{} // set id → volume → where
 	for _, c := range carts {
 		for _, p := range c.pieces {
+			if at[p.setID] == nil {
+				at[p.setID] = map[int]start{}
+			}
+			at[p.setID][p.volume] = start{cart: c, file: p.file}
 			if c.label != nil {
 				l := labels[p.setID]
 				for len(l) < p.volume {
@@ -247,6 +252,22 @@ func ScanTapes(ctx context.Context, targets []string, o ScanOptions) ([]*catalog
 		if err != nil || len(infos) == 0 {
 			o.logf("%s file %d: set %s: %v", st.cart.target, st.file, id, err)
 			continue
+		}
+		// A last volume that holds only its label and the archive trailer
+		// (the manifest ended the volume before) is not read by a reader,
+		// which is done after the manifest: count it from where the survey
+		// found it.
+		for k := len(read) + 1; len(read) > 0 && read[len(read)-1].Number == k-1; k++ {
+			p, ok := at[id][k]
+			if !ok {
+				break
+			}
+			v, err := readPiece(p.cart, p.file, o)
+			if err != nil {
+				o.logf("%s file %d: volume %d of set %s: %v", p.cart.target, p.file, k, id, err)
+				break
+			}
+			read = append(read, v)
 		}
 		s := SetFromInfo(infos[0])
 		s.Location = catalog.Location{Kind: "tape", Target: media.BaseTarget(st.cart.target)}
@@ -290,6 +311,32 @@ func ScanTapes(ctx context.Context, targets []string, o ScanOptions) ([]*catalog
 	}
 	sort.Slice(vols, func(i, j int) bool { return vols[i].Label < vols[j].Label })
 	return out, vols, nil
+}
+
+// readPiece reads tape file n of a cartridge to its end and reports it as
+// a volume (its set's volume number, cartridge label, bytes).
+func readPiece(c *cartridge, n int, o ScanOptions) (media.VolumeInfo, error) {
+	var got media.VolumeInfo
+	mo := media.Options{RecordSize: o.RecordSize, NextVolumeCmd: o.NextVolumeCmd, FileNumber: n, Stderr: o.Log,
+		ReadVolume: func(v media.VolumeInfo) { got = v }}
+	if c.label != nil {
+		mo.Expect = media.ExpectedSet{Labels: []string{c.label.Label}}
+	}
+	rd, err := media.OpenReader(c.target, mo)
+	if err != nil {
+		return got, err
+	}
+	if _, err := io.Copy(io.Discard, rd); err != nil {
+		rd.Close()
+		return got, err
+	}
+	if err := rd.Close(); err != nil {
+		return got, err
+	}
+	if got.Number == 0 {
+		return got, errors.New("not read to its end")
+	}
+	return got, nil
 }
 
 // survey reads the volume label of a cartridge and the set label at the

@@ -52,8 +52,8 @@ name = "{group}-{time}.tar"
 // status runs `tapestream status --json` at the env's time and decodes it.
 func (e *schedEnv) status(o statusOpts) (*scheduler.Status, string, error) {
 	e.t.Helper()
-	var out bytes.Buffer
-	o.catalogOpts.Out, o.catalogOpts.Err = &out, &out
+	var out, errb bytes.Buffer
+	o.catalogOpts.Out, o.catalogOpts.Err = &out, &errb // tape prompts go to Err
 	if o.Config == "" && o.Catalog == "" {
 		o.Config = e.cfgPath
 	}
