@@ -94,10 +94,22 @@
 //	BOT │ set 0 │FM│ set 1 │FM│ set 2 │FM│ EOD
 //	      file 0     file 1     file 2        ◄── Options.FileNumber (reader)
 //
-// A set spanning volumes continues in file 0 of the next volume:
+// A set spanning volumes continues in file 0 of the next volume, or, with
+// Options.Labeler (tape jobs), in file 1 after the cartridge's volume label
+// (label.go: the label names the cartridge, its pool, and the set and
+// volume number file 1 holds):
 //
 //	volume 1: … │ set k (members…, trailer) │FM│        EW zone at the end
 //	volume 2: BOT │ set k continued (interrupted member rewritten) │FM│ EOD
+//	labelled: BOT │ volume label │FM│ set k continued │FM│ EOD
+//
+// Readers check every cartridge: a continuation must be the next volume of
+// the set read (its volume label, or an unlabelled continuation's set
+// label, says which), and with Options.Expect (from a catalog) each
+// cartridge must carry the label cataloged. A wrong cartridge is named and
+// refused ("refused the cartridge in DEV: it is MAIL0005 (pool weekly,
+// volume 5 of set …), not MAIL0003 (volume 3 of set …)") and the
+// next-volume command (or the operator) asked again, at most 16 times.
 //
 // End of medium. The Drive reports errors wrapping tapeformat's sentinels:
 // ErrEarlyWarning (block written, in the early-warning zone) and
@@ -115,9 +127,11 @@
 // NextVolume writes a filemark, closes the drive and gets the next volume:
 //
 //  1. Options.NextVolumeCmd, run as `sh -c CMD` with TAPESTREAM_VOLUME=<n>
-//     (1-based within the set) and TAPESTREAM_DEVICE=<device> in the
-//     environment; exit 0 ⇒ continue, anything else ⇒ ErrVolumeCommand and
-//     the set is incomplete (Abort it);
+//     (1-based within the set), TAPESTREAM_VOLUME_LABEL (the cartridge
+//     wanted; writing: the label a blank cartridge will get),
+//     TAPESTREAM_SET_ID and TAPESTREAM_DEVICE=<device> in the environment;
+//     exit 0 ⇒ continue, anything else ⇒ ErrVolumeCommand and the set is
+//     incomplete (Abort it);
 //  2. else Options.Prompt (after ejecting the tape with MTOFFL);
 //  3. else, when stdin is a terminal, "Insert volume N in DEV and press
 //     Enter" on stderr (TerminalPrompt);
@@ -140,7 +154,7 @@
 // PATH is a directory standing for a drive plus a stack of cartridges:
 //
 //	PATH/state.json   {"format":"tapestream-emulated-tape/1","loaded_volume":2,
-//	                   "capacity":…,"early_warning":…}
+//	                   "capacity":…,"early_warning":…,"loads":7}
 //	PATH/vol001.img   volume 1: "tapestream-emu1\n", then entries:
 //	PATH/vol002.img     uint32le n + n bytes    a record (0 < n < 2^31)
 //	                    uint32le 0xFFFFFFFF     a filemark
@@ -151,9 +165,12 @@
 // beyond capacity−early-warning is written and reports ErrEarlyWarning; a
 // record that would pass capacity is not written: ErrEndOfMedium. Values
 // given once are kept in state.json. NextVolume runs the next-volume
-// command if configured (so changer scripts can be tested), then loads the
-// next image; writers start on the loaded volume, readers on volume 1 (or
-// volume=N). A torn last entry (crash) is cut off on the next write open.
+// command if configured (so changer scripts can be tested); if the command
+// loaded a cartridge (LoadEmulated, `tapestream tape load`; state.json
+// counts "loads"), that one is in the drive; otherwise a reader that knows
+// the cartridge it wants finds it in the directory by its volume label
+// (a changer's barcode reader), and anything else gets the next image.
+// Writers start on the loaded volume, readers on volume 1 (or volume=N). A torn last entry (crash) is cut off on the next write open.
 // WriteFilemark and Close fsync the image.
 //
 // # Errors and concurrency

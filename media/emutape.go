@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -107,6 +108,10 @@ type emuState struct {
 	LoadedVolume int    `json:"loaded_volume"`
 	Capacity     int64  `json:"capacity"`
 	EarlyWarning int64  `json:"early_warning"`
+	// Loads counts cartridges loaded into the drive (LoadEmulated, the
+	// changer): a next-volume command that loaded one is told from one
+	// that did not.
+	Loads int64 `json:"loads,omitempty"`
 }
 
 const emuStateFormat = "tapestream-emulated-tape/1"
@@ -512,9 +517,12 @@ func (d *EmulatedDrive) Close() error {
 	return err
 }
 
-// emuLoader is the emulated changer: volume n+1 is the next image file.
-// The next-volume command, if configured, runs first (same environment as
-// for real drives).
+// emuLoader is the emulated changer. A volume change runs the next-volume
+// command, if configured (same environment as for real drives); when the
+// command loaded a cartridge (LoadEmulated, `tapestream tape load`), that
+// one is in the drive. Otherwise a reader that knows which cartridge it
+// wants gets it from the library, found by its volume label (a changer's
+// barcode reader), and anything else gets the next cartridge image.
 type emuLoader struct {
 	tape     EmulatedTape
 	opts     Options
@@ -540,24 +548,126 @@ func (l *emuLoader) open() (Drive, error) {
 	return OpenEmulatedDrive(l.tape, !l.forWrite)
 }
 
-func (l *emuLoader) change(ctx context.Context, n int) error {
+func (l *emuLoader) cartridge() int { return l.tape.Volume }
+
+// retries: a next-volume command can load another cartridge; the library
+// search already found the only one that fits.
+func (l *emuLoader) retries() bool { return l.opts.NextVolumeCmd != "" || l.forWrite }
+
+func (l *emuLoader) change(ctx context.Context, w wantVolume) error {
+	pre, err := readEmuState(l.tape.Dir)
+	if err != nil {
+		return err
+	}
 	if l.opts.NextVolumeCmd != "" {
-		if err := runVolumeCmd(ctx, l.opts.NextVolumeCmd, n, l.dev, l.opts.stderr()); err != nil {
+		if err := runVolumeCmd(ctx, l.opts.NextVolumeCmd, w, l.dev, l.opts.stderr()); err != nil {
 			return err
 		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	l.tape.Volume++
-	if l.forWrite {
-		st, err := readEmuState(l.tape.Dir)
+	post, err := readEmuState(l.tape.Dir)
+	if err != nil {
+		return err
+	}
+	switch {
+	case post.Loads != pre.Loads && post.LoadedVolume > 0:
+		l.tape.Volume = post.LoadedVolume
+	case !l.forWrite && w.known():
+		n, err := findCartridge(l.tape, w, l.opts.recordSize())
 		if err != nil {
 			return err
 		}
-		st.LoadedVolume = l.tape.Volume
-		st.Capacity, st.EarlyWarning = l.tape.Capacity, l.tape.EarlyWarning
-		return writeEmuState(l.tape.Dir, st)
+		l.tape.Volume = n
+	default:
+		l.tape.Volume++
+	}
+	if l.forWrite {
+		post.LoadedVolume = l.tape.Volume
+		post.Capacity, post.EarlyWarning = l.tape.Capacity, l.tape.EarlyWarning
+		post.Loads++
+		return writeEmuState(l.tape.Dir, post)
 	}
 	return nil
+}
+
+// cartridges lists the cartridge numbers of the images in an emulated
+// tape's directory.
+func (t EmulatedTape) cartridges() ([]int, error) {
+	names, err := filepath.Glob(filepath.Join(t.Dir, "vol*.img"))
+	if err != nil {
+		return nil, err
+	}
+	var out []int
+	for _, name := range names {
+		n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(filepath.Base(name), "vol"), ".img"))
+		if err == nil && n > 0 && t.VolumePath(n) == name {
+			out = append(out, n)
+		}
+	}
+	sort.Ints(out)
+	return out, nil
+}
+
+// probeCartridge tells what files 0 and 1 of cartridge n of an emulated
+// tape hold.
+func probeCartridge(t EmulatedTape, n, recordSize int) (probed, probed, error) {
+	t.Volume = n
+	d, err := OpenEmulatedDrive(t, true)
+	if err != nil {
+		return probed{}, probed{}, err
+	}
+	defer d.Close()
+	p0, err := probeDrive(d, 0, recordSize)
+	if err != nil || p0.content != ContentLabel {
+		return p0, probed{}, err
+	}
+	p1, err := probeDrive(d, 1, recordSize)
+	return p0, p1, err
+}
+
+// findCartridge searches the emulated library for the cartridge w wants.
+func findCartridge(t EmulatedTape, w wantVolume, recordSize int) (int, error) {
+	nums, err := t.cartridges()
+	if err != nil {
+		return 0, err
+	}
+	for _, n := range nums {
+		p0, p1, err := probeCartridge(t, n, recordSize)
+		if err != nil {
+			continue // an unreadable cartridge is not the one
+		}
+		if w.mismatch(p0, p1) == "" {
+			return n, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: no cartridge in the emulated library %s is %s", ErrWrongCartridge, t.Dir, w)
+}
+
+// LoadEmulated loads a cartridge into an emulated drive, like a changer's
+// load command: by number, or by the label on it (which is searched for in
+// the library). It returns the number loaded.
+func LoadEmulated(target, cartridge string, recordSize int) (int, error) {
+	t, err := ParseEmulatedSpec(target)
+	if err != nil {
+		return 0, err
+	}
+	if t, err = t.resolve(true, true); err != nil {
+		return 0, newErr("load", target, err)
+	}
+	n, err := strconv.Atoi(cartridge)
+	if err != nil || n < 1 {
+		if n, err = findCartridge(t, wantVolume{label: cartridge, n: 1}, recordSize); err != nil {
+			return 0, newErr("load", target, err)
+		}
+	}
+	st, err := readEmuState(t.Dir)
+	if err != nil {
+		return 0, newErr("load", target, err)
+	}
+	st.LoadedVolume = n
+	st.Capacity, st.EarlyWarning = t.Capacity, t.EarlyWarning
+	st.Loads++
+	return n, newErr("load", target, writeEmuState(t.Dir, st))
 }

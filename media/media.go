@@ -61,6 +61,12 @@ type VolumeInfo struct {
 	FileNumber int64
 	// EarlyWarning is true when the volume was ended because it was full.
 	EarlyWarning bool
+	// Label is the volume label of the tape cartridge ("" when it has none
+	// or it was not read).
+	Label string
+	// Cartridge is the emulated tape's cartridge number (0 for a real drive
+	// and other targets).
+	Cartridge int
 }
 
 // Reader is the source of a backup set being read back: a
@@ -102,10 +108,24 @@ type Options struct {
 	// tapeformat.ErrEarlyWarning. Zero means 2*RecordSize + 10 KiB.
 	VolumeReserve int64
 	// NextVolumeCmd is run with `sh -c` when a tape (real or emulated)
-	// needs its next volume, with TAPESTREAM_VOLUME=<n> and
+	// needs its next volume, with TAPESTREAM_VOLUME=<n>,
+	// TAPESTREAM_VOLUME_LABEL=<label> (the cartridge wanted, when known;
+	// writing: the label a blank cartridge will get), TAPESTREAM_SET_ID and
 	// TAPESTREAM_DEVICE=<device> in its environment; exit status 0 means the
-	// volume is loaded.
+	// volume is loaded. A wrong cartridge is refused and the command run
+	// again.
 	NextVolumeCmd string
+	// Labeler, for tape sinks, labels every continuation volume (see
+	// Labeler). Nil: continuation volumes are written unlabelled from BOT.
+	Labeler *Labeler
+	// Expect, for tape readers, names the set and the cartridges of its
+	// volumes (from a catalog): they are asked for by label, and any other
+	// cartridge is refused.
+	Expect ExpectedSet
+	// ReadVolume, for tape readers, is told each volume read once the
+	// reader leaves it (the rest of its tape file is read to count its
+	// bytes): number, cartridge label, file number, bytes.
+	ReadVolume func(VolumeInfo)
 	// Prompt is used for a real tape drive when NextVolumeCmd is empty.
 	// Nil means: prompt on stderr and wait for Enter on stdin if stdin is a
 	// terminal, otherwise fail with ErrNoNextVolume.

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 
 	"github.com/tapestream/tapestream/tapeformat"
@@ -65,9 +66,14 @@ type loader interface {
 	name() string
 	// open opens the drive on the currently loaded volume.
 	open() (Drive, error)
-	// change makes volume n (1-based within the set) the loaded one. It is
-	// called with the drive closed; cur is the drive's volume index.
-	change(ctx context.Context, n int) error
+	// change gets the cartridge w describes loaded (volume w.n, 1-based
+	// within the set). It is called with the drive closed.
+	change(ctx context.Context, w wantVolume) error
+	// cartridge is the emulated cartridge number loaded (0: a real drive).
+	cartridge() int
+	// retries reports whether another change may bring another cartridge
+	// after one was refused.
+	retries() bool
 }
 
 // tapeSink writes a set to a tape drive through a loader.
@@ -100,21 +106,49 @@ func openTapeSink(ld loader, opts Options) (*tapeSink, error) {
 		return nil, err
 	}
 	s.drive = d
+	var label string
+	if opts.Labeler != nil {
+		if label, err = s.checkFirstCartridge(); err != nil {
+			d.Close()
+			cancel()
+			return nil, err
+		}
+	}
 	if err := s.prepare(1, opts.Append); err != nil {
 		d.Close()
 		cancel()
 		return nil, err
 	}
+	s.vols[0].Label = label
 	return s, nil
 }
 
-// prepare checks the loaded volume and positions it for volume n of the
-// set: at end of data when appending, else at BOT of an empty tape (or any
-// tape with Overwrite).
-func (s *tapeSink) prepare(n int, appendSet bool) error {
+// checkFirstCartridge refuses, before anything is written, a first
+// cartridge that is not labelled for the Labeler's pool, and returns its
+// label.
+func (s *tapeSink) checkFirstCartridge() (string, error) {
 	dev := s.ld.name()
-	d := s.drive
-	st, err := d.Status()
+	if err := s.checkDrive(); err != nil {
+		return "", err
+	}
+	p0, err := probeDrive(s.drive, 0, s.rs)
+	if err != nil {
+		return "", newErr("read the volume label", dev, err)
+	}
+	switch {
+	case p0.content != ContentLabel:
+		return "", newErr("open", dev, fmt.Errorf("%w: the cartridge has no volume label (label it for pool %q first)", ErrWrongCartridge, s.opts.Labeler.Pool))
+	case p0.label.Pool != s.opts.Labeler.Pool:
+		return "", newErr("open", dev, fmt.Errorf("%w: %s belongs to pool %q, not %q: refused before writing", ErrWrongCartridge, p0.label, p0.label.Pool, s.opts.Labeler.Pool))
+	}
+	return p0.label.Label, nil
+}
+
+// checkDrive checks that a medium is loaded, writable, and sets variable
+// blocks.
+func (s *tapeSink) checkDrive() error {
+	dev := s.ld.name()
+	st, err := s.drive.Status()
 	if err != nil {
 		return newErr("status", dev, err)
 	}
@@ -124,8 +158,20 @@ func (s *tapeSink) prepare(n int, appendSet bool) error {
 	if st.WriteProtect {
 		return newErr("open", dev, ErrWriteProtected)
 	}
-	if err := d.SetBlockSize(0); err != nil {
+	if err := s.drive.SetBlockSize(0); err != nil {
 		return newErr("set variable block size", dev, err)
+	}
+	return nil
+}
+
+// prepare checks the loaded volume and positions it for volume n of the
+// set: at end of data when appending, else at BOT of an empty tape (or any
+// tape with Overwrite).
+func (s *tapeSink) prepare(n int, appendSet bool) error {
+	dev := s.ld.name()
+	d := s.drive
+	if err := s.checkDrive(); err != nil {
+		return err
 	}
 	if appendSet {
 		if err := d.SeekEOD(); err != nil {
@@ -153,7 +199,7 @@ func (s *tapeSink) prepare(n int, appendSet bool) error {
 		fileNo = st.FileNumber
 	}
 	s.infoMu.Lock()
-	s.vols = append(s.vols, VolumeInfo{Number: n, Name: dev, FileNumber: fileNo})
+	s.vols = append(s.vols, VolumeInfo{Number: n, Name: dev, FileNumber: fileNo, Cartridge: s.ld.cartridge()})
 	s.infoMu.Unlock()
 	s.ewSent = false
 	return nil
@@ -264,7 +310,14 @@ func (s *tapeSink) NextVolume() error {
 	s.infoMu.Lock()
 	n := len(s.vols) + 1
 	s.infoMu.Unlock()
-	if err := s.ld.change(s.ctx, n); err != nil {
+	if s.opts.Labeler != nil {
+		if err := s.labelledVolume(n); err != nil {
+			s.failErr = err
+			return err
+		}
+		return nil
+	}
+	if err := s.ld.change(s.ctx, wantVolume{n: n, write: true}); err != nil {
 		s.failErr = err
 		return newErr("next volume", dev, err)
 	}
@@ -279,6 +332,110 @@ func (s *tapeSink) NextVolume() error {
 		return err
 	}
 	return nil
+}
+
+// labelledVolume gets a cartridge for volume n of the set and labels it
+// (see Labeler): blank ones get the pool's next label, a labelled one of
+// the pool holding nothing else keeps its label; any other is named,
+// refused before anything is written on it, and another asked for. The
+// set continues in file 1. Held s.mu.
+func (s *tapeSink) labelledVolume(n int) error {
+	dev := s.ld.name()
+	lb := s.opts.Labeler
+	var refused []string
+	for {
+		next, err := lb.Next()
+		if err != nil {
+			return newErr("next volume", dev, fmt.Errorf("the pool's next label: %w", err))
+		}
+		w := wantVolume{n: n, label: next, setID: lb.SetID, write: true, pool: lb.Pool}
+		fmt.Fprintf(s.opts.stderr(), "tapestream: load %s into %s\n", w, dev)
+		if err := s.ld.change(s.ctx, w); err != nil {
+			return newErr("next volume", dev, err)
+		}
+		d, err := s.ld.open()
+		if err != nil {
+			return err
+		}
+		s.drive = d
+		l, why, err := s.chooseLabel(w)
+		if err != nil {
+			return err
+		}
+		if why == "" {
+			if err := writeLabelAtBOT(d, l, s.rs); err != nil {
+				return newErr("write the volume label", dev, err)
+			}
+			if err := lb.Labelled(l, s.ld.cartridge()); err != nil {
+				return newErr("next volume", dev, fmt.Errorf("recording cartridge %s: %w", l.Label, err))
+			}
+			s.infoMu.Lock()
+			s.vols = append(s.vols, VolumeInfo{Number: n, Name: dev, FileNumber: 1, Label: l.Label, Cartridge: s.ld.cartridge()})
+			s.infoMu.Unlock()
+			s.ewSent = false
+			return nil
+		}
+		s.drive = nil
+		if err := d.Close(); err != nil {
+			return newErr("close", dev, err)
+		}
+		msg := fmt.Sprintf("refused the cartridge in %s for %s: %s", dev, w, why)
+		fmt.Fprintf(s.opts.stderr(), "tapestream: %s\n", msg)
+		refused = append(refused, why)
+		if len(refused) >= maxRefusals || !s.ld.retries() {
+			return newErr("next volume", dev, fmt.Errorf("%w: %s", ErrWrongCartridge, strings.Join(refused, "; ")))
+		}
+	}
+}
+
+// chooseLabel decides what the cartridge in the drive becomes for w: the
+// label to write, or why it is refused.
+func (s *tapeSink) chooseLabel(w wantVolume) (VolumeLabel, string, error) {
+	dev := s.ld.name()
+	lb := s.opts.Labeler
+	fresh := VolumeLabel{Label: w.label, Pool: lb.Pool, Created: lb.now(), SetID: lb.SetID, SetVolume: w.n}
+	st, err := s.drive.Status()
+	if err != nil {
+		return VolumeLabel{}, "", newErr("status", dev, err)
+	}
+	switch {
+	case !st.Online:
+		return VolumeLabel{}, "no cartridge is loaded", nil
+	case st.WriteProtect:
+		return VolumeLabel{}, "it is write protected", nil
+	}
+	if err := s.drive.SetBlockSize(0); err != nil {
+		return VolumeLabel{}, "", newErr("set variable block size", dev, err)
+	}
+	p0, err := probeDrive(s.drive, 0, s.rs)
+	if err != nil {
+		return VolumeLabel{}, "", newErr("read the volume label", dev, err)
+	}
+	switch p0.content {
+	case ContentBlank:
+		if w.label == "" {
+			return VolumeLabel{}, "it is blank, and blank cartridges are not labelled (auto_label off: label it with tapestream tape label)", nil
+		}
+		return fresh, "", nil
+	case ContentLabel:
+		l := *p0.label
+		if l.Pool != lb.Pool {
+			return VolumeLabel{}, fmt.Sprintf("it is %s of pool %q, not %q", l.Label, l.Pool, lb.Pool), nil
+		}
+		p1, err := probeDrive(s.drive, 1, s.rs)
+		if err != nil {
+			return VolumeLabel{}, "", newErr("check the cartridge is empty", dev, err)
+		}
+		if p1.content != ContentBlank {
+			return VolumeLabel{}, fmt.Sprintf("it is %s, which holds sets (a set continues on a blank cartridge)", l), nil
+		}
+		l.SetID, l.SetVolume = lb.SetID, w.n
+		return l, "", nil
+	}
+	if s.opts.Overwrite && w.label != "" {
+		return fresh, "", nil
+	}
+	return VolumeLabel{}, "it holds data but no volume label", nil
 }
 
 // endVolume writes the filemark that ends the volume's part of the set
@@ -347,29 +504,183 @@ func (s *tapeSink) Volumes() []VolumeInfo {
 }
 
 // tapeReader reads one set from tape, one block per read(2) into a buffer
-// of RecordSize bytes; a filemark ends the volume (io.EOF).
+// of RecordSize bytes; a filemark ends the volume (io.EOF). It knows which
+// set it reads (Options.Expect, else the set label at the start of the
+// first volume) and checks every cartridge it is given: a continuation
+// volume must be the next volume of that set (its volume label, or the set
+// label of an unlabelled continuation, says so), and, with Expect, each
+// cartridge must carry the label the catalog names. A wrong cartridge is
+// named and refused, and another asked for.
 type tapeReader struct {
-	ld    loader
-	ctx   context.Context
-	drive Drive
-	buf   []byte
-	data  []byte // unread part of the last record
-	eof   bool
-	vol   int
+	ld     loader
+	opts   Options
+	ctx    context.Context
+	drive  Drive
+	buf    []byte
+	data   []byte // unread part of the last record(s)
+	eof    bool
+	vol    int    // volumes read by this reader (1-based)
+	setID  string // the set being read ("" until known)
+	setVol int    // the set's volume number being read
+	cur    VolumeInfo
+	done   bool // cur reported
 }
 
 func openTapeReader(ld loader, opts Options) (*tapeReader, error) {
-	r := &tapeReader{ld: ld, ctx: context.Background(), buf: make([]byte, opts.recordSize()), vol: 1}
+	r := &tapeReader{ld: ld, opts: opts, ctx: context.Background(), buf: make([]byte, opts.recordSize()), vol: 1, setVol: 1, setID: opts.Expect.SetID}
 	d, err := ld.open()
 	if err != nil {
 		return nil, err
 	}
 	r.drive = d
+	r.cur = VolumeInfo{Number: 1, Name: ld.name(), FileNumber: int64(opts.FileNumber), Cartridge: ld.cartridge()}
+	if w := r.want(1); w.label != "" || opts.ReadVolume != nil {
+		if _, err := r.acquire(w, false); err != nil {
+			r.Close()
+			return nil, err
+		}
+	}
 	if err := r.position(opts.FileNumber); err != nil {
-		d.Close()
+		r.Close()
+		return nil, err
+	}
+	if err := r.checkSet(opts.FileNumber); err != nil {
+		r.Close()
 		return nil, err
 	}
 	return r, nil
+}
+
+// want describes the cartridge of volume n of the set.
+func (r *tapeReader) want(n int) wantVolume {
+	return wantVolume{n: n, label: r.opts.Expect.label(n), setID: r.setID}
+}
+
+// acquire gets the cartridge w wants into the drive: it checks the one
+// loaded (after asking for another first when change is set), names and
+// refuses a wrong one and asks again. It returns the tape file the volume
+// starts at: 1 after a volume label, else 0.
+func (r *tapeReader) acquire(w wantVolume, change bool) (int, error) {
+	dev := r.ld.name()
+	var refused []string
+	changed := false
+	for {
+		if change {
+			changed = true
+			if r.drive != nil {
+				err := r.drive.Close()
+				r.drive = nil
+				if err != nil {
+					return 0, newErr("close", dev, err)
+				}
+			}
+			if w.label != "" {
+				fmt.Fprintf(r.opts.stderr(), "tapestream: load %s into %s\n", w, dev)
+			}
+			if err := r.ld.change(r.ctx, w); err != nil {
+				if len(refused) > 0 {
+					err = fmt.Errorf("%w (refused before: %s)", err, strings.Join(refused, "; "))
+				}
+				return 0, newErr("next volume", dev, err)
+			}
+			d, err := r.ld.open()
+			if err != nil {
+				return 0, err
+			}
+			r.drive = d
+			r.cur.Cartridge = r.ld.cartridge()
+		}
+		change = true
+		st, err := r.drive.Status()
+		if err != nil {
+			return 0, newErr("status", dev, err)
+		}
+		var why string
+		var p0, p1 probed
+		if !st.Online {
+			why = "no cartridge is loaded"
+		} else {
+			if err := r.drive.SetBlockSize(0); err != nil {
+				return 0, newErr("set variable block size", dev, err)
+			}
+			if p0, err = probeDrive(r.drive, 0, len(r.buf)); err != nil {
+				return 0, newErr("read the volume label", dev, err)
+			}
+			if p0.content == ContentLabel && w.n > 1 {
+				if p1, err = probeDrive(r.drive, 1, len(r.buf)); err != nil {
+					return 0, newErr("read", dev, err)
+				}
+			}
+			why = w.mismatch(p0, p1)
+		}
+		if why == "" {
+			r.cur.Label = ""
+			if p0.label != nil {
+				r.cur.Label = p0.label.Label
+			}
+			if p0.content == ContentLabel && w.n > 1 {
+				return 1, nil
+			}
+			return 0, nil
+		}
+		fmt.Fprintf(r.opts.stderr(), "tapestream: refused the cartridge in %s: %s, not %s\n", dev, why, w)
+		refused = append(refused, why)
+		// The cartridge found in the drive is always followed by a change.
+		if len(refused) >= maxRefusals || changed && !r.ld.retries() {
+			return 0, newErr("read", dev, fmt.Errorf("%w: wanted %s; %s", ErrWrongCartridge, w, strings.Join(refused, "; ")))
+		}
+	}
+}
+
+// checkSet reads the set label at the start of the volume's file (the
+// records read stay to be read): it learns the set's id from its first
+// volume, and refuses a file that holds another set or volume than the
+// one expected.
+func (r *tapeReader) checkSet(file int) error {
+	b, err := r.peek(identifyBytes)
+	if err != nil {
+		return err
+	}
+	p := identify(b)
+	if p.set == nil {
+		return nil
+	}
+	l := p.set
+	switch {
+	case r.setID == "":
+		r.setID, r.setVol = l.SetID, max(l.Volume, 1)
+		r.cur.Number = r.setVol
+		return nil
+	case l.SetID != r.setID || l.Volume != r.setVol:
+		where := fmt.Sprintf("file %d", file)
+		if r.cur.Label != "" {
+			where += " of " + r.cur.Label
+		}
+		return newErr("read", r.ld.name(), fmt.Errorf("%w: %s holds volume %d of set %s, not volume %d of set %s (is the catalog out of date? tapestream catalog rebuild)",
+			ErrWrongCartridge, where, l.Volume, l.SetID, r.setVol, r.setID))
+	}
+	return nil
+}
+
+// peek reads records until at least n bytes of the current file are
+// buffered (or the file ends) and returns them; Read serves them again.
+func (r *tapeReader) peek(n int) ([]byte, error) {
+	acc := append([]byte(nil), r.data...)
+	for len(acc) < n && !r.eof {
+		if err := r.fill(); err != nil {
+			if errors.Is(err, ErrEndOfData) {
+				r.eof = true
+				break
+			}
+			return nil, err
+		}
+		if r.eof {
+			break
+		}
+		acc = append(acc, r.data...)
+	}
+	r.data = acc
+	return acc, nil
 }
 
 func (r *tapeReader) position(file int) error {
@@ -392,6 +703,7 @@ func (r *tapeReader) position(file int) error {
 			return newErr(fmt.Sprintf("space to file %d", file), dev, err)
 		}
 	}
+	r.cur.FileNumber, r.cur.Bytes, r.done = int64(file), 0, false
 	// Read the first block now, so that a missing set is reported here.
 	if err := r.fill(); err != nil {
 		if errors.Is(err, ErrEndOfData) {
@@ -415,6 +727,7 @@ func (r *tapeReader) fill() error {
 		return newErr("read", r.ld.name(), err)
 	}
 	r.data = r.buf[:n]
+	r.cur.Bytes += int64(n)
 	return nil
 }
 
@@ -442,33 +755,46 @@ func (r *tapeReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// NextVolume releases the drive, gets the next volume loaded and positions
-// it at BOT: a set continues in the first file of the next volume.
-func (r *tapeReader) NextVolume() error {
-	dev := r.ld.name()
-	if r.drive != nil {
-		err := r.drive.Close()
-		r.drive = nil
-		if err != nil {
-			return newErr("close", dev, err)
+// finishVolume reports the volume being left to Options.ReadVolume, after
+// reading the rest of its tape file to count its bytes.
+func (r *tapeReader) finishVolume() {
+	if r.opts.ReadVolume == nil || r.done || r.drive == nil {
+		return
+	}
+	r.done = true
+	for !r.eof {
+		r.data = nil
+		if err := r.fill(); err != nil {
+			return // a volume that cannot be read to its end is not reported
 		}
 	}
-	if err := r.ld.change(r.ctx, r.vol+1); err != nil {
-		return newErr("next volume", dev, err)
-	}
-	d, err := r.ld.open()
+	r.opts.ReadVolume(r.cur)
+}
+
+// NextVolume releases the drive, gets the set's next volume loaded
+// (checked: see tapeReader) and positions it at the set's continuation:
+// file 1 after a volume label, file 0 on an unlabelled cartridge.
+func (r *tapeReader) NextVolume() error {
+	r.finishVolume()
+	w := r.want(r.setVol + 1)
+	file, err := r.acquire(w, true)
 	if err != nil {
 		return err
 	}
-	r.drive = d
 	r.vol++
+	r.setVol++
+	r.cur.Number = r.setVol
 	r.data, r.eof = nil, false
-	return r.position(0)
+	if err := r.position(file); err != nil {
+		return err
+	}
+	return r.checkSet(file)
 }
 
 func (r *tapeReader) Volume() int { return r.vol }
 
 func (r *tapeReader) Close() error {
+	r.finishVolume()
 	if r.drive == nil {
 		return nil
 	}

@@ -368,14 +368,19 @@ func (l *stLoader) name() string { return l.path }
 
 func (l *stLoader) open() (Drive, error) { return OpenDrive(l.path, l.forWrite) }
 
-func (l *stLoader) change(ctx context.Context, n int) error {
+func (l *stLoader) cartridge() int { return 0 }
+
+// retries: the command or the operator can load another cartridge.
+func (l *stLoader) retries() bool { return true }
+
+func (l *stLoader) change(ctx context.Context, w wantVolume) error {
 	if l.opts.NextVolumeCmd == "" {
 		if d, err := OpenDrive(l.path, false); err == nil {
 			d.Unload()
 			d.Close()
 		}
 	}
-	if err := changeVolume(ctx, l.opts, n, l.path); err != nil {
+	if err := changeVolumeFor(ctx, l.opts, w, l.path); err != nil {
 		return err
 	}
 	return waitReady(ctx, l.path, driveLoadTimeout)

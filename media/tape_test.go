@@ -35,9 +35,11 @@ type fakeLoader struct {
 	open_ func() (Drive, error)
 }
 
-func (l fakeLoader) name() string                            { return "/dev/fake" }
-func (l fakeLoader) open() (Drive, error)                    { return l.open_() }
-func (l fakeLoader) change(ctx context.Context, n int) error { return ErrNoNextVolume }
+func (l fakeLoader) name() string                                   { return "/dev/fake" }
+func (l fakeLoader) open() (Drive, error)                           { return l.open_() }
+func (l fakeLoader) change(ctx context.Context, w wantVolume) error { return ErrNoNextVolume }
+func (l fakeLoader) cartridge() int                                 { return 0 }
+func (l fakeLoader) retries() bool                                  { return false }
 
 func newFakeEmu(t *testing.T) *EmulatedDrive {
 	d, err := OpenEmulatedDrive(EmulatedTape{Dir: t.TempDir()}, false)

@@ -14,14 +14,18 @@ import (
 )
 
 // runVolumeCmd runs the next-volume command with `sh -c`, with
-// TAPESTREAM_VOLUME and TAPESTREAM_DEVICE in its environment, its stdout
-// and stderr going to stderr. It returns nil when the command exits 0, an
-// error wrapping ErrVolumeCommand otherwise (the tail of its output
-// included). Cancelling ctx (Abort) kills it.
-func runVolumeCmd(ctx context.Context, cmdline string, volume int, device string, stderr io.Writer) error {
+// TAPESTREAM_VOLUME, TAPESTREAM_VOLUME_LABEL, TAPESTREAM_SET_ID and
+// TAPESTREAM_DEVICE in its environment, its stdout and stderr going to
+// stderr. It returns nil when the command exits 0, an error wrapping
+// ErrVolumeCommand otherwise (the tail of its output included). Cancelling
+// ctx (Abort) kills it.
+func runVolumeCmd(ctx context.Context, cmdline string, w wantVolume, device string, stderr io.Writer) error {
+	volume := w.n
 	cmd := exec.CommandContext(ctx, "sh", "-c", cmdline)
 	cmd.Env = append(os.Environ(),
 		"TAPESTREAM_VOLUME="+strconv.Itoa(volume),
+		"TAPESTREAM_VOLUME_LABEL="+w.label,
+		"TAPESTREAM_SET_ID="+w.setID,
 		"TAPESTREAM_DEVICE="+device,
 	)
 	var tail tailBuffer
@@ -64,8 +68,15 @@ func (t *tailBuffer) String() string { return string(bytes.ToValidUTF8(t.b, nil)
 // if configured, else the Prompt option, else a terminal prompt when stdin
 // is a terminal, else ErrNoNextVolume.
 func changeVolume(ctx context.Context, opts Options, volume int, device string) error {
+	return changeVolumeFor(ctx, opts, wantVolume{n: volume}, device)
+}
+
+// changeVolumeFor is changeVolume for a cartridge described by w (its label
+// goes to the next-volume command).
+func changeVolumeFor(ctx context.Context, opts Options, w wantVolume, device string) error {
+	volume := w.n
 	if opts.NextVolumeCmd != "" {
-		return runVolumeCmd(ctx, opts.NextVolumeCmd, volume, device, opts.stderr())
+		return runVolumeCmd(ctx, opts.NextVolumeCmd, w, device, opts.stderr())
 	}
 	if opts.Prompt != nil {
 		return opts.Prompt(ctx, volume, device)

@@ -37,6 +37,9 @@ import (
 type SetSource struct {
 	Path       string // file, NAME.001, -, tape:PATH, /dev/nstN
 	FileNumber int    // set number on a tape
+	// Expect names the set and its cartridges (from a catalog): a tape
+	// reader asks for them by label and refuses any other.
+	Expect media.ExpectedSet
 }
 
 // Problem is one thing wrong with a set, for verify's report.
@@ -143,6 +146,9 @@ type Options struct {
 func openSet(src SetSource, o Options) (media.Reader, *tapeformat.Reader, error) {
 	so := o.Sink
 	so.FileNumber = src.FileNumber
+	if src.Expect.SetID != "" {
+		so.Expect = src.Expect
+	}
 	rd, err := media.OpenReader(src.Path, so)
 	if err != nil {
 		return nil, nil, err

@@ -16,7 +16,7 @@
 //	[[job]]
 //	name    = "mail"
 //	store   = "/srv/store"             # in process; or server = "https://host:7420", token_file = "..."
-//	groups  = ["SG1", "SG2"]
+//	groups  = ["SG1", "SG2"]           # required; ["*"]: every group of the store
 //	codec   = "zstd"
 //	workers = 4
 //	max_rate = "200MiB"
@@ -35,14 +35,13 @@
 //	name       = "{group}-{type}-{time}.tar.zst"   # {job} {group} {type} {time} {date} {set}
 //	split_size = "4GiB"
 //	# or tape = "/dev/nst0" (or "tape:/var/lib/vtape?capacity=400GiB"),
-//	#    next_volume_cmd = "mtx -f /dev/sg1 next", label_prefix = "MAIL"
+//	#    next_volume_cmd = "mtx -f /dev/sg1 next", label_prefix = "MAIL", pool = "weekly"
 //
 //	[job.retention]
 //	keep_full_chains = 2
 package scheduler
 
 import (
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -157,26 +156,56 @@ type Retention struct {
 // DefaultName is the default set file name template.
 const DefaultName = "{group}-{type}-{time}.tar{ext}"
 
+// ConfigError lists every problem found in a configuration, each naming
+// the key it is about (`tapestream config check` prints them all; run and
+// daemon refuse to start, exit 2). A job whose groups are not in its store
+// at run time fails with one too.
+type ConfigError struct {
+	Path     string
+	Problems []string
+}
+
+func (e *ConfigError) Error() string {
+	where := "config"
+	if e.Path != "" {
+		where = "config " + e.Path
+	}
+	if len(e.Problems) == 1 {
+		return where + ": " + e.Problems[0]
+	}
+	return fmt.Sprintf("%s: %d problems:\n  %s", where, len(e.Problems), strings.Join(e.Problems, "\n  "))
+}
+
 // LoadConfig reads and validates a configuration file. Relative paths in
-// it are relative to the file's directory.
+// it are relative to the file's directory. Every problem found is in the
+// *ConfigError.
 func LoadConfig(path string) (*Config, error) {
+	c, probs := loadConfig(path)
+	if len(probs) > 0 {
+		return nil, &ConfigError{Path: path, Problems: probs}
+	}
+	return c, nil
+}
+
+// loadConfig reads and validates a configuration file as far as it can:
+// the configuration is nil only when the file does not parse as TOML.
+func loadConfig(path string) (*Config, []string) {
 	var c Config
 	md, err := toml.DecodeFile(path, &c)
 	if err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
+		return nil, []string{err.Error()}
 	}
+	var probs []string
 	if und := md.Undecoded(); len(und) > 0 {
 		var keys []string
 		for _, k := range und {
 			keys = append(keys, k.String())
 		}
-		return nil, fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+		probs = append(probs, "unknown keys: "+strings.Join(keys, ", "))
 	}
 	c.Path = path
-	if err := c.validate(filepath.Dir(path)); err != nil {
-		return nil, fmt.Errorf("config %s: %w", path, err)
-	}
-	return &c, nil
+	probs = append(probs, c.validate(filepath.Dir(path))...)
+	return &c, probs
 }
 
 // ParseConfig parses configuration text (relative paths against dir).
@@ -185,8 +214,8 @@ func ParseConfig(text, dir string) (*Config, error) {
 	if _, err := toml.Decode(text, &c); err != nil {
 		return nil, err
 	}
-	if err := c.validate(dir); err != nil {
-		return nil, err
+	if probs := c.validate(dir); len(probs) > 0 {
+		return nil, &ConfigError{Problems: probs}
 	}
 	return &c, nil
 }
@@ -202,12 +231,16 @@ func absIn(dir, p string) string {
 	return a
 }
 
-func (c *Config) validate(dir string) error {
+// validate fills defaults and returns every problem found, each naming
+// its key.
+func (c *Config) validate(dir string) []string {
+	var probs []string
+	add := func(format string, args ...any) { probs = append(probs, fmt.Sprintf(format, args...)) }
 	if c.Catalog == "" {
-		return errors.New("catalog (the catalog file) is required")
+		add("catalog (the catalog file) is required")
 	}
 	c.Catalog = absIn(dir, c.Catalog)
-	if c.LockDir == "" {
+	if c.LockDir == "" && c.Catalog != "" {
 		c.LockDir = filepath.Join(filepath.Dir(c.Catalog), "locks")
 	}
 	c.LockDir = absIn(dir, c.LockDir)
@@ -215,55 +248,101 @@ func (c *Config) validate(dir string) error {
 	switch c.LogFormat {
 	case "", "text", "json":
 	default:
-		return fmt.Errorf("log_format %q: want text or json", c.LogFormat)
+		add("log_format %q: want text or json", c.LogFormat)
 	}
 	c.dueWindow = 20 * time.Hour
 	if c.DueWindow != "" {
 		d, err := time.ParseDuration(c.DueWindow)
 		if err != nil || d <= 0 {
-			return fmt.Errorf("due_window %q: want a duration such as 20h", c.DueWindow)
+			add("due_window %q: want a duration such as 20h", c.DueWindow)
+		} else {
+			c.dueWindow = d
 		}
-		c.dueWindow = d
 	}
 	if len(c.Jobs) == 0 {
-		return errors.New("no [[job]]")
+		add("no [[job]]")
 	}
 	names := map[string]bool{}
 	for i, j := range c.Jobs {
-		if j.Name == "" {
-			return fmt.Errorf("job %d has no name", i+1)
-		}
-		if names[j.Name] {
-			return fmt.Errorf("job %q is defined twice", j.Name)
+		name := j.Name
+		if name == "" {
+			add("job %d: name is required", i+1)
+			name = fmt.Sprintf("#%d", i+1)
+		} else if names[j.Name] {
+			add("job %q: name: defined twice", j.Name)
 		}
 		names[j.Name] = true
-		if err := j.validate(dir); err != nil {
-			return fmt.Errorf("job %q: %w", j.Name, err)
+		for _, err := range j.validate(dir) {
+			add("job %q: %v", name, err)
 		}
 	}
-	return nil
+	return probs
 }
 
-func (j *Job) validate(dir string) error {
+// AllGroups is the groups value that means every group of the store.
+const AllGroups = "*"
+
+// AllGroups reports whether the job backs up every group of its store.
+func (j *Job) AllGroups() bool { return len(j.Groups) == 1 && j.Groups[0] == AllGroups }
+
+// ResolveGroups returns the groups the job backs up, given the groups its
+// store has: all of them for groups = ["*"], else the configured ones, each
+// of which must be there (an error naming the key and what the store has).
+func (j *Job) ResolveGroups(have []string) ([]string, error) {
+	if j.AllGroups() {
+		if len(have) == 0 {
+			return nil, fmt.Errorf("job %q: groups = [\"*\"]: the store has no storage group", j.Name)
+		}
+		return append([]string(nil), have...), nil
+	}
+	var missing []string
+	for _, g := range j.Groups {
+		if !containsGroup(have, g) {
+			missing = append(missing, g)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("job %q: groups: storage group %s is not in %s (it has %s)", j.Name, strings.Join(missing, ", "), j.SourceName(), strings.Join(have, ", "))
+	}
+	return j.Groups, nil
+}
+
+// SourceName names the job's store for messages.
+func (j *Job) SourceName() string {
+	if j.Store != "" {
+		return "store " + j.Store
+	}
+	return "server " + j.Server
+}
+
+func (j *Job) validate(dir string) []error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	switch {
 	case j.Store == "" && j.Server == "":
-		return errors.New("give store (a store directory) or server (a store server URL)")
+		add("give store (a store directory) or server (a store server URL)")
 	case j.Store != "" && j.Server != "":
-		return errors.New("give store or server, not both")
+		add("give store or server, not both")
 	}
 	j.Store = absIn(dir, j.Store)
 	j.TokenFile = absIn(dir, j.TokenFile)
 	j.CAFile = absIn(dir, j.CAFile)
 	if len(j.Groups) == 0 {
-		j.Groups = []string{"SG1"}
+		add(`groups: required: name the storage groups to back up (groups = ["SG1", "SG2"]), or groups = ["*"] for every group of the store`)
 	}
 	seen := map[string]bool{}
 	for _, g := range j.Groups {
+		if g == AllGroups {
+			if len(j.Groups) > 1 {
+				add(`groups: "*" (every group of the store) stands alone`)
+			}
+			continue
+		}
 		if err := engine.ValidName(g); err != nil {
-			return fmt.Errorf("group %q: %w", g, err)
+			add("groups: %q: %v", g, err)
 		}
 		if seen[g] {
-			return fmt.Errorf("group %q listed twice", g)
+			add("groups: %q listed twice", g)
 		}
 		seen[g] = true
 	}
@@ -272,11 +351,11 @@ func (j *Job) validate(dir string) error {
 	}
 	var err error
 	if j.codec, err = codec.ParseCodec(j.Codec); err != nil {
-		return err
+		add("codec: %v", err)
 	}
 	if j.MaxRate != "" {
 		if j.maxRate, err = media.ParseSize(j.MaxRate); err != nil {
-			return fmt.Errorf("max_rate: %w", err)
+			add("max_rate: %v", err)
 		}
 	}
 	switch j.Pace {
@@ -284,22 +363,24 @@ func (j *Job) validate(dir string) error {
 		j.Pace = "auto"
 	case "auto", "off":
 	default:
-		return fmt.Errorf("pace %q: want auto or off", j.Pace)
+		add("pace %q: want auto or off", j.Pace)
 	}
 	j.recordSize = media.DefaultRecordSize
 	if j.BlockSize != "" {
 		n, err := media.ParseSize(j.BlockSize)
 		if err != nil || n <= 0 || n%512 != 0 {
-			return fmt.Errorf("block_size %q: want a multiple of 512", j.BlockSize)
+			add("block_size %q: want a multiple of 512", j.BlockSize)
+		} else {
+			j.recordSize = int(n)
 		}
-		j.recordSize = int(n)
 	}
 	if j.SegmentSize != "" {
 		n, err := media.ParseSize(j.SegmentSize)
 		if err != nil || n < 64<<10 || n > 1<<30 {
-			return fmt.Errorf("segment_size %q: want 64KiB..1GiB", j.SegmentSize)
+			add("segment_size %q: want 64KiB..1GiB", j.SegmentSize)
+		} else {
+			j.segmentSize = int(n)
 		}
-		j.segmentSize = int(n)
 	}
 	d := &j.Destination
 	n := 0
@@ -310,13 +391,13 @@ func (j *Job) validate(dir string) error {
 	}
 	switch {
 	case n == 0:
-		return errors.New("destination: give dir, tape or s3")
+		add("destination: give dir, tape or s3")
 	case n > 1:
-		return errors.New("destination: give one of dir, tape and s3")
+		add("destination: give one of dir, tape and s3")
 	case d.Tape != "" && !media.IsTape(d.Tape):
-		return fmt.Errorf("destination tape %q: want /dev/nstN or tape:PATH", d.Tape)
+		add("destination tape %q: want /dev/nstN or tape:PATH", d.Tape)
 	case d.S3 != "" && media.Classify(d.S3) != media.KindS3:
-		return fmt.Errorf("destination s3 %q: want s3://BUCKET/PREFIX", d.S3)
+		add("destination s3 %q: want s3://BUCKET/PREFIX", d.S3)
 	}
 	if d.S3 != "" {
 		so := &d.S3Options
@@ -324,33 +405,32 @@ func (j *Job) validate(dir string) error {
 		if so.LeaseTTL != "" {
 			t, err := time.ParseDuration(so.LeaseTTL)
 			if err != nil || t < time.Minute {
-				return fmt.Errorf("destination s3_options.lease_ttl %q: want a duration of a minute or more", so.LeaseTTL)
+				add("destination s3_options.lease_ttl %q: want a duration of a minute or more", so.LeaseTTL)
 			}
 			so.leaseTTL = t
 		}
 		if so.PartSize != "" {
 			n, err := media.ParseSize(so.PartSize)
 			if err != nil || n < 5<<20 {
-				return fmt.Errorf("destination s3_options.part_size %q: want 5MiB or more", so.PartSize)
+				add("destination s3_options.part_size %q: want 5MiB or more", so.PartSize)
 			}
 			so.partSize = n
 		}
 		switch so.ObjectLockMode {
 		case "", "GOVERNANCE", "COMPLIANCE":
 		default:
-			return fmt.Errorf("destination s3_options.object_lock_mode %q: want GOVERNANCE or COMPLIANCE", so.ObjectLockMode)
+			add("destination s3_options.object_lock_mode %q: want GOVERNANCE or COMPLIANCE", so.ObjectLockMode)
 		}
 		if (so.ObjectLockMode == "") != (so.RetainDays == 0) {
-			return errors.New("destination s3_options: object_lock_mode and retain_days go together")
+			add("destination s3_options: object_lock_mode and retain_days go together")
 		}
 		so.CAFile, so.StateDir = absIn(dir, so.CAFile), absIn(dir, so.StateDir)
 	}
 	if d.Tape != "" && strings.HasPrefix(d.Tape, media.EmulatedPrefix) {
 		t, err := media.ParseEmulatedSpec(d.Tape)
 		if err != nil {
-			return err
-		}
-		if !filepath.IsAbs(t.Dir) {
+			add("destination tape: %v", err)
+		} else if !filepath.IsAbs(t.Dir) {
 			d.Tape = media.EmulatedPrefix + absIn(dir, strings.TrimPrefix(d.Tape, media.EmulatedPrefix))
 		}
 	}
@@ -359,23 +439,31 @@ func (j *Job) validate(dir string) error {
 		d.Name = DefaultName
 	}
 	if strings.ContainsAny(d.Name, "/\\") || !strings.Contains(d.Name, "{group}") {
-		return fmt.Errorf("destination name %q: a file name (no directories) containing {group}", d.Name)
+		add("destination name %q: a file name (no directories) containing {group}", d.Name)
 	}
 	if !strings.Contains(d.Name, "{time}") && !strings.Contains(d.Name, "{set}") {
-		return fmt.Errorf("destination name %q: needs {time} or {set} so that every set gets its own file", d.Name)
+		add("destination name %q: needs {time} or {set} so that every set gets its own file", d.Name)
 	}
 	if d.SplitSize != "" {
 		if d.Tape != "" {
-			return errors.New("split_size applies to file destinations only")
+			add("destination split_size applies to file destinations only")
+		} else if j.splitSize, err = media.ParseSize(d.SplitSize); err != nil {
+			add("destination split_size: %v", err)
 		}
-		if j.splitSize, err = media.ParseSize(d.SplitSize); err != nil {
-			return fmt.Errorf("split_size: %w", err)
-		}
+	}
+	if d.Tape == "" && (d.NextVolumeCmd != "" || d.LabelPrefix != "" || d.Pool != "" || d.AutoLabel != nil) {
+		add("destination next_volume_cmd, label_prefix, pool and auto_label apply to tape destinations only")
+	}
+	if strings.ContainsAny(d.LabelPrefix, " /\\") {
+		add("destination label_prefix %q: no spaces or slashes", d.LabelPrefix)
 	}
 	if j.Retention.KeepFullChains < 0 {
-		return errors.New("retention keep_full_chains must be >= 1 (0 = keep everything)")
+		add("retention keep_full_chains must be >= 1 (0 = keep everything)")
 	}
-	return j.Schedule.compile()
+	if err := j.Schedule.compile(); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
 }
 
 // Job returns the job of that name.

@@ -27,11 +27,16 @@ func (r *Runner) writeTextfile(cat *catalog.Catalog) error {
 	if err != nil {
 		return err
 	}
-	return WriteTextfile(path, states)
+	sets, err := cat.List(catalog.Filter{})
+	if err != nil {
+		return err
+	}
+	return WriteTextfile(path, states, GroupRestorePoints(sets), r.now())
 }
 
-// WriteTextfile writes the metrics of states to path atomically.
-func WriteTextfile(path string, states []catalog.JobState) error {
+// WriteTextfile writes the metrics of states, and the newest restore point
+// of each storage group (and its age at now), to path atomically.
+func WriteTextfile(path string, states []catalog.JobState, groups map[string]time.Time, now time.Time) error {
 	sort.Slice(states, func(i, j int) bool { return states[i].Job < states[j].Job })
 	var b bytes.Buffer
 	metric := func(name, help, typ string, val func(st catalog.JobState) (float64, bool)) {
@@ -66,6 +71,23 @@ func WriteTextfile(path string, states []catalog.JobState) error {
 		func(st catalog.JobState) (float64, bool) { return float64(st.Failures), true })
 	metric("tapestream_job_runs_total", "Runs of the job.", "counter",
 		func(st catalog.JobState) (float64, bool) { return float64(st.Runs), true })
+	// The same age `tapestream status --max-age` checks, per group. Alert on
+	// time() - the timestamp: the age below is as of the last run.
+	var names []string
+	for g := range groups {
+		names = append(names, g)
+	}
+	sort.Strings(names)
+	gmetric := func(name, help string, val func(t time.Time) float64) {
+		fmt.Fprintf(&b, "# HELP %s %s\n# TYPE %s gauge\n", name, help, name)
+		for _, g := range names {
+			fmt.Fprintf(&b, "%s{group=%q} %s\n", name, g, formatFloat(val(groups[g])))
+		}
+	}
+	gmetric("tapestream_group_newest_restore_point_timestamp_seconds", "Time of the newest set the storage group can be restored to (its chain usable).",
+		func(t time.Time) float64 { return float64(t.UnixNano()) / 1e9 })
+	gmetric("tapestream_group_newest_restore_point_age_seconds", "Age of the newest restore point of the storage group when the file was written.",
+		func(t time.Time) float64 { return now.Sub(t).Seconds() })
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}

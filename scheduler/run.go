@@ -223,9 +223,14 @@ func (r *Runner) RunJob(ctx context.Context, cat *catalog.Catalog, j *Job, lvl e
 	jr = JobResult{Job: j.Name, Level: lvl.String(), Slot: slot, Started: start}
 	log := r.log().With("job", j.Name)
 	defer func() { jr.DurationMS = time.Since(t0).Milliseconds() }()
+	groups, gerr := r.jobGroups(ctx, j)
+	if gerr != nil && r.DryRun {
+		jr.Status, jr.Error, jr.err = "failure", gerr.Error(), gerr
+		return jr
+	}
 	if r.DryRun {
 		jr.Status = "planned"
-		for _, g := range j.Groups {
+		for _, g := range groups {
 			sets, err := cat.List(catalog.Filter{Group: g})
 			if err != nil {
 				jr.err = err
@@ -249,7 +254,11 @@ func (r *Runner) RunJob(ctx context.Context, cat *catalog.Catalog, j *Job, lvl e
 			l.Release()
 		}
 	}()
-	lockNames := j.Groups
+	if gerr != nil {
+		r.finishJob(ctx, cat, j, &jr, slot, start, t0, gerr, log)
+		return jr
+	}
+	lockNames := groups
 	if j.IsTape() {
 		// One writer per drive: two jobs appending to the same tape would interleave.
 		lockNames = append(append([]string(nil), lockNames...), tapeLock)
@@ -268,11 +277,11 @@ func (r *Runner) RunJob(ctx context.Context, cat *catalog.Catalog, j *Job, lvl e
 		}
 		locks = append(locks, l)
 	}
-	log.Info("job started", "level", lvl.String(), "slot", slot, "groups", strings.Join(j.Groups, ","))
+	log.Info("job started", "level", lvl.String(), "slot", slot, "groups", strings.Join(groups, ","))
 	src, err := r.openSource(ctx, j)
 	if err == nil {
 		defer src.Close()
-		jr.Groups = r.backupGroups(ctx, cat, src, j, lvl, log)
+		jr.Groups = r.backupGroups(ctx, cat, src, j, groups, lvl, log)
 		for _, g := range jr.Groups {
 			jr.BytesIn += g.BytesIn
 			jr.BytesOut += g.BytesOut
@@ -283,6 +292,55 @@ func (r *Runner) RunJob(ctx context.Context, cat *catalog.Catalog, j *Job, lvl e
 	} else {
 		err = fmt.Errorf("job %s: opening the source: %w", j.Name, err)
 	}
+	r.finishJob(ctx, cat, j, &jr, slot, start, t0, err, log)
+	return jr
+}
+
+// jobGroups resolves the job's groups against its store's (a store's
+// group.json files, read without opening it; a server's list): every group
+// for ["*"], and a configured group the store lacks is a *ConfigError.
+func (r *Runner) jobGroups(ctx context.Context, j *Job) ([]string, error) {
+	infos, err := r.storeGroups(ctx, j)
+	if err != nil {
+		return nil, fmt.Errorf("job %s: listing the storage groups of %s: %w", j.Name, j.SourceName(), err)
+	}
+	var have []string
+	for _, gi := range infos {
+		have = append(have, gi.Name)
+	}
+	groups, err := j.ResolveGroups(have)
+	if err != nil {
+		return nil, &ConfigError{Path: r.Config.Path, Problems: []string{err.Error()}}
+	}
+	return groups, nil
+}
+
+// storeGroups lists the storage groups of the job's store: an in-process
+// store's group.json files (read without opening the store, which another
+// process may hold), or the server's list.
+func (r *Runner) storeGroups(ctx context.Context, j *Job) ([]engine.GroupInfo, error) {
+	if j.Store != "" {
+		cfgs, err := engine.ListGroups(j.Store)
+		if err != nil {
+			return nil, err
+		}
+		var out []engine.GroupInfo
+		for _, c := range cfgs {
+			out = append(out, engine.GroupInfo{ID: c.ID, Name: c.Name, Signature: c.Signature})
+		}
+		return out, nil
+	}
+	src, err := r.openSource(ctx, j)
+	if err != nil {
+		return nil, err
+	}
+	defer src.Close()
+	return src.Prepare(ctx)
+}
+
+// finishJob records a job's outcome (its state in the catalog) and runs
+// the notify command.
+func (r *Runner) finishJob(ctx context.Context, cat *catalog.Catalog, j *Job, jr *JobResult, slot, start, t0 time.Time, err error, log *slog.Logger) {
 	jr.Status = "success"
 	if err != nil {
 		jr.Status, jr.Error, jr.err = "failure", err.Error(), err
@@ -313,8 +371,7 @@ func (r *Runner) RunJob(ctx context.Context, cat *catalog.Catalog, j *Job, lvl e
 	}); uerr != nil {
 		log.Error("recording the job state failed", "err", uerr)
 	}
-	r.notify(ctx, j, &jr)
-	return jr
+	r.notify(ctx, j, jr)
 }
 
 // planLevel decides the level from the catalog alone: an incremental or
@@ -394,9 +451,9 @@ type groupRun struct {
 // backupGroups backs up every group of the job through one source
 // (backup.RunGroups: concurrently to files, one after the other to a
 // tape), records each set and applies retention.
-func (r *Runner) backupGroups(ctx context.Context, cat *catalog.Catalog, src source.Source, j *Job, want ese.BackupType, log *slog.Logger) []GroupResult {
+func (r *Runner) backupGroups(ctx context.Context, cat *catalog.Catalog, src source.Source, j *Job, groups []string, want ese.BackupType, log *slog.Logger) []GroupResult {
 	t0 := time.Now()
-	runs := make([]*groupRun, len(j.Groups))
+	runs := make([]*groupRun, len(groups))
 	var reqs []backup.Request
 	var idx []int
 	infos, perr := src.Prepare(ctx)
@@ -404,7 +461,7 @@ func (r *Runner) backupGroups(ctx context.Context, cat *catalog.Catalog, src sou
 	if j.Pace == "auto" {
 		pc = pace.New(pace.Config{})
 	}
-	for i, g := range j.Groups {
+	for i, g := range groups {
 		gs := &groupRun{gr: GroupResult{Group: g, Requested: want.String(), Level: want.String()}, log: log.With("group", g), pace: pc}
 		runs[i] = gs
 		if perr != nil {
@@ -494,12 +551,12 @@ func (r *Runner) request(cat *catalog.Catalog, j *Job, gs *groupRun, group strin
 	mo := media.Options{RecordSize: j.recordSize, VolumeSize: j.splitSize, NextVolumeCmd: j.Destination.NextVolumeCmd, Stderr: r.Stderr}
 	loc := catalog.Location{Kind: "file"}
 	var target, volLabel string
-	loaded := 0
 	switch {
 	case j.IsTape():
 		target = j.Destination.Tape
 		mo.Append = true
 		loc = catalog.Location{Kind: "tape", Target: media.BaseTarget(target)}
+		mo.Labeler = r.labeler(cat, j, setID, start)
 	case j.IsS3():
 		target = j.FileName(group, typ, start, setID)
 		loc = catalog.Location{Kind: "s3", Target: target}
@@ -537,7 +594,6 @@ func (r *Runner) request(cat *catalog.Catalog, j *Job, gs *groupRun, group strin
 				if volLabel, err = r.prepareTape(cat, j, start); err != nil {
 					return err
 				}
-				loaded = media.LoadedVolume(target)
 			}
 			if j.IsS3() && gs.unlease == nil {
 				return r.leaseGroup(j, gs, group)
@@ -556,12 +612,9 @@ func (r *Runner) request(cat *catalog.Catalog, j *Job, gs *groupRun, group strin
 			}
 			for i, v := range res.Volumes {
 				if j.IsTape() {
-					tv := catalog.TapeVolume{Number: v.Number, Name: v.Name, FileNumber: v.FileNumber, Bytes: v.Bytes}
-					if i == 0 {
+					tv := catalog.TapeVolume{Number: v.Number, Name: v.Name, FileNumber: v.FileNumber, Bytes: v.Bytes, Label: v.Label, Loaded: v.Cartridge}
+					if i == 0 && tv.Label == "" {
 						tv.Label = volLabel
-					}
-					if loaded > 0 {
-						tv.Loaded = loaded + i
 					}
 					rec.Location.Tape = append(rec.Location.Tape, tv)
 				} else {
@@ -570,7 +623,7 @@ func (r *Runner) request(cat *catalog.Catalog, j *Job, gs *groupRun, group strin
 			}
 			gs.rec = rec
 			if j.IsTape() {
-				r.noteTapeVolumes(cat, res.Volumes, volLabel, start)
+				r.noteTapeVolumes(cat, rec.Location.Tape, start)
 			}
 			return cat.PutSet(rec)
 		}),
@@ -685,9 +738,11 @@ func (r *Runner) finishGroup(cat *catalog.Catalog, j *Job, gs *groupRun, o backu
 	}
 }
 
-// prepareTape makes sure the loaded tape volume is labelled (labelling a
-// blank one when auto_label is on) and returns its label ("" for an
-// unlabelled continuation volume of an earlier set).
+// prepareTape makes sure the loaded cartridge is labelled for the job's
+// pool (labelling a blank one when auto_label is on) and returns its
+// label. A cartridge of another pool is refused before anything is written
+// on it. (The label of a first cartridge names no set: the set that will
+// be in its file 1 is not written yet, and says what it is itself.)
 func (r *Runner) prepareTape(cat *catalog.Catalog, j *Job, now time.Time) (string, error) {
 	d := j.Destination
 	state, vl, err := media.ReadVolumeLabel(d.Tape, j.recordSize)
@@ -696,9 +751,13 @@ func (r *Runner) prepareTape(cat *catalog.Catalog, j *Job, now time.Time) (strin
 	}
 	switch state {
 	case media.ContentLabel:
+		if vl.Pool != d.Pool {
+			return "", fmt.Errorf("%w: job %s: the cartridge in %s is %s of pool %q; the job writes to pool %q: load a cartridge of that pool or a blank one (refused before writing)",
+				media.ErrWrongCartridge, j.Name, d.Tape, vl.Label, vl.Pool, d.Pool)
+		}
 		if _, err := cat.GetVolume(vl.Label); errors.Is(err, catalog.ErrNotFound) {
 			return vl.Label, cat.PutVolume(&catalog.Volume{Label: vl.Label, Target: media.BaseTarget(d.Tape), Number: media.LoadedVolume(d.Tape),
-				Created: vl.Created, Pool: vl.Pool, Status: "append"})
+				Created: vl.Created, Pool: vl.Pool, Status: catalog.CartridgeAppend})
 		}
 		return vl.Label, nil
 	case media.ContentBlank:
@@ -715,16 +774,39 @@ func (r *Runner) prepareTape(cat *catalog.Catalog, j *Job, now time.Time) (strin
 		r.log().Info("labelled blank tape", "job", j.Name, "label", label, "tape", d.Tape)
 		return label, nil
 	case media.ContentSet:
-		r.log().Warn("the loaded tape volume has no tapestream label (a continuation volume); appending", "job", j.Name, "tape", d.Tape)
-		return "", nil
+		return "", fmt.Errorf("%w: job %s: the cartridge in %s has no volume label (it starts with a set: a continuation written before every cartridge was labelled); load a cartridge of pool %q or a blank one",
+			media.ErrWrongCartridge, j.Name, d.Tape, d.Pool)
 	}
 	return "", fmt.Errorf("tape %s holds data that is not tapestream's; label it with `tapestream tape label --overwrite` to reuse it", d.Tape)
 }
 
+// labeler labels the cartridges a tape job's set continues on: blank ones
+// get the pool's next label, and each is recorded in the catalog.
+func (r *Runner) labeler(cat *catalog.Catalog, j *Job, setID string, start time.Time) *media.Labeler {
+	d := j.Destination
+	return &media.Labeler{
+		Pool: d.Pool, SetID: setID, Now: func() time.Time { return start },
+		Next: func() (string, error) {
+			if d.AutoLabel != nil && !*d.AutoLabel {
+				return "", nil // blank cartridges are refused
+			}
+			return NextLabel(cat, d.LabelPrefix)
+		},
+		Labelled: func(l media.VolumeLabel, cartridge int) error {
+			r.log().Info("labelled a continuation cartridge", "job", j.Name, "label", l.Label, "set", setID, "volume", l.SetVolume, "tape", d.Tape)
+			return cat.PutVolume(&catalog.Volume{Label: l.Label, Target: media.BaseTarget(d.Tape), Number: cartridge, Created: l.Created,
+				Pool: l.Pool, Status: catalog.CartridgeAppend, LastUsed: start.UTC()})
+		},
+	}
+}
+
+// defaultLabelPrefix starts the labels of a pool without label_prefix.
+const defaultLabelPrefix = "TS"
+
 // NextLabel returns the next free label PREFIX0001, PREFIX0002, ...
 func NextLabel(cat *catalog.Catalog, prefix string) (string, error) {
 	if prefix == "" {
-		prefix = "TS"
+		prefix = defaultLabelPrefix
 	}
 	vols, err := cat.Volumes()
 	if err != nil {
@@ -767,21 +849,24 @@ func LabelTape(cat *catalog.Catalog, target, label, pool string, recordSize int,
 	return cat.PutVolume(&catalog.Volume{Label: label, Target: media.BaseTarget(target), Number: media.LoadedVolume(target), Created: now.UTC(), Pool: pool, Status: "append"})
 }
 
-// noteTapeVolumes marks volumes that reached their end as full.
-func (r *Runner) noteTapeVolumes(cat *catalog.Catalog, vols []media.VolumeInfo, label string, now time.Time) {
-	if label == "" {
-		return
+// noteTapeVolumes records when the cartridges of a set were last written
+// and marks those a set continued from as full.
+func (r *Runner) noteTapeVolumes(cat *catalog.Catalog, vols []catalog.TapeVolume, now time.Time) {
+	for i, tv := range vols {
+		if tv.Label == "" {
+			continue
+		}
+		v, err := cat.GetVolume(tv.Label)
+		if err != nil {
+			continue
+		}
+		v.LastUsed = now.UTC()
+		if i < len(vols)-1 {
+			v.Full, v.Status = true, catalog.CartridgeFull
+			r.log().Info("tape cartridge full; the set continued on the next", "label", tv.Label)
+		}
+		_ = cat.PutVolume(v)
 	}
-	v, err := cat.GetVolume(label)
-	if err != nil {
-		return
-	}
-	v.LastUsed = now.UTC()
-	if len(vols) > 1 || len(vols) == 1 && vols[0].EarlyWarning {
-		v.Full, v.Status = true, "full"
-		r.log().Info("tape volume full; the next volume was requested", "label", label)
-	}
-	_ = cat.PutVolume(v)
 }
 
 // JobFor maps a scanned set to the job whose destination holds it.
@@ -794,12 +879,12 @@ func (c *Config) JobFor(s *catalog.Set) string {
 			continue
 		}
 		if j.IsS3() {
-			if s.Location.Kind == "s3" && strings.HasPrefix(s.Location.Target, strings.TrimSuffix(j.Destination.S3, "/")+"/"+j.Name+"/") {
+			if s.Location.Kind == "s3" && strings.HasPrefix(s.Location.Target, strings.TrimSuffix(j.Destination.S3, "/")+"/"+j.Name+"/") && (j.AllGroups() || containsGroup(j.Groups, s.Group)) {
 				return j.Name
 			}
 			continue
 		}
-		if s.Location.Kind == "file" && filepath.Dir(s.Location.Target) == j.Destination.Dir && containsGroup(j.Groups, s.Group) {
+		if s.Location.Kind == "file" && filepath.Dir(s.Location.Target) == j.Destination.Dir && (j.AllGroups() || containsGroup(j.Groups, s.Group)) {
 			return j.Name
 		}
 	}

@@ -190,3 +190,33 @@ func (s *Schedule) LevelAt(now time.Time) (ese.BackupType, time.Time, bool) {
 	}
 	return "", time.Time{}, false
 }
+
+// Slot is one scheduled run: its time and level.
+type Slot struct {
+	Time  time.Time      `json:"time"`
+	Level ese.BackupType `json:"level"`
+}
+
+// NextRuns returns the next n slots after t; when several entries fire at
+// the same time the highest level wins (full > differential > incremental).
+func (s *Schedule) NextRuns(t time.Time, n int) []Slot {
+	var out []Slot
+	for len(out) < n {
+		var next Slot
+		for _, e := range s.entries {
+			at := e.sched.Next(t)
+			if at.IsZero() {
+				continue
+			}
+			if next.Time.IsZero() || at.Before(next.Time) || at.Equal(next.Time) && levelRank(e.level) > levelRank(next.Level) {
+				next = Slot{Time: at, Level: e.level}
+			}
+		}
+		if next.Time.IsZero() {
+			break
+		}
+		out = append(out, next)
+		t = next.Time
+	}
+	return out
+}

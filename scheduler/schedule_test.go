@@ -126,3 +126,34 @@ func TestContribConfigLoads(t *testing.T) {
 		t.Fatalf("%+v", c)
 	}
 }
+
+// TestNextRuns: the next slots in order, the highest level winning when
+// entries coincide; ResolveGroups: "*" and missing groups.
+func TestNextRuns(t *testing.T) {
+	c, err := ParseConfig("catalog='c'\n[[job]]\nname='a'\nstore='s'\ngroups=['*']\n[job.schedule]\ncron=['0 2 * * * incremental', '0 2 * * 0 full', '30 3 1 * * differential']\n[job.destination]\ndir='d'", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := c.Jobs[0]
+	got := j.Schedule.NextRuns(time.Date(2026, 10, 30, 12, 0, 0, 0, time.Local), 4) // a Friday
+	want := []struct {
+		day   int
+		hour  int
+		level ese.BackupType
+	}{{31, 2, ese.Incremental}, {1, 2, ese.Full}, {1, 3, ese.Differential}, {2, 2, ese.Incremental}}
+	if len(got) != len(want) {
+		t.Fatalf("next runs %+v", got)
+	}
+	for i, w := range want {
+		if got[i].Time.Day() != w.day || got[i].Time.Hour() != w.hour || got[i].Level != w.level {
+			t.Fatalf("run %d: %s %s, want day %d %02d:xx %s", i, got[i].Time, got[i].Level, w.day, w.hour, w.level)
+		}
+	}
+	if g, err := j.ResolveGroups([]string{"SG1", "SG2"}); err != nil || len(g) != 2 {
+		t.Fatalf("groups *: %v %v", g, err)
+	}
+	j.Groups = []string{"SG1", "SG3"}
+	if _, err := j.ResolveGroups([]string{"SG1", "SG2"}); err == nil || !strings.Contains(err.Error(), "groups: storage group SG3 is not in store") {
+		t.Fatalf("missing group: %v", err)
+	}
+}

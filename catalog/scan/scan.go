@@ -207,75 +207,222 @@ func isSetFile(path string) bool {
 	return c == media.ContentSet
 }
 
-// ScanTape reads every file of the volume of target (a device, or
-// tape:PATH[?volume=N]): the volume label and each set. A set that
-// continues on further volumes is read through them (the next-volume
-// command loads them); scanning stops at the end of the first volume's
-// recorded data.
+// ScanTape scans the cartridges of one tape target (see ScanTapes) and
+// returns the volume record of the first.
 func ScanTape(ctx context.Context, target string, o ScanOptions) ([]*catalog.Set, *catalog.Volume, error) {
-	vol := 1
-	if strings.HasPrefix(target, media.EmulatedPrefix) {
-		if t, err := media.ParseEmulatedSpec(target); err == nil && t.Volume > 0 {
-			vol = t.Volume
+	sets, vols, err := ScanTapes(ctx, []string{target}, o)
+	var vol *catalog.Volume
+	if len(vols) > 0 {
+		vol = vols[0]
+	}
+	return sets, vol, err
+}
+
+// cartridge is what a survey found on one cartridge.
+type cartridge struct {
+	target string // reads this cartridge (tape:PATH?volume=N, or the device)
+	label  *media.VolumeLabel
+	pieces []piece
+}
+
+// piece is a volume of a set that starts in a file of a cartridge.
+type piece struct {
+	file   int
+	setID  string
+	volume int
+}
+
+// ScanTapes reads a box of cartridges, in any order, and returns every set
+// that starts on one of them and a record for each labelled cartridge. A
+// target is one cartridge: a drive's loaded one (/dev/nstN), an emulated
+// tape's cartridge (tape:PATH?volume=N), or every cartridge of an emulated
+// tape (tape:PATH).
+//
+// First every cartridge is surveyed: its volume label, and which volume of
+// which set each of its files holds (set labels only, a few KiB each).
+// Then each set is read completely and verified from its first volume on,
+// its further volumes asked for by the labels the survey found (or, for
+// cartridges not in the box, by set id and volume number): the emulated
+// library finds them itself, a real drive gets them from the next-volume
+// command. The result does not depend on the order of the cartridges.
+func ScanTapes(ctx context.Context, targets []string, o ScanOptions) ([]*catalog.Set, []*catalog.Volume, error) {
+	var carts []*cartridge
+	for _, t := range targets {
+		list := []string{t}
+		if strings.HasPrefix(t, media.EmulatedPrefix) {
+			var err error
+			if list, err = media.EmulatedCartridges(t); err != nil {
+				return nil, nil, err
+			}
+		}
+		for _, c := range list {
+			if err := ctx.Err(); err != nil {
+				return nil, nil, err
+			}
+			cart, err := survey(c, o)
+			if err != nil {
+				return nil, nil, err
+			}
+			carts = append(carts, cart)
 		}
 	}
-	target = media.WithVolume(media.BaseTarget(target), vol)
-	if !strings.HasPrefix(target, media.EmulatedPrefix) {
-		vol = 0
+	// Where each volume of each set is, and where each set starts.
+	labels := map[string][]string{}
+	type start struct {
+		cart *cartridge
+		file int
 	}
-	ro := restore.Options{Sink: media.Options{RecordSize: o.RecordSize, NextVolumeCmd: o.NextVolumeCmd}}
+	starts := map[string]start{}
+	at := map[string]map[int]start{} // set id → volume → where
+	for _, c := range carts {
+		for _, p := range c.pieces {
+			if at[p.setID] == nil {
+				at[p.setID] = map[int]start{}
+			}
+			at[p.setID][p.volume] = start{cart: c, file: p.file}
+			if c.label != nil {
+				l := labels[p.setID]
+				for len(l) < p.volume {
+					l = append(l, "")
+				}
+				l[p.volume-1] = c.label.Label
+				labels[p.setID] = l
+			}
+			if p.volume == 1 {
+				starts[p.setID] = start{cart: c, file: p.file}
+			}
+		}
+	}
+	ids := make([]string, 0, len(starts))
+	for id := range starts {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
 	var out []*catalog.Set
-	var volume *catalog.Volume
-	label := ""
-	for n := 0; ; n++ {
+	full := map[string]bool{}
+	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
-			return out, volume, err
+			return out, nil, err
 		}
-		kind, vl, err := media.IdentifyFile(target, n, o.RecordSize)
-		if errors.Is(err, media.ErrEndOfData) {
-			break
-		}
-		if err != nil {
-			return out, volume, err
-		}
-		switch kind {
-		case media.ContentLabel:
-			label = vl.Label
-			volume = &catalog.Volume{Label: vl.Label, Target: media.BaseTarget(target), Number: vol, Created: vl.Created, Pool: vl.Pool, Status: "append"}
-			o.logf("file %d: volume label %s", n, vl.Label)
-			continue
-		case media.ContentSet:
-		default:
-			o.logf("file %d: not a tapestream set, skipped", n)
-			continue
-		}
-		infos, _, err := restore.Verify(ctx, []restore.SetSource{{Path: target, FileNumber: n}}, ro)
+		st := starts[id]
+		var read []media.VolumeInfo
+		ro := restore.Options{Sink: media.Options{RecordSize: o.RecordSize, NextVolumeCmd: o.NextVolumeCmd, Stderr: o.Log,
+			ReadVolume: func(v media.VolumeInfo) { read = append(read, v) }}}
+		src := restore.SetSource{Path: st.cart.target, FileNumber: st.file, Expect: media.ExpectedSet{SetID: id, Labels: labels[id]}}
+		infos, _, err := restore.Verify(ctx, []restore.SetSource{src}, ro)
 		if err != nil || len(infos) == 0 {
-			o.logf("file %d: %v", n, err)
+			o.logf("%s file %d: set %s: %v", st.cart.target, st.file, id, err)
 			continue
+		}
+		// A last volume that holds only its label and the archive trailer
+		// (the manifest ended the volume before) is not read by a reader,
+		// which is done after the manifest: count it from where the survey
+		// found it.
+		for k := len(read) + 1; len(read) > 0 && read[len(read)-1].Number == k-1; k++ {
+			p, ok := at[id][k]
+			if !ok {
+				break
+			}
+			v, err := readPiece(p.cart, p.file, o)
+			if err != nil {
+				o.logf("%s file %d: volume %d of set %s: %v", p.cart.target, p.file, k, id, err)
+				break
+			}
+			read = append(read, v)
 		}
 		s := SetFromInfo(infos[0])
-		s.Location = catalog.Location{Kind: "tape", Target: media.BaseTarget(target)}
-		for i := 0; i < max(infos[0].Volumes, 1); i++ {
-			tv := catalog.TapeVolume{Number: i + 1, Name: target, FileNumber: int64(n)}
-			if vol > 0 {
-				tv.Loaded = vol + i
-			}
-			if i == 0 {
-				tv.Label = label
-			} else {
-				tv.FileNumber = 0
-			}
-			s.Location.Tape = append(s.Location.Tape, tv)
+		s.Location = catalog.Location{Kind: "tape", Target: media.BaseTarget(st.cart.target)}
+		for _, v := range read {
+			s.Location.Tape = append(s.Location.Tape, catalog.TapeVolume{Number: v.Number, Label: v.Label, Name: media.BaseTarget(v.Name),
+				FileNumber: v.FileNumber, Bytes: v.Bytes, Loaded: v.Cartridge})
+		}
+		for _, tv := range s.Location.Tape[:max(len(s.Location.Tape)-1, 0)] {
+			full[tv.Label] = true
 		}
 		if o.JobFor != nil {
 			s.Job = o.JobFor(s)
 		}
-		o.logf("file %d: %s set %s of %s: %s", n, s.Type, s.ID, s.Group, s.Status)
+		where := st.cart.target
+		if st.cart.label != nil {
+			where = st.cart.label.Label
+		}
+		o.logf("%s file %d: %s set %s of %s (%d volume(s)): %s", where, st.file, s.Type, s.ID, s.Group, len(s.Location.Tape), s.Status)
 		out = append(out, s)
-		if infos[0].Volumes > 1 {
-			break // the rest of this volume's files were not scanned
+	}
+	for _, c := range carts {
+		for _, p := range c.pieces {
+			if _, ok := starts[p.setID]; !ok {
+				o.logf("%s file %d: volume %d of set %s, whose first volume is on no cartridge scanned: not cataloged", c.target, p.file, p.volume, p.setID)
+			}
 		}
 	}
-	return out, volume, nil
+	catalog.SortSets(out)
+	var vols []*catalog.Volume
+	for _, c := range carts {
+		if c.label == nil {
+			continue
+		}
+		l := c.label
+		v := &catalog.Volume{Label: l.Label, Target: media.BaseTarget(c.target), Number: media.LoadedVolume(c.target), Created: l.Created, Pool: l.Pool,
+			Status: catalog.CartridgeAppend}
+		if full[l.Label] {
+			v.Full, v.Status = true, catalog.CartridgeFull
+		}
+		vols = append(vols, v)
+	}
+	sort.Slice(vols, func(i, j int) bool { return vols[i].Label < vols[j].Label })
+	return out, vols, nil
+}
+
+// readPiece reads tape file n of a cartridge to its end and reports it as
+// a volume (its set's volume number, cartridge label, bytes).
+func readPiece(c *cartridge, n int, o ScanOptions) (media.VolumeInfo, error) {
+	var got media.VolumeInfo
+	mo := media.Options{RecordSize: o.RecordSize, NextVolumeCmd: o.NextVolumeCmd, FileNumber: n, Stderr: o.Log,
+		ReadVolume: func(v media.VolumeInfo) { got = v }}
+	if c.label != nil {
+		mo.Expect = media.ExpectedSet{Labels: []string{c.label.Label}}
+	}
+	rd, err := media.OpenReader(c.target, mo)
+	if err != nil {
+		return got, err
+	}
+	if _, err := io.Copy(io.Discard, rd); err != nil {
+		rd.Close()
+		return got, err
+	}
+	if err := rd.Close(); err != nil {
+		return got, err
+	}
+	if got.Number == 0 {
+		return got, errors.New("not read to its end")
+	}
+	return got, nil
+}
+
+// survey reads the volume label of a cartridge and the set label at the
+// start of each of its files.
+func survey(target string, o ScanOptions) (*cartridge, error) {
+	c := &cartridge{target: target}
+	for n := 0; ; n++ {
+		f, err := media.ProbeFile(target, n, o.RecordSize)
+		if errors.Is(err, media.ErrEndOfData) || errors.Is(err, os.ErrNotExist) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case f.Content == media.ContentLabel && n == 0:
+			c.label = f.Label
+			o.logf("%s: cartridge %s", target, f.Label)
+		case f.Content == media.ContentSet && f.Set != nil:
+			c.pieces = append(c.pieces, piece{file: n, setID: f.Set.SetID, volume: max(f.Set.Volume, 1)})
+		case f.Content == media.ContentBlank:
+			return c, nil
+		default:
+			o.logf("%s file %d: not a tapestream set, skipped", target, n)
+		}
+	}
+	return c, nil
 }

@@ -257,7 +257,7 @@ func runCatalogRebuild(ctx context.Context, o catalogOpts, targets []string) err
 	if cfg != nil {
 		so.JobFor = cfg.JobFor
 	}
-	var files []string
+	var files, tapes []string
 	total := 0
 	for _, t := range targets {
 		if media.Classify(t) == media.KindS3 {
@@ -277,16 +277,26 @@ func runCatalogRebuild(ctx context.Context, o catalogOpts, targets []string) err
 			files = append(files, t)
 			continue
 		}
-		sets, vol, err := scan.ScanTape(ctx, t, so)
+		tapes = append(tapes, t)
+	}
+	if len(tapes) > 0 {
+		// One box of cartridges, in any order: every set is read from its
+		// first volume on, its cartridges asked for by label.
+		sets, vols, err := scan.ScanTapes(ctx, tapes, so)
 		if err != nil {
 			return err
 		}
-		added, updated, err := cat.Merge(sets, vol)
+		added, updated, err := cat.Merge(sets, nil)
 		if err != nil {
 			return err
+		}
+		for _, v := range vols {
+			if _, _, err := cat.Merge(nil, v); err != nil {
+				return err
+			}
 		}
 		total += len(sets)
-		fmt.Fprintf(o.Out, "%s: %d set(s): %d added, %d updated\n", t, len(sets), added, updated)
+		fmt.Fprintf(o.Out, "%s: %d cartridge(s), %d set(s): %d added, %d updated\n", strings.Join(tapes, ", "), len(vols), len(sets), added, updated)
 	}
 	if len(files) > 0 {
 		sets, err := scan.ScanFiles(ctx, files, so)
@@ -313,12 +323,40 @@ func runCatalogVolumes(_ context.Context, o catalogOpts) error {
 	if err != nil {
 		return err
 	}
-	if o.JSON {
-		return printJSON(o.Out, vols)
+	sets, err := cat.List(catalog.Filter{})
+	if err != nil {
+		return err
 	}
-	fmt.Fprintf(o.Out, "%-12s  %-10s  %-20s  %s\n", "LABEL", "STATUS", "LABELLED", "TAPE")
-	for _, v := range vols {
-		fmt.Fprintf(o.Out, "%-12s  %-10s  %-20s  %s (cartridge %d)\n", v.Label, v.Status, v.Created.UTC().Format("2006-01-02T15:04:05Z"), v.Target, v.Number)
+	carts := catalog.Cartridges(vols, sets)
+	if o.JSON {
+		return printJSON(o.Out, carts)
+	}
+	fmt.Fprintf(o.Out, "%-12s  %-10s  %-10s  %9s  %-20s  %-20s  %s\n", "LABEL", "POOL", "STATUS", "BYTES", "LABELLED", "LAST WRITTEN", "SETS (volume, file)")
+	for _, c := range carts {
+		last := "-"
+		if !c.LastWritten.IsZero() {
+			last = c.LastWritten.Format("2006-01-02T15:04:05Z")
+		}
+		var parts []string
+		for _, p := range c.Sets {
+			part := fmt.Sprintf("%s %s of %s: volume %d/%d, file %d", short12(p.SetID), p.Type, p.Group, p.Volume, p.Volumes, p.FileNumber)
+			if p.Status != catalog.StatusComplete {
+				part += " (" + p.Status + ")"
+			}
+			parts = append(parts, part)
+		}
+		if len(parts) == 0 {
+			parts = []string{"-"}
+		}
+		pool := c.Pool
+		if pool == "" {
+			pool = "-"
+		}
+		fmt.Fprintf(o.Out, "%-12s  %-10s  %-10s  %9s  %-20s  %-20s  %s\n", c.Label, pool, c.Status, humanize.IBytes(uint64(c.Bytes)),
+			c.Labelled.Format("2006-01-02T15:04:05Z"), last, parts[0])
+		for _, p := range parts[1:] {
+			fmt.Fprintf(o.Out, "%-12s  %-10s  %-10s  %9s  %-20s  %-20s  %s\n", "", "", "", "", "", "", p)
+		}
 	}
 	return nil
 }
@@ -357,21 +395,38 @@ func restoreFromCatalog(o restoreOpts) ([]restore.SetSource, error) {
 	if err != nil {
 		return nil, err
 	}
+	return catalogSources(chain, o.Err), nil
+}
+
+// catalogSources turns cataloged sets into sources to read: a tape set's
+// first cartridge and file, and the labels of all its cartridges, so that
+// the reader asks for each by label and refuses any other.
+func catalogSources(sets []*catalog.Set, log io.Writer) []restore.SetSource {
 	var srcs []restore.SetSource
-	for _, s := range chain {
-		loc, _ := catalog.Available(s) // RestoreChain took only sets that are
+	for _, s := range sets {
+		loc, _ := catalog.Available(s) // callers took only sets that are
 		src := restore.SetSource{Path: loc.Target}
 		if loc.Kind == "tape" && len(loc.Tape) > 0 {
 			tv := loc.Tape[0]
 			src.Path, src.FileNumber = media.WithVolume(loc.Target, tv.Loaded), int(tv.FileNumber)
-			if o.Err != nil && tv.Label != "" {
-				fmt.Fprintf(o.Err, "set %s is on volume %s, file %d\n", short12(s.ID), tv.Label, tv.FileNumber)
+			src.Expect = media.ExpectedSet{SetID: s.ID}
+			var where []string
+			for _, v := range loc.Tape {
+				src.Expect.Labels = append(src.Expect.Labels, v.Label)
+				lbl := v.Label
+				if lbl == "" {
+					lbl = "an unlabelled cartridge"
+				}
+				where = append(where, fmt.Sprintf("volume %d on %s file %d", v.Number, lbl, v.FileNumber))
+			}
+			if log != nil {
+				fmt.Fprintf(log, "set %s: %s\n", short12(s.ID), strings.Join(where, ", "))
 			}
 		}
-		if o.Err != nil {
-			fmt.Fprintf(o.Err, "chain: %s set %s of %s (%s)\n", s.Type, short12(s.ID), s.Created.UTC().Format(time.RFC3339), setWhere(s))
+		if log != nil {
+			fmt.Fprintf(log, "chain: %s set %s of %s (%s)\n", s.Type, short12(s.ID), s.Created.UTC().Format(time.RFC3339), setWhere(s))
 		}
 		srcs = append(srcs, src)
 	}
-	return srcs, nil
+	return srcs
 }

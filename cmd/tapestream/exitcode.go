@@ -72,7 +72,8 @@ func exitCode(ctx context.Context, err error) int {
 
 func isUsage(err error) bool {
 	var ue *usageError
-	return errors.As(err, &ue)
+	var ce *scheduler.ConfigError
+	return errors.As(err, &ue) || errors.As(err, &ce)
 }
 
 // isDestination: the medium a set goes to (or a restore writes into)
@@ -80,7 +81,7 @@ func isUsage(err error) bool {
 func isDestination(err error) bool {
 	var se *sinkError
 	var me *media.Error
-	return errors.As(err, &se) || errors.As(err, &me) || errors.Is(err, tapeformat.ErrVolumeTooSmall) ||
+	return errors.As(err, &se) || errors.As(err, &me) || errors.Is(err, tapeformat.ErrVolumeTooSmall) || errors.Is(err, media.ErrWrongCartridge) ||
 		errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EPIPE)
 }
 
@@ -90,8 +91,9 @@ func isCorruption(err error) bool {
 	var le *wal.LogError
 	var fe *tapeformat.FormatError
 	var pe *restore.ProblemError
+	var de *scheduler.DamagedError
 	switch {
-	case errors.As(err, &ce), page.IsCorruption(err), errors.As(err, &le), errors.As(err, &fe), errors.As(err, &pe):
+	case errors.As(err, &ce), page.IsCorruption(err), errors.As(err, &le), errors.As(err, &fe), errors.As(err, &pe), errors.As(err, &de):
 		return true
 	}
 	for _, s := range []error{engine.ErrLogReadVerifyFailure, verify.ErrIncomplete, tapeformat.ErrChecksum, tapeformat.ErrDamaged,

@@ -163,6 +163,7 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 	if o.stdin != nil {
 		ro.Sink.Stdin = o.stdin
 	}
+	ro.Sink.Stderr = o.Err // tape prompts: "load MAIL0003 (volume 3 of set …)"
 	if len(o.Sets) > 1 && slices.Contains(o.Sets, "-") {
 		return nil, usagef("standard input holds one set; give the others as files or tapes")
 	}

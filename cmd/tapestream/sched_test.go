@@ -35,11 +35,15 @@ type schedEnv struct {
 	logs    bytes.Buffer
 }
 
-func newSchedEnv(t *testing.T, cfg string) *schedEnv {
+func newSchedEnv(t *testing.T, cfg string, moreGroups ...string) *schedEnv {
 	t.Helper()
 	e := &schedEnv{t: t, dir: t.TempDir()}
 	store := filepath.Join(e.dir, "store")
-	if err := engine.InitStore(store, []engine.GroupSpec{{Name: "SG1", Databases: []string{"Mailbox1", "Public"}, LogSize: 256 << 10}}, engine.Options{}); err != nil {
+	specs := []engine.GroupSpec{{Name: "SG1", Databases: []string{"Mailbox1", "Public"}, LogSize: 256 << 10}}
+	for _, g := range moreGroups {
+		specs = append(specs, engine.GroupSpec{Name: g, Databases: []string{"Mailbox1"}, LogSize: 256 << 10})
+	}
+	if err := engine.InitStore(store, specs, engine.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	srv, err := engine.OpenServer(store, engine.Options{})
@@ -528,9 +532,11 @@ func TestSchedTape(t *testing.T) {
 		t.Fatalf("restored: %v %v seqs %v want %v", err, rep.Err(), rep.Seqs, seqs[len(seqs)-1])
 	}
 
-	// The next run (a full) appends to the continuation volume; retention
-	// (keep 1 chain) expires every earlier set, and the first volume, whose
-	// sets have all expired, becomes recyclable.
+	// The next run (a full) appends to the continuation cartridge, which
+	// was labelled MAIL0002 when the set continued on it (its file 1 holds
+	// the continuation); retention (keep 1 chain) expires every earlier
+	// set, and the first volume, whose sets have all expired, becomes
+	// recyclable.
 	e.now = e.now.Add(24 * time.Hour)
 	o := e.opts()
 	o.Job, o.Level = "tape", "full"
@@ -539,7 +545,7 @@ func TestSchedTape(t *testing.T) {
 		t.Fatalf("run after the volume change: %v", err)
 	}
 	last, _ := e.catalog().GetSet(sum.Jobs[0].Groups[0].SetID)
-	if tv := last.Location.Tape[0]; tv.Label != "" || tv.Loaded != 2 || tv.FileNumber != 1 {
+	if tv := last.Location.Tape[0]; tv.Label != "MAIL0002" || tv.Loaded != 2 || tv.FileNumber != 2 {
 		t.Fatalf("set after the volume change: %+v", last.Location)
 	}
 	for _, id := range ids {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -57,8 +58,36 @@ func newTapeCmd() *cobra.Command {
 	so.flags(status)
 	status.Flags().StringVar(&so.Tape, "tape", "", "tape device or emulated tape")
 	status.Flags().StringVar(&so.BlockSize, "block-size", "1MiB", "record size")
-	c.AddCommand(label, status)
+	var ldo tapeOpts
+	load := &cobra.Command{
+		Use:   "load --tape tape:PATH N|LABEL",
+		Short: "Load a cartridge into an emulated drive, by number or by its label (what a changer's load does)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ldo.Out, ldo.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return runTapeLoad(ldo, args[0])
+		},
+	}
+	load.Flags().StringVar(&ldo.Tape, "tape", "", "emulated tape (tape:PATH)")
+	load.Flags().StringVar(&ldo.BlockSize, "block-size", "1MiB", "record size")
+	c.AddCommand(label, status, load)
 	return c
+}
+
+func runTapeLoad(o tapeOpts, cartridge string) error {
+	if !strings.HasPrefix(o.Tape, media.EmulatedPrefix) {
+		return usagef("--tape: tape load drives an emulated tape (tape:PATH); load a real drive with its changer (mtx)")
+	}
+	rs, err := o.recordSize()
+	if err != nil {
+		return err
+	}
+	n, err := media.LoadEmulated(o.Tape, cartridge, rs)
+	if err != nil {
+		return &sinkError{err}
+	}
+	fmt.Fprintf(o.Out, "loaded cartridge %d into %s\n", n, media.BaseTarget(o.Tape))
+	return nil
 }
 
 func (o tapeOpts) recordSize() (int, error) {
@@ -118,13 +147,16 @@ func runTapeStatus(_ context.Context, o tapeOpts) error {
 		fmt.Fprintf(out, "%s: blank\n", o.Tape)
 		return nil
 	case media.ContentSet:
-		fmt.Fprintf(out, "%s: unlabelled; starts with a backup set (a continuation volume)\n", o.Tape)
+		fmt.Fprintf(out, "%s: unlabelled; starts with a backup set (a continuation volume written before every cartridge was labelled)\n", o.Tape)
 		return nil
 	case media.ContentForeign:
 		fmt.Fprintf(out, "%s: holds data that is not tapestream's\n", o.Tape)
 		return nil
 	}
 	fmt.Fprintf(out, "%s: volume %s (pool %q, labelled %s)\n", o.Tape, vl.Label, vl.Pool, vl.Created.Format(time.RFC3339))
+	if vl.SetID != "" {
+		fmt.Fprintf(out, "  file 1: volume %d of set %s\n", vl.SetVolume, vl.SetID)
+	}
 	if o.Config == "" && o.Catalog == "" {
 		return nil
 	}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/spf13/cobra"
 
+	"github.com/tapestream/tapestream/catalog"
 	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/restore"
 )
@@ -14,26 +16,63 @@ import (
 func init() { extraCommands = append(extraCommands, newVerifyCmd) }
 
 type verifyOpts struct {
-	Sets []string
-	Read readMediaFlags
-	JSON bool
-	Out  io.Writer
+	Sets    []string
+	Read    readMediaFlags
+	JSON    bool
+	Catalog string // verify cataloged sets: SET-IDs, or the chain of --group as of --at
+	Group   string
+	At      string
+	Out     io.Writer
+	Err     io.Writer
 }
 
 func newVerifyCmd() *cobra.Command {
 	var o verifyOpts
 	c := &cobra.Command{
-		Use:   "verify SET...",
+		Use:   "verify SET...|--catalog FILE (SET-ID...|--group G [--at TIME])",
 		Short: "Read sets completely and verify frames, checksums, pages, hashes, logs and the chain",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `With --catalog the sets are found in the catalog, by id or as the chain a restore of --group
+(as of --at) would read; tape sets' cartridges are asked for by label, and a wrong one is refused.`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if o.Catalog != "" && o.Group != "" {
+				return cobra.NoArgs(cmd, args)
+			}
+			return cobra.MinimumNArgs(1)(cmd, args)
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Sets, o.Out = args, cmd.OutOrStdout()
+			o.Sets, o.Out, o.Err = args, cmd.OutOrStdout(), cmd.ErrOrStderr()
 			return runVerify(cmd.Context(), o)
 		},
 	}
 	o.Read.add(c)
 	c.Flags().BoolVar(&o.JSON, "json", false, "print a JSON report")
+	c.Flags().StringVar(&o.Catalog, "catalog", "", "find the sets in this catalog (SET-ID arguments, or --group)")
+	c.Flags().StringVar(&o.Group, "group", "", "with --catalog: verify the chain a restore of this storage group would read")
+	c.Flags().StringVar(&o.At, "at", "", "with --catalog --group: as of this RFC 3339 time (default: newest)")
 	return c
+}
+
+// verifySources finds the sets to verify in the catalog.
+func verifySources(o verifyOpts) ([]restore.SetSource, error) {
+	if o.Group != "" {
+		return restoreFromCatalog(restoreOpts{Catalog: o.Catalog, Group: o.Group, At: o.At, Err: o.Err})
+	}
+	cat, err := catalog.Open(o.Catalog)
+	if err != nil {
+		return nil, err
+	}
+	var sets []*catalog.Set
+	for _, id := range o.Sets {
+		s, err := cat.GetSet(id)
+		if err != nil {
+			return nil, usagef(err.Error())
+		}
+		if _, ok := catalog.Available(s); !ok {
+			return nil, usagef(fmt.Sprintf("set %s: %s, and no copy of it is there either", s.ID, strings.Join(s.Location.Paths, ", ")))
+		}
+		sets = append(sets, s)
+	}
+	return catalogSources(sets, o.Err), nil
 }
 
 type verifyReport struct {
@@ -60,7 +99,16 @@ func runVerify(ctx context.Context, o verifyOpts) error {
 	if err != nil {
 		return err
 	}
-	infos, chain, err := restore.Verify(ctx, setSources(o.Sets, o.Read.FileNumber), ro)
+	ro.Sink.Stderr = o.Err
+	srcs := setSources(o.Sets, o.Read.FileNumber)
+	if o.Catalog != "" {
+		if srcs, err = verifySources(o); err != nil {
+			return err
+		}
+	} else if o.Group != "" || o.At != "" {
+		return usagef("--group and --at select sets in a catalog: give --catalog")
+	}
+	infos, chain, err := restore.Verify(ctx, srcs, ro)
 	if err == nil {
 		// An interrupted read is not a verdict: the cancellation shows up
 		// as a problem of the set being read, which is not damage.
