@@ -258,10 +258,15 @@ func (g *Group) recover(ro RecoverOptions) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, d := range g.dbs {
+		// Recovery has run: Patch Current Full Backup goes. Not by the
+		// state alone: the checkpoint written above already marked the
+		// restored databases Dirty Shutdown.
 		for _, h := range []*DBHeader{d.hdr, d.stmHdr} {
-			if h != nil && h.State == StateRestored {
+			if h != nil && (h.State == StateRestored || h.PatchCurrentFull != nil) {
 				h.PatchCurrentFull = nil
-				h.State = StateDirtyShutdown
+				if h.State == StateRestored {
+					h.State = StateDirtyShutdown
+				}
 				h.DBTime = max(h.DBTime, d.dbtime)
 			}
 		}
