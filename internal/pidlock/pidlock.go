@@ -1,5 +1,5 @@
-// Package pidlock is an exclusive, non-blocking lock on a file that names
-// its holder: flock(2) plus the holder's pid written into the file, so a
+// Package pidlock is a non-blocking lock on a file that names its
+// exclusive holder (a shared holder names none): flock(2) plus the holder's pid written into the file, so a
 // refused caller can say who holds it. flock locks belong to the open file
 // description, so two opens in one process exclude each other too.
 package pidlock
@@ -49,6 +49,31 @@ func Acquire(path string) (*Lock, error) {
 	}
 	_ = f.Truncate(0)
 	_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	return &Lock{f: f}, nil
+}
+
+// AcquireShared takes the lock at path shared, without waiting: shared
+// holders exclude an exclusive one (Acquire) and are excluded by it. A held
+// exclusive lock returns a *HeldError naming its holder. A shared holder
+// writes no pid (there may be several): it clears the one a former
+// exclusive holder left, so that an exclusive opener it refuses does not
+// name a process that is gone.
+func AcquireShared(path string) (*Lock, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_SH|unix.LOCK_NB); err != nil {
+		b := make([]byte, 32)
+		n, _ := f.ReadAt(b, 0)
+		pid, _ := strconv.Atoi(strings.TrimSpace(string(b[:n])))
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, &HeldError{Path: path, PID: pid}
+		}
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	_ = f.Truncate(0)
 	return &Lock{f: f}, nil
 }
 
