@@ -87,7 +87,9 @@ type Server struct {
 	reaperWG sync.WaitGroup
 	httpSrv  *http.Server
 
-	restoreMu sync.Mutex // one restore at a time
+	// restoring are the groups being restored (guarded by mu): one
+	// restore per group at a time, restores of different groups at once.
+	restoring map[string]bool
 
 	metrics metrics
 }
@@ -100,7 +102,7 @@ func New(eng *engine.Server, cfg Config) *Server {
 	if src == nil {
 		src = source.NewLocal(eng)
 	}
-	s := &Server{eng: eng, src: src, cfg: cfg, sessions: map[string]*session{}, stopC: make(chan struct{})}
+	s := &Server{eng: eng, src: src, cfg: cfg, sessions: map[string]*session{}, stopC: make(chan struct{}), restoring: map[string]bool{}}
 	s.token = sha256.Sum256([]byte(cfg.Token))
 	s.metrics.groups = map[string]*groupMetrics{}
 	for _, g := range eng.Groups() {
