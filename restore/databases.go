@@ -77,8 +77,11 @@ func (r *run) chooseMode(l tapeformat.Label) error {
 		}
 	}
 	switch {
-	case len(missing) == 0:
+	case len(missing) == 0 && (r.o.Live == nil || tc.Signature != l.GroupSignature || len(extra) > 0):
 		return nil // the whole group
+	case len(missing) == 0:
+		// Every database of a group a server keeps open: they are
+		// restored as some are, and the group (its log) runs on.
 	case len(r.o.DropDatabases) > 0:
 		if len(r.o.DropDatabases) != len(missing) {
 			return fmt.Errorf("refusing to restore: replacing storage group %s by the sets' databases (%s) drops %s; name each database to drop with --drop-database", r.name, strings.Join(l.Databases, ", "), strings.Join(missing, ", "))
@@ -92,7 +95,9 @@ func (r *run) chooseMode(l tapeformat.Label) error {
 		return fmt.Errorf("refusing to restore: --no-recover lays down a whole group for a later recovery; a restore of some of %s's databases (%s) recovers them at once while the others keep running", r.name, strings.Join(l.Databases, ", "))
 	}
 	r.databases = slices.Clone(l.Databases)
-	r.logf("restoring %s of storage group %s; %s stay as they are", strings.Join(r.databases, ", "), r.name, strings.Join(missing, ", "))
+	if len(missing) > 0 {
+		r.logf("restoring %s of storage group %s; the others (%s) stay as they are", strings.Join(r.databases, ", "), r.name, strings.Join(missing, ", "))
+	}
 	return nil
 }
 
@@ -169,6 +174,10 @@ func (r *run) configureDatabases() error {
 	if err := r.markRestored(); err != nil {
 		return err
 	}
+	replay, err := r.laterDatabaseLogs()
+	if err != nil {
+		return err
+	}
 	// The intent first: from here a crash is undone (or, once the files
 	// are recovered, finished) by the next open of the group.
 	var mounted []string
@@ -192,39 +201,33 @@ func (r *run) configureDatabases() error {
 		return err
 	}
 	failpoint.Hit("restore/db/after-dismount")
-	return r.databaseLogs()
+	return r.databaseLogs(replay)
 }
 
-// databaseLogs links the group's logs that continue the sets' into
-// STAGE/live-logs (point of failure) and refuses a restore that would roll
-// the databases back, unless told to. It records where the recovered files
-// join the group's log.
-func (r *run) databaseLogs() error {
+// laterDatabaseLogs decides, before anything is written, whether the
+// group's own logs continue the sets' (point of failure: replay is true)
+// and refuses a restore that would roll the databases back, unless told
+// to (then replay is false: the databases stop where the sets do).
+func (r *run) laterDatabaseLogs() (replay bool, err error) {
 	var l laterLogs
 	if r.o.Live != nil {
-		// Close the current generation: the dismounted databases have no
-		// record after it. The group goes on writing the next ones, so
-		// only closed generations, which never change, are looked at.
-		closed, err := r.o.Live.Rollover()
+		// The group writes on: look at closed generations by name only.
+		gens, _, err := wal.ListGenerations(vfs.OS, r.target, r.cfg.Prefix())
 		if err != nil {
-			return err
+			return false, err
 		}
-		l = laterLogs{exists: true, sameStream: true, newest: closed}
-		for g := r.res.HighGen + 1; g <= closed; g++ {
-			if _, err := os.Stat(filepath.Join(r.target, wal.GenName(r.cfg.Prefix(), g))); err != nil {
-				break
+		cur := r.o.Live.CurrentGen()
+		l = laterLogs{exists: true, sameStream: true, newest: cur}
+		next := r.res.HighGen + 1
+		for _, g := range gens {
+			if g == next {
+				l.continuing = append(l.continuing, g)
+				next++
 			}
-			l.continuing = append(l.continuing, g)
 		}
-		r.attach = wal.Pos{Gen: closed + 1}
-	} else {
-		var err error
-		if l, err = inspectTarget(r.target, r.cfg, r.res.HighGen); err != nil {
-			return err
-		}
-		if r.attach, err = logEnd(r.target, r.cfg.Prefix()); err != nil {
-			return err
-		}
+		l.current = cur == next
+	} else if l, err = inspectTarget(r.target, r.cfg, r.res.HighGen); err != nil {
+		return false, err
 	}
 	pointInTime := r.o.UntilGen != 0 || !r.o.UntilTime.IsZero()
 	if pointInTime {
@@ -241,10 +244,48 @@ func (r *run) databaseLogs() error {
 	}
 	if lost != "" {
 		if !r.o.AcceptDataLoss {
-			return &RollbackError{Target: r.target + " (databases " + dbs + ")", Why: lost}
+			return false, &RollbackError{Target: r.target + " (databases " + dbs + ")", Why: lost}
 		}
 		r.logf("restoring %s of %s although %s (--accept-data-loss); the files they replace are kept beside the store", dbs, r.target, lost)
-		return nil
+		return false, nil
+	}
+	return !pointInTime, nil
+}
+
+// databaseLogs, once the databases are dismounted, links the group's logs
+// that continue the sets' into STAGE/live-logs (replay) and records where
+// the recovered files join the group's log.
+func (r *run) databaseLogs(replay bool) error {
+	var l laterLogs
+	if r.o.Live != nil {
+		// Close the current generation: the dismounted databases have no
+		// record after it. The group goes on writing the next ones, so
+		// only closed generations, which never change, are read.
+		closed, err := r.o.Live.Rollover()
+		if err != nil {
+			return err
+		}
+		r.attach = wal.Pos{Gen: closed + 1}
+		if !replay {
+			return nil
+		}
+		for g := r.res.HighGen + 1; g <= closed; g++ {
+			if _, err := os.Stat(filepath.Join(r.target, wal.GenName(r.cfg.Prefix(), g))); err != nil {
+				return fmt.Errorf("storage group %s: log generation %d, which the restore of %s replays, is gone: %w", r.name, g, strings.Join(r.databases, ", "), err)
+			}
+			l.continuing = append(l.continuing, g)
+		}
+	} else {
+		var err error
+		if r.attach, err = logEnd(r.target, r.cfg.Prefix()); err != nil {
+			return err
+		}
+		if !replay {
+			return nil
+		}
+		if l, err = inspectTarget(r.target, r.cfg, r.res.HighGen); err != nil {
+			return err
+		}
 	}
 	if len(l.continuing) == 0 && !l.current {
 		return nil
@@ -257,7 +298,7 @@ func (r *run) databaseLogs() error {
 	if err != nil {
 		return err
 	}
-	r.logf("replaying %d later log files of %s into %s (point of failure)", n, r.target, dbs)
+	r.logf("replaying %d later log files of %s into %s (point of failure)", n, r.target, strings.Join(r.databases, ", "))
 	return nil
 }
 

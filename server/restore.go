@@ -78,7 +78,7 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 			s.fail(w, storeapi.Errorf(http.StatusNotFound, "not_found", "storage group %s is not a group of this store", req.Group))
 			return
 		}
-		if someDatabases(chains[0], g) {
+		if liveRestorable(chains[0], g) {
 			s.restoreDatabases(w, r, chains[0], req, g)
 			return
 		}
@@ -153,18 +153,16 @@ func (s *Server) restoreOwned(w http.ResponseWriter, r *http.Request, chain rest
 	reply(w, storeapi.RestoreResponse{Result: res, Group: g.Info()})
 }
 
-// someDatabases reports whether the chain's sets hold some, not all, of
-// g's databases: a restore of those databases, which the group serves on
-// without (its others stay mounted and keep taking mail).
-func someDatabases(c restore.Chain, g *engine.Group) bool {
+// liveRestorable reports whether the chain's sets hold databases of g (of
+// its log stream): they are restored while the group keeps running (its
+// other databases stay mounted and keep taking mail), rather than by
+// dismounting the whole group.
+func liveRestorable(c restore.Chain, g *engine.Group) bool {
 	l := c.Sets[0].Label
-	if l == nil {
+	if l == nil || l.GroupSignature != g.Config().Signature || len(l.Databases) == 0 {
 		return false
 	}
 	have := g.Databases()
-	if len(l.Databases) >= len(have) {
-		return false
-	}
 	for _, n := range l.Databases {
 		if !slices.Contains(have, n) {
 			return false
@@ -173,20 +171,21 @@ func someDatabases(c restore.Chain, g *engine.Group) bool {
 	return true
 }
 
-// restoreDatabases restores some databases of a live group: they are
-// dismounted, restored and recovered through the group's logs to the point
-// of failure, and mounted again, while the group keeps serving the others
-// (restore.GroupOptions.Live). A failed restore mounts the old ones again.
+// restoreDatabases restores databases of a live group (some or all of
+// them): they are dismounted, restored and recovered through the group's
+// logs to the point of failure, and mounted again, while the group keeps
+// running and serving the others (restore.GroupOptions.Live). A failed
+// restore mounts the old ones again.
 func (s *Server) restoreDatabases(w http.ResponseWriter, r *http.Request, chain restore.Chain, req storeapi.RestoreRequest, g *engine.Group) {
 	t0 := time.Now()
 	res, err := restore.RunChain(r.Context(), chain, restore.GroupOptions{
 		To: s.eng.Root(), Group: req.Group, UntilGen: req.UntilGen, Force: true, StoreLocked: true, Live: g,
 	})
 	if err != nil {
-		s.fail(w, restoreErr(fmt.Errorf("restore of databases %s of storage group %s (its other databases stayed mounted): %w", strings.Join(chain.Sets[0].Label.Databases, ", "), req.Group, err)))
+		s.fail(w, restoreErr(fmt.Errorf("restore of databases %s of storage group %s (the group kept running): %w", strings.Join(chain.Sets[0].Label.Databases, ", "), req.Group, err)))
 		return
 	}
-	s.cfg.Logf("restored %s of storage group %s from %d set(s) in %s; the other databases stayed mounted", strings.Join(res.Databases, ", "), req.Group, len(chain.Sets), time.Since(t0).Round(time.Millisecond))
+	s.cfg.Logf("restored %s of storage group %s from %d set(s) in %s; the group kept running", strings.Join(res.Databases, ", "), req.Group, len(chain.Sets), time.Since(t0).Round(time.Millisecond))
 	reply(w, storeapi.RestoreResponse{Result: res, Group: g.Info()})
 }
 
