@@ -366,3 +366,100 @@ func jsonUnmarshal(s string, v any) error {
 	}
 	return nil
 }
+
+// Seed 003: "restore multiple instances in parallel … the entire server can
+// be restored at the same time". Two and four groups are restored at once
+// into one store, by as many restore processes, and through the store
+// server. Each restore holds its step after recovery for a while (a
+// failpoint delay): run one after another (a second restore used to be
+// refused on the store lock, exit 5, and the server serialised them) they
+// would take that long times their number.
+func TestRestoreGroupsAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restores groups for seconds")
+	}
+	const hold = 3 * time.Second
+	dir := t.TempDir()
+	groups := []string{"SG1", "SG2", "SG3", "SG4"}
+	args := []string{"store", "init", "--dir", "store", "--log-size", "256KiB"}
+	for _, g := range groups {
+		args = append(args, "--group", g)
+	}
+	mustCLI(t, dir, args...)
+	for i, g := range groups {
+		mustCLI(t, dir, "store", "load", "--dir", "store", "--group", g, "--size", "3MiB", "--seed", fmt.Sprint(i+1), "--streams", "2")
+		mustCLI(t, dir, "backup", "--store", "store", "--group", g, "--type", "full", "-o", g+".tar", "--progress", "never")
+		mustCLI(t, dir, "store", "load", "--dir", "store", "--group", g, "--duration", "100ms", "--seed", fmt.Sprint(i+1), "--streams", "2")
+	}
+	dump0 := map[string]string{}
+	for _, g := range groups {
+		dump0[g] = dumpOf(t, dir, "store", g)
+	}
+	delay := "TAPESTREAM_FAILPOINT=restore/after-recover=delay:" + hold.String()
+	check := func(t *testing.T, n int, wall time.Duration) {
+		t.Helper()
+		if limit := time.Duration(n)*hold - hold/2; wall >= limit {
+			t.Fatalf("%d restores of %s each took %s together: they did not run at the same time (limit %s)", n, hold, wall, limit)
+		}
+		for _, g := range groups[:n] {
+			if got := dumpOf(t, dir, "store", g); got != dump0[g] {
+				t.Fatalf("%s restored at the same time as %d others does not dump as before", g, n-1)
+			}
+		}
+		t.Logf("%d groups restored at once in %s (each held %s)", n, wall.Round(time.Millisecond), hold)
+	}
+	for _, n := range []int{2, 4} {
+		t.Run(fmt.Sprintf("process/%d", n), func(t *testing.T) {
+			var wg sync.WaitGroup
+			errs := make([]string, n)
+			t0 := time.Now()
+			for i, g := range groups[:n] {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := cliCmd(dir, "restore", g+".tar", "--to", "store", "--force")
+					c.Env = append(c.Env, delay)
+					if out, err := c.CombinedOutput(); err != nil {
+						errs[i] = fmt.Sprintf("restore of %s: %v: %s", g, err, out)
+					}
+				}()
+			}
+			wg.Wait()
+			wall := time.Since(t0)
+			for _, e := range errs {
+				if e != "" {
+					t.Fatal(e)
+				}
+			}
+			check(t, n, wall)
+		})
+		t.Run(fmt.Sprintf("server/%d", n), func(t *testing.T) {
+			tok := writeToken(t)
+			p := startServeProcEnv(t, []string{delay}, filepath.Join(dir, "store"), tok, "--restore-dir", dir)
+			var wg sync.WaitGroup
+			errs := make([]string, n)
+			t0 := time.Now()
+			for i, g := range groups[:n] {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := cliCmd(dir, "restore", "--server", p.url, "--token-file", tok, "--group", g, "--replace", g+".tar")
+					if out, err := c.CombinedOutput(); err != nil {
+						errs[i] = fmt.Sprintf("restore of %s through the server: %v: %s", g, err, out)
+					}
+				}()
+			}
+			wg.Wait()
+			wall := time.Since(t0)
+			if code, _ := p.stop(t); code != 0 {
+				t.Fatalf("store serve: exit %d: %s", code, p.stderr)
+			}
+			for _, e := range errs {
+				if e != "" {
+					t.Fatal(e)
+				}
+			}
+			check(t, n, wall)
+		})
+	}
+}
