@@ -192,7 +192,36 @@ func mainRows(c *config, st *storeInfo) ([]*row, error) {
 		logf("S3 rows left out: %v", err)
 	}
 	c.cleanups = append(c.cleanups, stop)
-	return append(rows, s3...), nil
+	rows = append(rows, s3...)
+	return append(rows, groupRestoreRows(c, set, tsIn)...), nil
+}
+
+// groupRestoreRows are whole-server recovery (seed 003: "restore multiple
+// instances in parallel"): the set restored, with recovery, into four
+// groups of one store by four restore processes at once, against the same
+// four one after another (each group locks itself, not the store).
+func groupRestoreRows(c *config, set string, in int64) []*row {
+	const n = 4
+	dir := filepath.Join(c.Work, "restore-groups")
+	restore := func(i int) string {
+		return q(c.Bin) + " restore " + q(set) + " --to " + q(dir) + fmt.Sprintf(" --group RG%d", i)
+	}
+	var together, serial []string
+	var wait []string
+	for i := 1; i <= n; i++ {
+		together = append(together, restore(i)+fmt.Sprintf(" > /dev/null & p%d=$!", i))
+		wait = append(wait, fmt.Sprintf("wait $p%d", i))
+		serial = append(serial, restore(i)+" > /dev/null")
+	}
+	clean := func() error { return os.RemoveAll(dir) }
+	after := func(*sample) error { return os.RemoveAll(dir) }
+	seq := fmt.Sprintf("restore %d groups one after another", n)
+	return []*row{
+		{Name: seq, Section: "restore", IsPeer: true, In: n * in, pre: clean, post: after,
+			cmd: shell(strings.Join(serial, " && "))},
+		{Name: fmt.Sprintf("restore %d groups at once (%d processes)", n, n), Section: "restore", Peer: seq, In: n * in, pre: clean, post: after,
+			cmd: shell(strings.Join(together, "; ") + "; " + strings.Join(wait, " && "))},
+	}
 }
 
 // compareRow tells the rows that get a "before:" twin with --compare-bin.

@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"path/filepath"
+
 	"github.com/tapestream/tapestream/ese"
 )
 
@@ -48,7 +50,15 @@ func (g *Group) Info() GroupInfo {
 	defer g.mu.Unlock()
 	gi := GroupInfo{ID: g.cfg.ID, Name: g.name, CircularLogging: g.cfg.CircularLogging, LogPrefix: g.cfg.Prefix(), LogSize: g.cfg.LogSize, Signature: g.cfg.Signature}
 	for _, d := range g.dbs {
-		di := DatabaseInfo{Name: d.name, ID: d.id, GUID: d.cfg.GUID, Path: d.files[fileEDB].path, Size: d.files[fileEDB].size(), Mounted: d.mounted}
+		di := DatabaseInfo{Name: d.name, ID: d.id, GUID: d.cfg.GUID, Mounted: d.mounted}
+		if pf := d.files[fileEDB]; pf != nil {
+			di.Path, di.Size = pf.path, pf.size()
+		} else { // dismounted: its files are closed
+			di.Path = filepath.Join(g.dir, d.name+".edb")
+			if st, err := g.fs.Stat(di.Path); err == nil {
+				di.Size = st.Size()
+			}
+		}
 		if pf := d.files[fileSTM]; pf != nil {
 			di.StreamingPath, di.StreamingSize = pf.path, pf.size()
 		}

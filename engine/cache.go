@@ -146,6 +146,27 @@ func (c *cache) markDirty(f *frame, start wal.Pos) {
 	f.modSeq++
 }
 
+// dirtyOf reports whether a page of database dbid is dirty or in flight.
+func (c *cache) dirtyOf(dbid int) bool {
+	for _, f := range c.frames {
+		if f.valid && f.key.file.dbid() == dbid && (f.dirty || f.inflight) {
+			return true
+		}
+	}
+	return false
+}
+
+// drop forgets the (clean) pages of database dbid: its files are about to
+// be closed, and another file may take their place before it is mounted.
+func (c *cache) drop(dbid int) {
+	for _, f := range c.frames {
+		if f.valid && f.key.file.dbid() == dbid && !f.dirty && f.pins == 0 {
+			delete(c.index, f.key)
+			f.valid, f.ref = false, false
+		}
+	}
+}
+
 // minRecLSN is the oldest log position a dirty page still needs.
 func (c *cache) minRecLSN() (wal.Pos, bool) {
 	var m wal.Pos

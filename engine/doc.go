@@ -6,10 +6,13 @@
 // # A store on disk
 //
 //	STORE/                      the store root (engine.Server), up to 16 groups
-//	├── LOCK                    one process has the store open (its pid inside)
+//	├── LOCK                    exclusive: one process has the whole store open
+//	│                           (its pid inside); shared: commands on single groups
+//	├── SG1.lock                the one command working on group SG1 (lock.go)
 //	└── SG1/                    a storage group (engine.Group)
 //	    ├── group.json          identity: name, instance id 0-15 (log prefix E0n),
-//	    │                       signature of its log stream, databases and their ids
+//	    │                       signature of its log stream, databases and their
+//	    │                       ids, which of them are dismounted (mount.go)
 //	    ├── E00.chk             checkpoint: oldest log position recovery needs
 //	    ├── E00.log             the current log generation
 //	    ├── E0000000001.log …   closed generations (package wal draws them)
@@ -49,5 +52,11 @@
 // staging directory; MarkRestored records the set's log range in each
 // header (Patch Current Full Backup), and OpenGroup with RestoreLogDirs
 // runs hard recovery through them, then through the group's own later
-// logs when they continue the sequence.
+// logs when they continue the sequence. A restore of some databases of a
+// group recovers them in a restore environment (a staging directory whose
+// group.json lists them alone, the others absent) through the set's logs
+// and the group's own, and replaces their files in the group directory
+// (dbswitch.go) while the group keeps the others; the restored files record
+// where they join the group's log (DBHeader.Attach), and recovery never
+// applies an earlier record to them.
 package engine

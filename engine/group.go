@@ -41,6 +41,9 @@ type DBConfig struct {
 	ID        int    `json:"id"`
 	GUID      string `json:"guid"`
 	Streaming bool   `json:"streaming"` // has a NAME.stm streaming file
+	// Dismounted: the administrator (or a restore replacing it) took the
+	// database offline; it stays so when the group reopens, until Mount.
+	Dismounted bool `json:"dismounted,omitempty"`
 }
 
 // Prefix is the log file prefix of the group, E00..E0F.
@@ -382,7 +385,7 @@ func (g *Group) database(name string) (*database, error) {
 	for _, d := range g.dbs {
 		if d.name == name {
 			if !d.mounted {
-				return nil, fmt.Errorf("database %s of storage group %s is dismounted", name, g.name)
+				return nil, fmt.Errorf("%w: %s of storage group %s", ErrDismounted, name, g.name)
 			}
 			return d, nil
 		}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/vfs"
+	"github.com/tapestream/tapestream/engine/wal"
 )
 
 // Database states, as eseutil /mh prints them.
@@ -26,6 +27,21 @@ type BackupInfo struct {
 	Time    time.Time `json:"time"`
 	SetID   string    `json:"set_id,omitempty"`
 }
+
+// LogPosition is a position in a storage group's log (wal.Pos) as a
+// header records it.
+type LogPosition struct {
+	Gen uint32 `json:"gen"`
+	Off uint32 `json:"off"`
+}
+
+// Pos is p as a wal.Pos.
+func (p LogPosition) Pos() wal.Pos { return wal.Pos{Gen: p.Gen, Off: p.Off} }
+
+// after reports whether a record at start precedes p (nil: nothing does).
+func (p *LogPosition) after(start wal.Pos) bool { return p != nil && start.Less(p.Pos()) }
+
+func logPosition(p wal.Pos) *LogPosition { return &LogPosition{Gen: p.Gen, Off: p.Off} }
 
 // IsSet reports whether the section holds a backup.
 func (b *BackupInfo) IsSet() bool { return b != nil && b.LowGen != 0 }
@@ -89,6 +105,13 @@ type DBHeader struct {
 	// known durable (written to a pipe): no log is truncated by it until
 	// `tapestream truncate` has read that set back (Group.TruncateAfter).
 	PendingLogFloor uint32 `json:"pending_log_floor,omitempty"`
+	// Attach is where this file's life in the group's log begins: it was
+	// mounted there, or a restore that put it in place replayed the log up
+	// to there. Recovery applies none of its records before it: they belong
+	// to the file it replaced (ESE: a restored database's header makes the
+	// older logs useless to it), which matters when the file is older than
+	// the records (a database rolled back to an older backup).
+	Attach *LogPosition `json:"attach,omitempty"`
 	// PatchCurrentFull is set on a database restored from an online backup
 	// and not yet recovered: the log range hard recovery must replay.
 	PatchCurrentFull *BackupInfo `json:"patch_current_full,omitempty"`

@@ -98,7 +98,7 @@ func (g *Group) restoredRange(opts Options) (RecoverOptions, bool, error) {
 	restored := false
 	for _, d := range g.dbs {
 		p := d.hdr.PatchCurrentFull
-		if d.hdr.State != StateRestored {
+		if !d.mounted || d.hdr.State != StateRestored {
 			continue
 		}
 		if !p.IsSet() {
@@ -203,6 +203,12 @@ func (g *Group) recover(ro RecoverOptions) error {
 			if slices.Contains(g.cfg.AbsentIDs, op.file.dbid()) {
 				return nil // a database the restore did not bring back
 			}
+			if d := g.byID[op.file.dbid()]; d != nil && (!d.mounted || d.hdr.Attach.after(start)) {
+				// Dismounted: its file holds every change up to its
+				// dismount. Attached later: the record belongs to the
+				// file this one replaced.
+				return nil
+			}
 			if g.pagefile(op.file) == nil {
 				return fmt.Errorf("log record at %v names database file %d, which storage group %s does not have", start, op.file, g.name)
 			}
@@ -258,10 +264,18 @@ func (g *Group) recover(ro RecoverOptions) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, d := range g.dbs {
+		if !d.mounted {
+			continue
+		}
+		// Recovery has run: Patch Current Full Backup goes. Not by the
+		// state alone: the checkpoint written above already marked the
+		// restored databases Dirty Shutdown.
 		for _, h := range []*DBHeader{d.hdr, d.stmHdr} {
-			if h != nil && h.State == StateRestored {
+			if h != nil && (h.State == StateRestored || h.PatchCurrentFull != nil) {
 				h.PatchCurrentFull = nil
-				h.State = StateDirtyShutdown
+				if h.State == StateRestored {
+					h.State = StateDirtyShutdown
+				}
 				h.DBTime = max(h.DBTime, d.dbtime)
 			}
 		}
@@ -291,42 +305,70 @@ func (g *Group) logIsEmpty(dirs []string) (bool, error) {
 // Recovery reports what the last open replayed.
 func (g *Group) Recovery() RecoveryInfo { return g.recovery }
 
-// attachAll opens every database file of the group.
+// attachAll opens every database file of the group but those of a
+// database dismounted by the administrator (group.json), whose files may
+// be missing or being replaced: its header is read for reports, if it can
+// be, and it is attached by Mount.
 func (g *Group) attachAll() error {
 	g.byID = map[int]*database{}
 	for _, dc := range g.cfg.Databases {
 		if g.byID[dc.ID] != nil || dc.ID < 0 || dc.ID > 255 {
 			return fmt.Errorf("storage group %s: database %s has a duplicate or invalid id %d", g.name, dc.Name, dc.ID)
 		}
-		d := &database{id: dc.ID, name: dc.Name, cfg: dc, tables: map[string]uint32{}, mounted: true}
+		d := &database{id: dc.ID, name: dc.Name, cfg: dc, tables: map[string]uint32{}, mounted: !dc.Dismounted}
 		g.dbs = append(g.dbs, d)
 		g.byID[dc.ID] = d
-		kinds := []int{fileEDB}
-		if dc.Streaming {
-			kinds = append(kinds, fileSTM)
+		if dc.Dismounted {
+			d.hdr = &DBHeader{Name: dc.Name, State: StateCleanShutdown}
+			if h, err := ReadHeader(g.fs, filepath.Join(g.dir, dc.Name+".edb")); err == nil {
+				d.hdr, d.dbtime = h, h.DBTime
+			}
+			continue
 		}
-		for _, kind := range kinds {
-			name := dc.Name + extOf(kind)
-			pf, err := openPagefile(g.fs, filepath.Join(g.dir, name), name, makeFileNo(dc.ID, kind), false)
-			if err != nil {
-				return fmt.Errorf("storage group %s: database %s: %w", g.name, dc.Name, err)
+		if err := g.openDBFiles(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// openDBFiles opens the files of database d and reads their headers.
+func (g *Group) openDBFiles(d *database) error {
+	kinds := []int{fileEDB}
+	if d.cfg.Streaming {
+		kinds = append(kinds, fileSTM)
+	}
+	var files [2]*pagefile
+	var hdrs [2]*DBHeader
+	fail := func(err error) error {
+		for _, pf := range files {
+			if pf != nil {
+				pf.close()
 			}
-			d.files[kind] = pf
-			h, err := ReadHeader(g.fs, pf.path)
-			if err != nil {
-				return err
-			}
-			if h.LogSignature != g.cfg.Signature {
-				return fmt.Errorf("%s: belongs to another storage group (log signature %s, group has %s)", name, h.LogSignature, g.cfg.Signature)
-			}
-			if kind == fileEDB {
-				d.hdr = h
-			} else {
-				d.stmHdr = h
-			}
-			if h.DBTime > d.dbtime {
-				d.dbtime = h.DBTime
-			}
+		}
+		return err
+	}
+	for _, kind := range kinds {
+		name := d.name + extOf(kind)
+		pf, err := openPagefile(g.fs, filepath.Join(g.dir, name), name, makeFileNo(d.id, kind), false)
+		if err != nil {
+			return fail(fmt.Errorf("storage group %s: database %s: %w", g.name, d.name, err))
+		}
+		files[kind] = pf
+		h, err := ReadHeader(g.fs, pf.path)
+		if err != nil {
+			return fail(err)
+		}
+		if h.LogSignature != g.cfg.Signature {
+			return fail(fmt.Errorf("%s: belongs to another storage group (log signature %s, group has %s)", name, h.LogSignature, g.cfg.Signature))
+		}
+		hdrs[kind] = h
+	}
+	d.files = files
+	d.hdr, d.stmHdr = hdrs[fileEDB], hdrs[fileSTM]
+	for _, h := range hdrs {
+		if h != nil && h.DBTime > d.dbtime {
+			d.dbtime = h.DBTime
 		}
 	}
 	return nil

@@ -20,7 +20,8 @@ import (
 // A restore builds a storage group in a staging directory beside the live
 // one and then switches it into place. The switch is crash-atomic: a crash
 // at any step leaves the target holding the old group or the new one, and
-// the next opener of the store (LockStore) finishes or undoes it:
+// the next locker of the store or of the group (ResolveSwitches) finishes
+// or undoes it:
 //
 //	1. STAGE/.switch-id       the switch's id, in the staged group (fsync)
 //	2. ROOT/.switch-NAME.json the intent: stage, target, where the old group
@@ -165,10 +166,14 @@ func finishSwitch(in switchIntent) error {
 }
 
 // ResolveSwitches finishes or undoes the switches a crash interrupted
-// under root and removes staging directories nobody holds. It returns one
+// under root (of whole groups, above, and of some databases of a group,
+// dbswitch.go) and removes staging directories nobody holds. It returns one
 // line per thing it did, for the caller to report. The caller holds the
-// store's lock.
-func ResolveSwitches(root string) ([]string, error) {
+// store's lock, exclusive or shared; held names the groups whose locks it
+// holds (LockGroup). A group another process holds is left alone: its
+// restore is alive.
+func ResolveSwitches(root string, held ...string) ([]string, error) {
+	root = filepath.Clean(root) // as the intents name it
 	ents, err := os.ReadDir(root)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -179,42 +184,70 @@ func ResolveSwitches(root string) ([]string, error) {
 	var done []string
 	for _, e := range ents {
 		name := e.Name()
-		if !strings.HasPrefix(name, ".switch-") || !strings.HasSuffix(name, ".json") {
+		group := intentGroup(name)
+		if group == "" {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(root, name))
-		var in switchIntent
-		if err == nil {
-			err = json.Unmarshal(b, &in)
+		release, ok, err := lockForResolve(root, group, held)
+		if err != nil {
+			return done, err
 		}
-		if err != nil || in.ID == "" || filepath.Dir(in.Target) != root || filepath.Dir(in.Stage) != root {
-			return done, fmt.Errorf("unreadable restore switch intent %s (%v): check %s by hand", filepath.Join(root, name), err, root)
-		}
-		id, _ := os.ReadFile(filepath.Join(in.Target, switchIDFile))
-		if string(id) == in.ID {
-			if err := finishSwitch(in); err != nil {
-				return done, err
-			}
-			msg := fmt.Sprintf("finished the interrupted switch of a restored storage group into %s", in.Target)
-			if in.Replaced != "" {
-				msg += "; the group it replaced is kept in " + in.Replaced
-			}
-			done = append(done, msg)
+		if !ok {
 			continue
 		}
-		if err := os.RemoveAll(in.Stage); err != nil {
+		var msg string
+		if strings.HasPrefix(name, dbIntentPrefix) {
+			msg, err = resolveDatabaseRestore(filepath.Join(root, name))
+		} else {
+			msg, err = resolveGroupSwitch(root, name)
+		}
+		release()
+		if err != nil {
 			return done, err
 		}
-		if err := os.Remove(filepath.Join(root, name)); err != nil {
-			return done, err
-		}
-		if err := syncDir(root); err != nil {
-			return done, err
-		}
-		done = append(done, fmt.Sprintf("undid an interrupted restore into %s: the group there is unchanged (the staged copy was removed; restore again)", in.Target))
+		done = append(done, msg)
 	}
+	return resolveStaging(root, done)
+}
+
+// resolveGroupSwitch finishes or undoes the group switch of intent file
+// name (see above).
+func resolveGroupSwitch(root, name string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(root, name))
+	var in switchIntent
+	if err == nil {
+		err = json.Unmarshal(b, &in)
+	}
+	if err != nil || in.ID == "" || filepath.Dir(in.Target) != root || filepath.Dir(in.Stage) != root {
+		return "", fmt.Errorf("unreadable restore switch intent %s (%v): check %s by hand", filepath.Join(root, name), err, root)
+	}
+	id, _ := os.ReadFile(filepath.Join(in.Target, switchIDFile))
+	if string(id) == in.ID {
+		if err := finishSwitch(in); err != nil {
+			return "", err
+		}
+		msg := fmt.Sprintf("finished the interrupted switch of a restored storage group into %s", in.Target)
+		if in.Replaced != "" {
+			msg += "; the group it replaced is kept in " + in.Replaced
+		}
+		return msg, nil
+	}
+	if err := os.RemoveAll(in.Stage); err != nil {
+		return "", err
+	}
+	if err := os.Remove(filepath.Join(root, name)); err != nil {
+		return "", err
+	}
+	if err := syncDir(root); err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("undid an interrupted restore into %s: the group there is unchanged (the staged copy was removed; restore again)", in.Target), nil
+}
+
+// resolveStaging removes the staging directories whose restore is gone.
+func resolveStaging(root string, done []string) ([]string, error) {
 	// Staging directories whose restore is gone (killed before its switch).
-	ents, err = os.ReadDir(root)
+	ents, err := os.ReadDir(root)
 	if err != nil {
 		return done, err
 	}

@@ -179,17 +179,25 @@ func (s *Session) truncFloor(own uint32) uint32 {
 	g := s.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	floor := g.checkpoint.Gen
 	inSession := map[*database]bool{}
 	for _, d := range s.dbs {
 		inSession[d] = true
 	}
-	for _, d := range g.dbs {
+	return floorOf(g.checkpoint.Gen, g.dbs, func(d *database) bool { return inSession[d] }, own)
+}
+
+// floorOf is the rule: chk is the checkpoint generation, own the floor of
+// the backup for the databases it covers; every other database brings the
+// floor its last backup recorded. 0: nothing may be truncated (a database
+// dismounted, or never backed up and not covered).
+func floorOf(chk uint32, dbs []*database, covers func(*database) bool, own uint32) uint32 {
+	floor := chk
+	for _, d := range dbs {
 		if !d.mounted {
 			return 0
 		}
 		f := own
-		if !inSession[d] {
+		if !covers(d) {
 			if f = logFloor(d.hdr); f == 0 {
 				return 0
 			}

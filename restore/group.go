@@ -46,6 +46,17 @@ type GroupOptions struct {
 	// CacheSize is the buffer cache of the recovery (bytes; 0:
 	// RecoveryCacheSize), the largest part of a restore's memory.
 	CacheSize int
+	// DropDatabases names databases of the target group that the sets do
+	// not hold and that a restore of the whole group may drop (a restore
+	// that would leave the group with fewer databases is refused unless
+	// each is named). Without it, sets holding some of a group's databases
+	// replace those databases only (databases.go).
+	DropDatabases []string
+	// Live is the target group, open in this process (a store server): a
+	// restore of some of its databases dismounts and mounts them through
+	// it while the others keep running. The whole group is not restored
+	// through it.
+	Live *engine.Group
 }
 
 // RecoveryCacheSize is the default buffer cache of a restore's recovery:
@@ -67,17 +78,25 @@ type Result struct {
 	Duration  time.Duration        `json:"duration_ns"`
 	Recovered bool                 `json:"recovered"`
 	// Replaced is where the group directory this restore replaced was
-	// moved (--force).
+	// moved (--force), or the files of the databases it replaced.
 	Replaced string `json:"replaced,omitempty"`
+	// Databases are the databases a restore of some of a group's databases
+	// replaced (the group's others were not touched); empty when the
+	// whole group was restored.
+	Databases []string `json:"databases,omitempty"`
 }
 
-// LockStore takes the lock of the store a restore writes into, and then
-// finishes or undoes a restore a crash interrupted there (reported to log).
+// LockStore takes the lock of the store a restore writes into, shared:
+// restores of other groups (in this process or another) may run beside
+// it, a server or a store-wide command may not. It then finishes or undoes
+// the restores a crash interrupted there, of the groups nobody works on
+// (reported to log). Each restore takes its group's own lock once it knows
+// its target.
 func LockStore(to string, log io.Writer) (func(), error) {
 	if err := os.MkdirAll(to, 0o755); err != nil {
 		return nil, err
 	}
-	release, err := engine.LockStore(to)
+	release, err := engine.LockStoreShared(to)
 	if err != nil {
 		return nil, fmt.Errorf("refusing to restore into a store in use (restore through its server, or stop it): %w", err)
 	}
@@ -117,7 +136,9 @@ func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (*Resul
 //	switch  the staged group takes the target's place
 //
 // Until the switch the target is not touched; a failure removes the
-// staging directory.
+// staging directory. Sets that hold some of an existing group's databases
+// replace those databases only, while the group keeps the others
+// (databases.go).
 func RunChain(ctx context.Context, c Chain, o GroupOptions) (res *Result, err error) {
 	t0 := time.Now()
 	if err := os.MkdirAll(o.To, 0o755); err != nil {
@@ -139,14 +160,12 @@ func RunChain(ctx context.Context, c Chain, o GroupOptions) (res *Result, err er
 		return nil, err
 	}
 	failpoint.Hit("restore/after-stage")
-	if err := r.configure(); err != nil {
-		return nil, err
+	if r.databases != nil {
+		err = r.restoreDatabases(ctx)
+	} else {
+		err = r.restoreGroup(ctx)
 	}
-	if err := r.recover(ctx); err != nil {
-		return nil, err
-	}
-	failpoint.Hit("restore/after-recover")
-	if err := r.switchIntoPlace(); err != nil {
+	if err != nil {
 		return nil, err
 	}
 	failpoint.Hit("restore/after-switch")
@@ -155,6 +174,22 @@ func RunChain(ctx context.Context, c Chain, o GroupOptions) (res *Result, err er
 		return r.res, fmt.Errorf("salvaged with %d problems: the restore is incomplete", len(r.res.Problems))
 	}
 	return r.res, nil
+}
+
+// restoreGroup restores the whole group: configure, recover, switch the
+// group directory.
+func (r *run) restoreGroup(ctx context.Context) error {
+	if r.o.Live != nil {
+		return fmt.Errorf("storage group %s is mounted: the restore of the whole group dismounts it first", r.name)
+	}
+	if err := r.configure(); err != nil {
+		return err
+	}
+	if err := r.recover(ctx); err != nil {
+		return err
+	}
+	failpoint.Hit("restore/after-recover")
+	return r.switchIntoPlace()
 }
 
 // run is one RunChain in progress.
@@ -170,6 +205,14 @@ type run struct {
 	infos   []*SetInfo
 	cfg     *engine.GroupConfig
 	res     *Result
+
+	unlock      func()              // the target group's lock
+	release     func()              // the instance id reserved for a new group
+	targetCfg   *engine.GroupConfig // the existing target group
+	databases   []string            // a restore of these databases of targetCfg only
+	dbr         *engine.DatabaseRestore
+	liveLogsDir string
+	attach      wal.Pos // where the restored databases join the group's log
 }
 
 func (r *run) logf(format string, args ...any) {
@@ -200,10 +243,17 @@ func newRun(c Chain, o GroupOptions) (*run, error) {
 }
 
 // cleanup closes the staging root and, if the restore failed, removes the
-// staging directory.
+// staging directory (a restore of some databases mounts them again); then
+// it releases the target's locks.
 func (r *run) cleanup(err *error) {
 	if r.root != nil {
 		r.root.Close()
+	}
+	if r.dbr != nil && *err != nil {
+		if aerr := r.dbr.Abandon(r.mountDatabases); aerr != nil {
+			*err = fmt.Errorf("%w; undoing it: %v (the next open of the group finishes undoing it)", *err, aerr)
+		}
+		r.staging = nil
 	}
 	if r.staging != nil {
 		if *err != nil {
@@ -211,6 +261,12 @@ func (r *run) cleanup(err *error) {
 		} else {
 			r.staging.Release()
 		}
+	}
+	if r.release != nil {
+		r.release()
+	}
+	if r.unlock != nil {
+		r.unlock()
 	}
 }
 
@@ -234,11 +290,27 @@ func (r *run) onLabel(l tapeformat.Label, first bool) error {
 		return fmt.Errorf("storage group name: %w", err)
 	}
 	r.target = filepath.Join(r.o.To, r.name)
+	// The group's own lock: restores of other groups run beside this one.
+	unlock, err := engine.LockGroupOnly(r.o.To, r.name)
+	if err != nil {
+		return fmt.Errorf("refusing to restore: %w", err)
+	}
+	r.unlock = unlock
+	resolved, err := engine.ResolveSwitches(r.o.To, r.name)
+	for _, line := range resolved {
+		r.logf("%s", line)
+	}
+	if err != nil {
+		return err
+	}
 	if _, err := os.Stat(r.target); err == nil && !r.o.Force {
 		return fmt.Errorf("storage group directory %s exists; restore with --force to replace it (its later logs are replayed), or into another group with --group", r.target)
 	}
 	if !wal.ValidPrefix(l.LogPrefix) {
 		return fmt.Errorf("set %s: invalid log prefix %q in its label", l.SetID, l.LogPrefix)
+	}
+	if err := r.chooseMode(l); err != nil {
+		return err
 	}
 	r.sink.prefix, r.sink.allowDBs = l.LogPrefix, true
 	return nil
@@ -302,9 +374,36 @@ func (r *run) configure() error {
 		return err
 	}
 	r.cfg = cfg
+	// The group's instance id (log prefix E0n): the target's when it
+	// replaces one, else one no other group of the store has.
+	if r.targetCfg != nil {
+		cfg.ID = r.targetCfg.ID
+	} else {
+		id, release, err := engine.ReserveInstance(r.o.To, cfg.ID)
+		if err != nil {
+			return fmt.Errorf("refusing to restore: %w", err)
+		}
+		r.release = release
+		if id != cfg.ID {
+			r.logf("instance id %d (log prefix %s) is taken in %s: the restored group %s gets %d (%s)", cfg.ID, cfg.Prefix(), r.o.To, r.name, id, (&engine.GroupConfig{ID: id}).Prefix())
+			cfg.ID = id
+		}
+	}
+	if err := r.renameLogs(cfg.Prefix()); err != nil {
+		return err
+	}
 	if err := engine.WriteGroupConfig(r.stage, cfg); err != nil {
 		return err
 	}
+	if err := r.markRestored(); err != nil {
+		return err
+	}
+	return r.laterLogs()
+}
+
+// markRestored marks the staged database files restored: the full's log
+// range as Patch Current Full Backup, which hard recovery replays.
+func (r *run) markRestored() error {
 	full := r.infos[0].Label
 	// The databases need the full's own logs to be consistent; later sets'
 	// logs roll them forward as far as they go (or --until says).
@@ -326,7 +425,7 @@ func (r *run) configure() error {
 			return err
 		}
 	}
-	return r.laterLogs()
+	return nil
 }
 
 // restoreHeaderPages writes a database file's header pages from the
@@ -419,7 +518,7 @@ func (r *run) laterLogs() error {
 func (r *run) recover(ctx context.Context) error {
 	recovered := !r.o.NoRecover
 	if recovered {
-		if err := recoverStaged(ctx, r.stage, r.o, r.res); err != nil {
+		if err := recoverStaged(ctx, r.stage, []string{filepath.Join(r.stage, "restore-logs")}, r.o, r.res); err != nil {
 			if !r.o.Salvage || ctx.Err() != nil {
 				return fmt.Errorf("%w (target %s untouched)", err, r.target)
 			}
@@ -461,14 +560,14 @@ func (e *RollbackError) Error() string {
 	return fmt.Sprintf("refusing to restore into %s: it holds commits this restore does not reach: %s; restore into another group (--group), or pass --accept-data-loss to replace it anyway (it is kept beside it)", e.Target, e.Why)
 }
 
-// recoverStaged runs hard recovery in the staging directory and checks
-// the result.
-func recoverStaged(ctx context.Context, stage string, o GroupOptions, res *Result) error {
+// recoverStaged runs hard recovery in the staging directory through the
+// logs in logDirs and checks the result.
+func recoverStaged(ctx context.Context, stage string, logDirs []string, o GroupOptions, res *Result) error {
 	cache := o.CacheSize
 	if cache <= 0 {
 		cache = RecoveryCacheSize
 	}
-	g, err := engine.OpenGroup(stage, engine.Options{RestoreLogDirs: []string{filepath.Join(stage, "restore-logs")}, UntilGen: o.UntilGen, UntilTime: o.UntilTime, CacheSize: cache, Context: ctx})
+	g, err := engine.OpenGroup(stage, engine.Options{RestoreLogDirs: logDirs, UntilGen: o.UntilGen, UntilTime: o.UntilTime, CacheSize: cache, Context: ctx})
 	if err != nil {
 		return fmt.Errorf("recovery of the restored group failed: %w", err)
 	}

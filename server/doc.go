@@ -19,6 +19,10 @@
 //	GET  /v1/groups                        []engine.GroupInfo (Prepare)
 //	GET  /v1/groups/{g}                    storeapi.GroupStatus (size, checkpoint, log generation, commit pressure)
 //	GET  /v1/groups/{g}/pressure           engine.Pressure (commit latency and queue; polled by paced backups)
+//	GET  /v1/groups/{g}/logs               engine.LogReport (what keeps each log generation, what a backup now truncates)
+//	POST /v1/groups/{g}/databases/{db}/mount|dismount
+//	                                       engine.GroupInfo after Group.Mount/Dismount (kept in group.json;
+//	                                       -505 during a backup, 409 "busy" during a restore of the group)
 //	POST /v1/groups/{g}/backup             storeapi.BeginRequest → storeapi.BeginResponse (BackupSetup)
 //	GET  /v1/sessions/{id}/files           storeapi.FilesResponse (database and streaming files)
 //	GET  /v1/sessions/{id}/files/{name}    frame stream (OpenFile + Read… + Close)
@@ -75,11 +79,16 @@
 // Restore: with Config.RestoreDir (`store serve --restore-dir DIR`), POST
 // /v1/restore restores sets already on the server host (paths relative to
 // DIR, resolved through os.Root so nothing outside it is reachable) into a
-// new recovery storage group: staged and recovered by restore.RestoreGroup
-// in a private directory under the store root, moved into place, mounted
-// and served (data API, backups) until shutdown. The live groups are never
-// touched; a restore over a live group (dismount, restore, recover, mount)
-// is not offered by the server.
+// new recovery storage group: staged and recovered by restore.RunChain in
+// a private directory under the store root, moved into place, mounted and
+// served (data API, backups) until shutdown. With Replace it restores into
+// a live group: sets of the group's log stream replace the databases they
+// hold while the group runs on (restore.GroupOptions.Live: they are
+// dismounted, recovered through the group's logs to the point of failure,
+// mounted again; the others keep taking mail); sets of another stream
+// replace the whole group (detached, restored, attached again). Restores of
+// different groups run at the same time, one per group (409 "busy"); a
+// refused rollback is 409 "rollback".
 //
 // Shutdown refuses new requests (503), aborts every session (a client in
 // the middle of a file gets an 'E' frame of kind "shutdown") and waits for

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/tapestream/tapestream/engine"
@@ -63,9 +65,23 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "%v", err))
 		return
 	}
-	s.restoreMu.Lock()
-	defer s.restoreMu.Unlock()
+	// One restore per group; restores of different groups run at the
+	// same time (seed 003: "restore multiple instances in parallel").
+	if !s.beginRestore(req.Group) {
+		s.fail(w, storeapi.Errorf(http.StatusConflict, "busy", "a restore into storage group %s is in progress", req.Group))
+		return
+	}
+	defer s.endRestore(req.Group)
 	if req.Replace {
+		g, err := s.eng.Group(req.Group)
+		if err != nil {
+			s.fail(w, storeapi.Errorf(http.StatusNotFound, "not_found", "storage group %s is not a group of this store", req.Group))
+			return
+		}
+		if liveRestorable(chains[0], g) {
+			s.restoreDatabases(w, r, chains[0], req, g)
+			return
+		}
 		s.restoreOwned(w, r, chains[0], req)
 		return
 	}
@@ -90,7 +106,7 @@ func (s *Server) handleRestore(w http.ResponseWriter, r *http.Request) {
 		err = errors.New("the restored group was not recovered")
 	}
 	if err != nil {
-		s.fail(w, fmt.Errorf("restore into recovery group %s: %w", req.Group, err))
+		s.fail(w, restoreErr(fmt.Errorf("restore into recovery group %s: %w", req.Group, err)))
 		return
 	}
 	if s.isClosing() {
@@ -126,7 +142,7 @@ func (s *Server) restoreOwned(w http.ResponseWriter, r *http.Request, chain rest
 	// when the restore failed (a failed restore leaves it untouched).
 	g, merr := s.eng.AttachGroup(req.Group)
 	if rerr != nil {
-		s.fail(w, fmt.Errorf("restore into storage group %s (the old group is mounted again): %w", req.Group, rerr))
+		s.fail(w, restoreErr(fmt.Errorf("restore into storage group %s (the old group is mounted again): %w", req.Group, rerr)))
 		return
 	}
 	if merr != nil {
@@ -135,4 +151,72 @@ func (s *Server) restoreOwned(w http.ResponseWriter, r *http.Request, chain rest
 	}
 	s.cfg.Logf("restored %d set(s) into storage group %s in %s", len(chain.Sets), req.Group, time.Since(t0).Round(time.Millisecond))
 	reply(w, storeapi.RestoreResponse{Result: res, Group: g.Info()})
+}
+
+// liveRestorable reports whether the chain's sets hold databases of g (of
+// its log stream): they are restored while the group keeps running (its
+// other databases stay mounted and keep taking mail), rather than by
+// dismounting the whole group.
+func liveRestorable(c restore.Chain, g *engine.Group) bool {
+	l := c.Sets[0].Label
+	if l == nil || l.GroupSignature != g.Config().Signature || len(l.Databases) == 0 {
+		return false
+	}
+	have := g.Databases()
+	for _, n := range l.Databases {
+		if !slices.Contains(have, n) {
+			return false
+		}
+	}
+	return true
+}
+
+// restoreDatabases restores databases of a live group (some or all of
+// them): they are dismounted, restored and recovered through the group's
+// logs to the point of failure, and mounted again, while the group keeps
+// running and serving the others (restore.GroupOptions.Live). A failed
+// restore mounts the old ones again.
+func (s *Server) restoreDatabases(w http.ResponseWriter, r *http.Request, chain restore.Chain, req storeapi.RestoreRequest, g *engine.Group) {
+	t0 := time.Now()
+	res, err := restore.RunChain(r.Context(), chain, restore.GroupOptions{
+		To: s.eng.Root(), Group: req.Group, UntilGen: req.UntilGen, Force: true, StoreLocked: true, Live: g,
+	})
+	if err != nil {
+		s.fail(w, restoreErr(fmt.Errorf("restore of databases %s of storage group %s (the group kept running): %w", strings.Join(chain.Sets[0].Label.Databases, ", "), req.Group, err)))
+		return
+	}
+	s.cfg.Logf("restored %s of storage group %s from %d set(s) in %s; the group kept running", strings.Join(res.Databases, ", "), req.Group, len(chain.Sets), time.Since(t0).Round(time.Millisecond))
+	reply(w, storeapi.RestoreResponse{Result: res, Group: g.Info()})
+}
+
+// restoreErr gives a refused rollback its own kind (409 "rollback") and
+// one that found its group busy 409 "busy", so a client can tell them
+// from a failure.
+func restoreErr(err error) error {
+	var re *restore.RollbackError
+	var gl *engine.GroupLockError
+	switch {
+	case errors.As(err, &re):
+		return storeapi.Errorf(http.StatusConflict, "rollback", "%v", err)
+	case errors.As(err, &gl):
+		return storeapi.Errorf(http.StatusConflict, "busy", "%v", err)
+	}
+	return err
+}
+
+// beginRestore marks group as being restored; false if it already is.
+func (s *Server) beginRestore(group string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.restoring[group] {
+		return false
+	}
+	s.restoring[group] = true
+	return true
+}
+
+func (s *Server) endRestore(group string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.restoring, group)
 }

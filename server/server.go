@@ -87,7 +87,9 @@ type Server struct {
 	reaperWG sync.WaitGroup
 	httpSrv  *http.Server
 
-	restoreMu sync.Mutex // one restore at a time
+	// restoring are the groups being restored (guarded by mu): one
+	// restore per group at a time, restores of different groups at once.
+	restoring map[string]bool
 
 	metrics metrics
 }
@@ -100,7 +102,7 @@ func New(eng *engine.Server, cfg Config) *Server {
 	if src == nil {
 		src = source.NewLocal(eng)
 	}
-	s := &Server{eng: eng, src: src, cfg: cfg, sessions: map[string]*session{}, stopC: make(chan struct{})}
+	s := &Server{eng: eng, src: src, cfg: cfg, sessions: map[string]*session{}, stopC: make(chan struct{}), restoring: map[string]bool{}}
 	s.token = sha256.Sum256([]byte(cfg.Token))
 	s.metrics.groups = map[string]*groupMetrics{}
 	for _, g := range eng.Groups() {
@@ -241,6 +243,9 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /v1/groups", s.handleGroups)
 	m.HandleFunc("GET /v1/groups/{group}", s.handleGroup)
 	m.HandleFunc("GET /v1/groups/{group}/pressure", s.handlePressure)
+	m.HandleFunc("GET /v1/groups/{group}/logs", s.handleLogReport)
+	m.HandleFunc("POST /v1/groups/{group}/databases/{db}/mount", s.handleMount)
+	m.HandleFunc("POST /v1/groups/{group}/databases/{db}/dismount", s.handleMount)
 	m.HandleFunc("POST /v1/groups/{group}/backup", s.handleBegin)
 	m.HandleFunc("POST /v1/groups/{group}/get", s.handleGet)
 	m.HandleFunc("POST /v1/groups/{group}/scan", s.handleScan)
@@ -335,6 +340,59 @@ func (s *Server) handleGroup(w http.ResponseWriter, r *http.Request) {
 	busy := g.BackupInProgress()
 	p := g.Pressure()
 	reply(w, storeapi.GroupStatus{Info: g.Info(), DatabaseSize: g.DatabaseSize(), CheckpointGen: g.CheckpointPos().Gen, CurrentGen: g.CurrentGen(), Backup: busy, Pressure: &p})
+}
+
+// handleLogReport explains the truncation of the group's logs
+// (engine.Group.LogReport).
+func (s *Server) handleLogReport(w http.ResponseWriter, r *http.Request) {
+	g, err := s.group(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	rep, err := g.LogReport()
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	reply(w, rep)
+}
+
+// handleMount mounts or dismounts a database (engine.Group.Mount and
+// Dismount: kept in the group's state, refused during a backup with -505,
+// and during a restore of the group) and answers the group's info.
+func (s *Server) handleMount(w http.ResponseWriter, r *http.Request) {
+	g, err := s.group(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	db := r.PathValue("db")
+	if err := engine.ValidName(db); err != nil {
+		s.fail(w, storeapi.Errorf(http.StatusBadRequest, "bad_request", "database: %v", err))
+		return
+	}
+	if !s.beginRestore(g.Name()) {
+		s.fail(w, storeapi.Errorf(http.StatusConflict, "busy", "a restore into storage group %s is in progress", g.Name()))
+		return
+	}
+	defer s.endRestore(g.Name())
+	mount := strings.HasSuffix(r.URL.Path, "/mount")
+	if mount {
+		err = g.Mount(db)
+	} else {
+		err = g.Dismount(db)
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if mount {
+		s.cfg.Logf("mounted database %s of storage group %s", db, g.Name())
+	} else {
+		s.cfg.Logf("dismounted database %s of storage group %s", db, g.Name())
+	}
+	reply(w, g.Info())
 }
 
 // handlePressure answers the commit pressure alone: a paced backup polls

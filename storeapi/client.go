@@ -677,3 +677,28 @@ func (r *Remote) Restore(ctx context.Context, req RestoreRequest) (*RestoreRespo
 	}
 	return &out, nil
 }
+
+// LogReport asks the server why a group's logs are kept (GET
+// /v1/groups/{group}/logs): engine.Group.LogReport.
+func (r *Remote) LogReport(ctx context.Context, group string) (*engine.LogReport, error) {
+	var rep engine.LogReport
+	if err := r.call(ctx, http.MethodGet, "/v1/groups/"+url.PathEscape(group)+"/logs", nil, &rep); err != nil {
+		return nil, err
+	}
+	return &rep, nil
+}
+
+// Mount mounts (mount true) or dismounts a database of a group (POST
+// /v1/groups/{group}/databases/{db}/mount|dismount) and returns the group
+// as it is then.
+func (r *Remote) Mount(ctx context.Context, group, db string, mount bool) (*engine.GroupInfo, error) {
+	op := "dismount"
+	if mount {
+		op = "mount"
+	}
+	var gi engine.GroupInfo
+	if err := r.call(ctx, http.MethodPost, "/v1/groups/"+url.PathEscape(group)+"/databases/"+url.PathEscape(db)+"/"+op, nil, &gi); err != nil {
+		return nil, err
+	}
+	return &gi, nil
+}

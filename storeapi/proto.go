@@ -20,7 +20,9 @@ const APIVersion = "/v1"
 // Error is the JSON body of every failed call: {"error": {...}}.
 type Error struct {
 	// Kind: "ese" (Code is an ESE error code), "page" (a page failed
-	// verification: Page holds the details), "auth", "forbidden",
+	// verification: Page holds the details), "dismounted" (a database
+	// named is dismounted), "busy" (a restore of the group is in
+	// progress), "rollback" (a restore would roll back commits), "auth", "forbidden",
 	// "not_found", "bad_request", "too_large", "shutdown", "internal".
 	Kind    string          `json:"kind"`
 	Code    int             `json:"code,omitempty"`
@@ -214,6 +216,8 @@ func ToWire(err error) (int, Error) {
 		return http.StatusUnprocessableEntity, Error{Kind: "page", Code: pe.Code, Message: err.Error(), Page: pe}
 	case errors.Is(err, engine.ErrBackupInProgress):
 		return http.StatusConflict, Error{Kind: "ese", Code: engine.CodeBackupInProgress, Message: err.Error()}
+	case errors.Is(err, engine.ErrDismounted):
+		return http.StatusConflict, Error{Kind: "dismounted", Message: err.Error()}
 	}
 	return http.StatusInternalServerError, Error{Kind: "internal", Message: err.Error()}
 }
@@ -230,9 +234,10 @@ func (e *RemoteError) Error() string { return e.Msg }
 // ErrServerShutdown matches a RemoteError of kind "shutdown".
 var ErrServerShutdown = errors.New("store server shutting down")
 
-// Is matches ErrServerShutdown and engine.ErrLocked-free kinds.
+// Is matches ErrServerShutdown (kind "shutdown") and engine.ErrDismounted
+// (kind "dismounted": a transaction or call named a dismounted database).
 func (e *RemoteError) Is(target error) bool {
-	return target == ErrServerShutdown && e.Kind == "shutdown"
+	return target == ErrServerShutdown && e.Kind == "shutdown" || target == engine.ErrDismounted && e.Kind == "dismounted"
 }
 
 // FromWire rebuilds an error: an *engine.ESEError for kind "ese" (so

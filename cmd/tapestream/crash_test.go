@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/tapestream/tapestream/engine"
 )
 
 // The crash-point matrix (issue 15), in the manner of bbolt's failpoints:
@@ -283,4 +285,157 @@ func TestCrashMatrixRestore(t *testing.T) {
 		})
 	}
 	t.Logf("restore crash matrix: %d cases, %d killed at their step, 0 invariant violations", cases, crashed)
+}
+
+// crashDBTemplate makes a store with a full set of one database
+// (pub.tar, Public alone) and later mail, once per call.
+func crashDBTemplate(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, args := range [][]string{
+		{"store", "init", "--dir", "store", "--log-size", "256KiB"},
+		{"store", "load", "--dir", "store", "--size", "3MiB", "--seed", "3"},
+		{"backup", "--store", "store", "--type", "full", "--database", "Public", "-o", "pub.tar", "--progress", "never"},
+		{"store", "load", "--dir", "store", "--size", "4MiB", "--seed", "3"},
+	} {
+		if code, _, errs := cli(t, dir, args...); code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, errs)
+		}
+	}
+	return dir
+}
+
+// The restore of one database of a group (issue 23), killed at each of
+// its steps: the other database's file is never touched; the next open
+// finishes or undoes it (the database is the old one or the restored one,
+// mounted either way); every acknowledged commit is there; no staging
+// directory or intent is left; the restore runs again, and so do the next
+// backup and its restore.
+func TestCrashMatrixDatabaseRestore(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the binary to every crash point")
+	}
+	tmpl := crashDBTemplate(t)
+	points := []string{
+		"restore/after-stage", "restore/db/after-intent", "restore/db/after-dismount", "restore/after-recover",
+		"restore/dbswitch/after-intent", "restore/dbswitch/after-move-old", "restore/dbswitch/after-move",
+		"restore/dbswitch/after-mount", "restore/after-switch",
+	}
+	cases, crashed := 0, 0
+	for _, point := range points {
+		t.Run(strings.ReplaceAll(point, "/", "-"), func(t *testing.T) {
+			dir := t.TempDir()
+			copyTree(t, tmpl, dir)
+			dump0 := dumpOf(t, dir, "store", "SG1")
+			other := fileSum(t, filepath.Join(dir, "store", "SG1", "Mailbox1.edb"))
+			killed, code, errs := crashCase(t, dir, point, "restore", "pub.tar", "--to", "store", "--force")
+			cases++
+			if killed {
+				crashed++
+			} else if code != 0 {
+				t.Fatalf("not killed at %s and failed: exit %d: %s", point, code, errs)
+			}
+			if fileSum(t, filepath.Join(dir, "store", "SG1", "Mailbox1.edb")) != other {
+				t.Fatalf("a restore of Public killed at %s wrote Mailbox1", point)
+			}
+			code, _, errs = cli(t, dir, "store", "check", "--dir", "store", "--group", "SG1")
+			if code != 0 {
+				t.Fatalf("store check after a crash at %s: exit %d: %s", point, code, errs)
+			}
+			if got := dumpOf(t, dir, "store", "SG1"); got != dump0 {
+				t.Fatalf("commits lost by a restore of Public killed at %s", point)
+			}
+			ents, _ := os.ReadDir(filepath.Join(dir, "store"))
+			for _, e := range ents {
+				if strings.HasPrefix(e.Name(), ".restore-") || strings.HasPrefix(e.Name(), ".switch-") || strings.HasPrefix(e.Name(), ".dbswitch-") {
+					t.Fatalf("leftover %s after a crash at %s and the next open", e.Name(), point)
+				}
+			}
+			cfg, err := engine.ReadGroupConfig(filepath.Join(dir, "store", "SG1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range cfg.Databases {
+				if d.Dismounted {
+					t.Fatalf("%s is left dismounted after a crash at %s and the next open", d.Name, point)
+				}
+			}
+			if h := headerOf(t, dir, "store/SG1/Public.edb"); h.PatchCurrentFull != nil || h.State == engine.StateRestored {
+				t.Fatalf("Public after a crash at %s: state %s, Patch Current Full Backup %+v", point, h.State, h.PatchCurrentFull)
+			}
+			if code, _, errs := cli(t, dir, "restore", "pub.tar", "--to", "store", "--force"); code != 0 {
+				t.Fatalf("the restore again after a crash at %s: exit %d: %s", point, code, errs)
+			}
+			if got := dumpOf(t, dir, "store", "SG1"); got != dump0 {
+				t.Fatalf("commits lost by the restore rerun after a crash at %s", point)
+			}
+			if code, _, errs := cli(t, dir, "backup", "--store", "store", "--type", "full", "-o", "next.tar", "--progress", "never"); code != 0 {
+				t.Fatalf("the full after a crash at %s: exit %d: %s", point, code, errs)
+			}
+			if code, _, errs := cli(t, dir, "restore", "next.tar", "--to", "restored", "--group", "R"); code != 0 {
+				t.Fatalf("restore of the next full after a crash at %s: exit %d: %s", point, code, errs)
+			}
+			if got := dumpOf(t, dir, "restored", "R"); got != dump0 {
+				t.Fatalf("the full taken after a crash at %s does not restore like the source", point)
+			}
+		})
+	}
+	t.Logf("database restore crash matrix: %d cases, %d killed at their step, 0 invariant violations", cases, crashed)
+}
+
+// Never a silent rollback (issue 15's invariant, per group and per
+// database): a restore of an older full whose logs the live group no
+// longer continues (a newer full truncated them) is refused, the group
+// untouched; with --accept-data-loss it is done, what it replaced is
+// kept, and the group recovers, backs up and restores afterwards.
+func TestCrashMatrixRollbackRefused(t *testing.T) {
+	if testing.Short() {
+		t.Skip("restores several times")
+	}
+	for _, tc := range []struct{ name, set string }{{"group", "base.tar"}, {"database", "pub.tar"}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := crashDBTemplate(t)
+			for _, args := range [][]string{
+				{"backup", "--store", "store", "--type", "full", "-o", "base.tar", "--progress", "never"},
+				{"store", "load", "--dir", "store", "--duration", "300ms", "--seed", "3"},
+				{"backup", "--store", "store", "--type", "full", "-o", "newer.tar", "--progress", "never"},
+				{"store", "load", "--dir", "store", "--duration", "200ms", "--seed", "3"},
+			} {
+				mustCLI(t, dir, args...)
+			}
+			if tc.name == "group" {
+				// base.tar is older than newer.tar; the logs since it are gone.
+				tc.set = "base.tar"
+			}
+			gdir := filepath.Join(dir, "store", "SG1")
+			dump0, list0 := dumpOf(t, dir, "store", "SG1"), dirListing(t, gdir)
+			code, _, errs := cli(t, dir, "restore", tc.set, "--to", "store", "--force")
+			if code == 0 || !strings.Contains(errs, "does not reach") {
+				t.Fatalf("restore of an older %s over newer commits: exit %d: %s", tc.name, code, errs)
+			}
+			if dirListing(t, gdir) != list0 || dumpOf(t, dir, "store", "SG1") != dump0 {
+				t.Fatal("the refused restore changed the group")
+			}
+			mustCLI(t, dir, "restore", tc.set, "--to", "store", "--force", "--accept-data-loss")
+			if ents, _ := filepath.Glob(filepath.Join(dir, "store", ".SG1.replaced-*")); len(ents) != 1 {
+				t.Fatalf("what the rollback replaced is not kept: %v", ents)
+			}
+			if dumpOf(t, dir, "store", "SG1") == dump0 {
+				t.Fatal("--accept-data-loss rolled nothing back")
+			}
+			// The rolled back group runs on: mail, a crash recovery from
+			// the oldest log (no checkpoint: the replay meets the replaced
+			// file's records, which the restored one must not take), a
+			// backup and its restore.
+			mustCLI(t, dir, "store", "load", "--dir", "store", "--duration", "200ms", "--seed", "3")
+			os.Remove(filepath.Join(gdir, "E00.chk"))
+			mustCLI(t, dir, "store", "check", "--dir", "store", "--group", "SG1", "--no-model")
+			dump1 := dumpOf(t, dir, "store", "SG1")
+			mustCLI(t, dir, "backup", "--store", "store", "--type", "full", "-o", "after.tar", "--progress", "never")
+			mustCLI(t, dir, "restore", "after.tar", "--to", "restored", "--group", "R")
+			if dumpOf(t, dir, "restored", "R") != dump1 {
+				t.Fatal("the group after the rollback does not back up and restore")
+			}
+		})
+	}
 }

@@ -150,13 +150,13 @@ func TestInterruptedSaysWhatItLeft(t *testing.T) {
 	})
 }
 
-// treeDigest is every file under dir with its size and SHA-256 (the LOCK
-// file, whose content is the last holder's pid, aside).
+// treeDigest is every file under dir with its size and SHA-256 (the lock
+// files, LOCK and GROUP.lock, whose content is the last holder's pid, aside).
 func treeDigest(t *testing.T, dir string) string {
 	t.Helper()
 	var b strings.Builder
 	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() || d.Name() == "LOCK" {
+		if err != nil || d.IsDir() || d.Name() == "LOCK" || strings.HasSuffix(d.Name(), ".lock") {
 			return err
 		}
 		data, err := os.ReadFile(p)

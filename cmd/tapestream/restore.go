@@ -36,6 +36,7 @@ type restoreOpts struct {
 	Remote         remoteFlags // --server: the server restores sets from its restore directory
 	Replace        bool        // with --server: into the live group the server owns
 	CacheSize      string      // the recovery's buffer cache
+	DropDatabases  []string    // databases a restore of the whole group may drop
 	Out, Err       io.Writer
 	stdin          io.Reader // replaces the process's stdin for `-` (tests)
 }
@@ -64,14 +65,15 @@ func newRestoreCmd() *cobra.Command {
 	f.StringVar(&o.CacheSize, "cache-size", "32MiB", "buffer cache of the recovery, the largest part of a restore's memory")
 	f.StringVar(&o.Until, "until", "", "stop replay after this log generation (number or 0xHEX) or at this commit time (RFC 3339)")
 	f.BoolVar(&o.Force, "force", false, "replace an existing storage group directory (point-of-failure restore: its later logs are replayed)")
-	f.BoolVar(&o.AcceptDataLoss, "accept-data-loss", false, "with --force: replace a group even though it holds commits the restore cannot reach (a rollback; the old group is kept beside it)")
+	f.BoolVar(&o.AcceptDataLoss, "accept-data-loss", false, "with --force: replace a group (or some of its databases) even though it holds commits the restore cannot reach (a rollback; what it replaces is kept beside it)")
+	f.StringSliceVar(&o.DropDatabases, "drop-database", nil, "with --force: replace the whole group by the sets' databases, dropping this one of it (repeat for each); without it, sets holding some of a group's databases replace those only")
 	f.BoolVar(&o.Salvage, "salvage", false, "restore what is intact from a damaged set and report what was lost")
 	o.Read.add(c)
 	f.BoolVar(&o.JSON, "json", false, "print a JSON summary")
 	f.StringVar(&o.Catalog, "catalog", "", "pick the sets from this catalog: the chain of --from-group (else --group) as of --at")
 	f.StringVar(&o.At, "at", "", "with --catalog: restore the newest chain state at or before this RFC 3339 time (default: newest)")
 	f.StringVar(&o.FromGroup, "from-group", "", "with --catalog: the cataloged storage group to restore (into --group)")
-	f.BoolVar(&o.Replace, "replace", false, "with --server: restore into the live group the server owns (dismount, restore, replay its later logs, mount)")
+	f.BoolVar(&o.Replace, "replace", false, "with --server: restore into the live group the server owns (dismount, restore, replay its later logs, mount); sets of some of its databases replace those only while it serves the others")
 	addRemoteFlags(c, &o.Remote)
 	return c
 }
@@ -83,8 +85,8 @@ func runRestoreRemote(ctx context.Context, o restoreOpts) error {
 	if o.Group == "" {
 		return usagef("with --server, --group names the group to restore into")
 	}
-	if o.To != "" || o.NoRecover || o.Salvage || o.Catalog != "" {
-		return usagef("with --server the server decides where the group goes: --to, --no-recover, --salvage and --catalog do not apply")
+	if o.To != "" || o.NoRecover || o.Salvage || o.Catalog != "" || len(o.DropDatabases) > 0 {
+		return usagef("with --server the server decides where the group goes: --to, --no-recover, --salvage, --catalog and --drop-database do not apply")
 	}
 	untilGen, untilTime, err := parseUntil(o.Until)
 	if err != nil {
@@ -106,7 +108,11 @@ func runRestoreRemote(ctx context.Context, o restoreOpts) error {
 		return printJSON(o.Out, res)
 	}
 	rr := res.Result
-	fmt.Fprintf(o.Out, "server restored %d set(s) into storage group %s: logs %d-%d", len(rr.Sets), res.Group.Name, rr.LowGen, rr.HighGen)
+	into := "storage group " + res.Group.Name
+	if len(rr.Databases) > 0 {
+		into = "databases " + strings.Join(rr.Databases, ", ") + " of storage group " + res.Group.Name + " (its others stayed mounted)"
+	}
+	fmt.Fprintf(o.Out, "server restored %d set(s) into %s: logs %d-%d", len(rr.Sets), into, rr.LowGen, rr.HighGen)
 	if rr.Recovery != nil {
 		fmt.Fprintf(o.Out, ", replayed generations %d-%d (%d commits)", rr.Recovery.FromGen, rr.Recovery.ToGen, rr.Recovery.Commits)
 	}
@@ -193,6 +199,7 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 	results, errs := restore.RunChains(ctx, chains, restore.GroupOptions{
 		Options: ro, To: o.To, Group: o.Group, NoRecover: o.NoRecover,
 		UntilGen: untilGen, UntilTime: untilTime, Force: o.Force, AcceptDataLoss: o.AcceptDataLoss, Log: o.Err, CacheSize: int(cache),
+		DropDatabases: o.DropDatabases,
 	})
 	err = errors.Join(errs...)
 	for _, r := range results {
@@ -203,8 +210,12 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 			err = errors.Join(err, printJSON(o.Out, r))
 			continue
 		}
-		fmt.Fprintf(o.Out, "restored storage group %s into %s from %d set(s): logs %d-%d, %s in %s\n",
-			r.Group, r.Dir, len(r.Sets), r.LowGen, r.HighGen, humanize.IBytes(uint64(r.Bytes)), r.Duration.Round(time.Millisecond))
+		what := "storage group " + r.Group
+		if len(r.Databases) > 0 {
+			what = "databases " + strings.Join(r.Databases, ", ") + " of storage group " + r.Group + " (its others untouched)"
+		}
+		fmt.Fprintf(o.Out, "restored %s into %s from %d set(s): logs %d-%d, %s in %s\n",
+			what, r.Dir, len(r.Sets), r.LowGen, r.HighGen, humanize.IBytes(uint64(r.Bytes)), r.Duration.Round(time.Millisecond))
 		if r.Recovery != nil {
 			fmt.Fprintf(o.Out, "  recovery replayed generations %d-%d: %d commits, %s of log in %s\n", r.Recovery.FromGen, r.Recovery.ToGen,
 				r.Recovery.Commits, humanize.IBytes(uint64(r.Recovery.LogBytes)), r.Recovery.Duration.Round(time.Millisecond))

@@ -36,8 +36,15 @@ type serveProc struct {
 // startServeProc runs `tapestream store serve` and waits for its URL.
 func startServeProc(t *testing.T, dir, tokenFile string, extra ...string) *serveProc {
 	t.Helper()
+	return startServeProcEnv(t, nil, dir, tokenFile, extra...)
+}
+
+// startServeProcEnv is startServeProc with more environment (a failpoint).
+func startServeProcEnv(t *testing.T, env []string, dir, tokenFile string, extra ...string) *serveProc {
+	t.Helper()
 	args := append([]string{"store", "serve", "--dir", dir, "--listen", "127.0.0.1:0", "--token-file", tokenFile}, extra...)
 	c := serveCommand(args...)
+	c.Env = append(c.Env, env...)
 	stdout, _ := c.StdoutPipe()
 	p := &serveProc{cmd: c, stderr: &strings.Builder{}, out: make(chan string, 16)}
 	c.Stderr = p.stderr

@@ -25,8 +25,9 @@ func newStoreCmd() *cobra.Command {
 
 var extraStoreCommands []func() *cobra.Command
 
-// openGroup locks the store at dir and opens one storage group (running
-// recovery). The returned close function shuts it down cleanly.
+// openGroup locks one storage group of the store at dir (commands on other
+// groups, a restore of another group, may run beside it) and opens it
+// (running recovery). The returned close function shuts it down cleanly.
 func openGroup(dir, group string, opts engine.Options) (*engine.Group, func() error, error) {
 	if dir == "" {
 		return nil, nil, usagef("--dir is required")
@@ -37,11 +38,11 @@ func openGroup(dir, group string, opts engine.Options) (*engine.Group, func() er
 	if err := engine.CheckStore(dir); err != nil {
 		return nil, nil, err
 	}
-	release, err := engine.LockStore(dir)
+	release, err := engine.LockGroup(dir, group)
 	if err != nil {
 		return nil, nil, err
 	}
-	notes, err := engine.ResolveSwitches(dir)
+	notes, err := engine.ResolveSwitches(dir, group)
 	for _, n := range notes {
 		fmt.Fprintln(os.Stderr, "tapestream:", n)
 	}

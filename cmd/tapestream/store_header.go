@@ -74,7 +74,14 @@ func printHeader(w io.Writer, file string, h *engine.DBHeader) {
 	row("cbDbPage", fmt.Sprint(h.PageSize))
 	row("dbtime", fmt.Sprintf("%d (0x%X)", h.DBTime, h.DBTime))
 	row("State", h.State)
+	if m := mountState(file, h); m != "" {
+		// Not an eseutil field: the group's state of the database.
+		row("Mount State", m)
+	}
 	row("Log Required", fmtGens(h.LogRequired.Min, h.LogRequired.Max))
+	if h.Attach != nil {
+		row("Attached At", fmt.Sprintf("generation %d offset %d (no earlier log record applies to this file)", h.Attach.Gen, h.Attach.Off))
+	}
 	row("Last Consistent", fmtTime(h.LastConsistent))
 	row("Created", fmtTime(h.Created))
 	section := func(name string, b *engine.BackupInfo) {
@@ -124,4 +131,22 @@ func dbSize(dir, group string) int64 {
 		}
 	}
 	return n
+}
+
+// mountState is the state the group.json beside file gives the database
+// ("" when the file is not in a group directory).
+func mountState(file string, h *engine.DBHeader) string {
+	cfg, err := engine.ReadGroupConfig(filepath.Dir(file))
+	if err != nil {
+		return ""
+	}
+	for _, d := range cfg.Databases {
+		if d.Name == h.Name && d.GUID == h.GUID {
+			if d.Dismounted {
+				return "Dismounted (storage group " + cfg.Name + ")"
+			}
+			return "Mounted (storage group " + cfg.Name + ")"
+		}
+	}
+	return ""
 }

@@ -9,8 +9,9 @@
 // hit (default 1); ACTION is kill (SIGKILL of this process: what a power
 // cut or the OOM killer leaves, the default), error (Err returns an error
 // there) or delay (every hit from the Nth on sleeps 50ms: a slow step, for
-// a signal to arrive in it). Unarmed, a step costs one map lookup in a nil
-// map.
+// a signal to arrive in it; delay:DURATION sleeps that long, to hold a
+// step open while another process works). Unarmed, a step costs one map
+// lookup in a nil map.
 package failpoint
 
 import (
@@ -70,7 +71,7 @@ func fire(name string) (string, bool) {
 		return "", false
 	}
 	p.hits++
-	if p.action == "delay" {
+	if strings.HasPrefix(p.action, "delay") {
 		return p.action, p.hits >= p.at
 	}
 	return p.action, p.hits == p.at
@@ -87,6 +88,9 @@ func Hit(name string) {
 		select {} // the signal is on its way
 	case action == "delay":
 		time.Sleep(50 * time.Millisecond)
+	case strings.HasPrefix(action, "delay:"):
+		d, _ := time.ParseDuration(strings.TrimPrefix(action, "delay:"))
+		time.Sleep(d)
 	}
 }
 
