@@ -294,3 +294,32 @@ func TestTrailing(t *testing.T) {
 		t.Fatalf("Verify: %v %v", vl, err)
 	}
 }
+
+// TestRecordClaimsTooMuch: a record is untrusted input too. One that is
+// self-consistent but claims 10 GiB for a small member costs neither
+// memory nor time: the plaintext stops at the member's data, and the rest
+// is one truncation loss.
+func TestRecordClaimsTooMuch(t *testing.T) {
+	k := x25519Key(t)
+	plain := testPlain(2*ChunkSize+5, 4)
+	member, rec := seal(t, plain, k)
+	h, _ := ParseHeader(member)
+	big := rec
+	big.Plain = 10 << 30
+	big.Size = SealedSize(h.Len, big.Plain)
+	big.Chunks = make(CRCs, chunkCount(big.Plain))
+	copy(big.Chunks, rec.Chunks[:2]) // the first two whole chunks are intact
+	s, err := Open(member, k.id, &big)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, losses := s.Decrypt(nil)
+	checkLosses(t, plain, got, losses)
+	want := []Loss{lossOf(2, len(big.Chunks)-2, big.Plain-2*ChunkSize, ErrTruncated)}
+	if len(got) != 2*ChunkSize || !sameLosses(losses, want) {
+		t.Fatalf("%d bytes, losses %v", len(got), losses)
+	}
+	if _, vl, err := Verify(member, &big); err != nil || !sameLosses(vl, want) {
+		t.Fatalf("Verify: %v %v", vl, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/pem"
+	"errors"
 	mrand "math/rand/v2"
 	"os"
 	"os/exec"
@@ -209,7 +210,9 @@ func checkLosses(t testing.TB, want, got []byte, losses []Loss) {
 			continue
 		}
 		end = l.Off + l.Len
-		if end > int64(len(got)) && l.Len > 0 {
+		// Only the loss of a cut member's tail may run past the plaintext
+		// returned, which then ends where it starts.
+		if end > int64(len(got)) && l.Len > 0 && (i != len(losses)-1 || l.Off != int64(len(got)) || !errors.Is(l.Err, ErrTruncated)) {
 			t.Fatalf("loss %v past the %d bytes returned", l, len(got))
 		}
 	}

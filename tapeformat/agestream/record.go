@@ -28,9 +28,9 @@ type Record struct {
 	Chunks CRCs `json:"crc"`
 }
 
-// CRCs is a list of CRC-32C values; as text (JSON), the unpadded-free
-// standard base64 of their little-endian bytes, 4 per chunk (2.7 KiB of
-// text for a 32 MiB member).
+// CRCs is a list of CRC-32C values; as text (JSON), the standard padded
+// base64 of their little-endian bytes, 4 per chunk (2.7 KiB of text for a
+// 32 MiB member).
 type CRCs []uint32
 
 func (c CRCs) MarshalText() ([]byte, error) {
@@ -111,15 +111,12 @@ func Verify(member []byte, rec *Record) (*Header, []Loss, error) {
 	var losses lossList
 	for i := range l.n {
 		p := l.piece(i)
-		switch {
-		case i >= len(rec.Chunks) || len(p) == 0:
-			losses.add(i, l.plainOff(i), l.expectLen(i), fmt.Errorf("%w: member ends %d bytes short", ErrTruncated, rec.Size-int64(len(member))))
-		case crc32.Checksum(p, castagnoli) != rec.Chunks[i]:
-			err := error(ErrChecksum)
-			if len(p) < l.expectPiece(i) {
-				err = fmt.Errorf("%w: member ends %d bytes short", ErrTruncated, rec.Size-int64(len(member)))
-			}
-			losses.add(i, l.plainOff(i), l.expectLen(i), err)
+		if len(p) < l.expectPiece(i) {
+			losses.addRun(i, l.n-i, l.plainOff(i), rec.Plain-l.plainOff(i), fmt.Errorf("%w: member ends %d bytes short", ErrTruncated, rec.Size-int64(len(member))))
+			break
+		}
+		if crc32.Checksum(p, castagnoli) != rec.Chunks[i] {
+			losses.add(i, l.plainOff(i), l.expectLen(i), ErrChecksum)
 		}
 	}
 	if int64(len(member)) > rec.Size {

@@ -48,18 +48,20 @@ func lossKind(err error) error {
 
 // add records chunk i's loss, merging runs of the same kind so that a
 // damaged stretch is one line of a report.
-func (ls *lossList) add(i int, off, n int64, err error) {
+func (ls *lossList) add(i int, off, n int64, err error) { ls.addRun(i, 1, off, n, err) }
+
+func (ls *lossList) addRun(first, chunks int, off, n int64, err error) {
 	if k := len(*ls); k > 0 {
 		p := &(*ls)[k-1]
 		// A loss of unknown length stays apart: the plaintext returned
 		// ends where it starts.
-		if p.Chunk+p.Chunks == i && p.Len >= 0 && n >= 0 && p.Off+p.Len == off && lossKind(p.Err) == lossKind(err) {
-			p.Chunks++
+		if p.Chunk+p.Chunks == first && p.Len >= 0 && n >= 0 && p.Off+p.Len == off && lossKind(p.Err) == lossKind(err) {
+			p.Chunks += chunks
 			p.Len += n
 			return
 		}
 	}
-	*ls = append(*ls, Loss{Chunk: i, Chunks: 1, Off: off, Len: n, Err: err})
+	*ls = append(*ls, Loss{Chunk: first, Chunks: chunks, Off: off, Len: n, Err: err})
 }
 
 // layout places the sealed chunks of a member: chunk i is at a fixed
@@ -242,8 +244,10 @@ func (s *Stream) DecryptChunk(dst []byte, i int) ([]byte, error) {
 // Decrypt appends the member's whole plaintext to dst, chunk by chunk,
 // with zero bytes in place of every lost range, and lists the losses. The
 // losses are exact: a damaged chunk costs its own 64 KiB and nothing else;
-// bytes returned outside the losses are authenticated. A Loss with Len -1
-// (the member is cut and without a record) ends the plaintext.
+// bytes returned outside the losses are authenticated. When the member is
+// cut short the plaintext ends where its data does, and the last loss
+// (ErrTruncated) starts there: with the length the record gives, or with
+// Len -1 (unknown) without a record.
 func (s *Stream) Decrypt(dst []byte) ([]byte, []Loss) {
 	var losses lossList
 	for i := range s.l.n {
@@ -256,12 +260,19 @@ func (s *Stream) Decrypt(dst []byte) ([]byte, []Loss) {
 		case errors.Is(err, ErrTrailing):
 			losses.add(i+1, s.l.plainOff(i)+got, 0, err)
 			return dst, losses
-		case errors.Is(err, ErrTruncated) && got > 0:
-			n := int64(-1)
-			if s.l.plain >= 0 {
-				n = s.l.plain - s.l.plainOff(i) - got
+		case errors.Is(err, ErrTruncated):
+			// The member ends here. A record tells how much is missing, but
+			// nothing is zero-filled past the member's data: a record is no
+			// licence to allocate what it claims.
+			off := s.l.plainOff(i) + got
+			first, n := i, int64(-1)
+			if got > 0 {
+				first++
 			}
-			losses.add(i+1, s.l.plainOff(i)+got, n, err)
+			if s.l.plain >= 0 {
+				n = s.l.plain - off
+			}
+			losses.addRun(first, max(1, s.l.n-first), off, n, err)
 			return dst, losses
 		default:
 			n := s.l.expectLen(i)
