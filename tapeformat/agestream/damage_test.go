@@ -49,6 +49,11 @@ func (f *damageFixture) open(t *testing.T, member []byte, rec *Record) ([]Loss, 
 	}
 	got, losses := s.Decrypt(nil)
 	checkLosses(t, f.plain, got, losses)
+	// On several goroutines: the same bytes and the same losses.
+	pgot, plosses := s.DecryptParallel([]byte("prefix"), 3)
+	if !bytes.Equal(pgot[6:], got) || !slices.EqualFunc(plosses, losses, func(a, b Loss) bool { return a.String() == b.String() }) {
+		t.Fatalf("DecryptParallel: %d bytes, losses %v; Decrypt: %d bytes, losses %v", len(pgot)-6, plosses, len(got), losses)
+	}
 	return losses, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"hash/crc32"
 	"io"
+	"slices"
+	"sync"
 
 	"filippo.io/age"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -248,22 +250,69 @@ func (s *Stream) DecryptChunk(dst []byte, i int) ([]byte, error) {
 // cut short the plaintext ends where its data does, and the last loss
 // (ErrTruncated) starts there: with the length the record gives, or with
 // Len -1 (unknown) without a record.
-func (s *Stream) Decrypt(dst []byte) ([]byte, []Loss) {
+func (s *Stream) Decrypt(dst []byte) ([]byte, []Loss) { return s.DecryptParallel(dst, 1) }
+
+// DecryptParallel is Decrypt on up to workers goroutines: the chunks are
+// opened concurrently, each into its place (chunk i's plaintext is at
+// i*ChunkSize), and the losses are then drawn up in order exactly as
+// Decrypt does. A restore reads members of 32 MiB; one core opens about
+// 800 MB/s of them, which a restore on several cores must not wait for.
+func (s *Stream) DecryptParallel(dst []byte, workers int) ([]byte, []Loss) {
+	start := len(dst)
+	// Only chunks with data in the member can yield plaintext: a record
+	// is no licence to allocate what it claims.
+	have := 0
+	if n := len(s.l.data) - s.l.po; n > 0 {
+		have = min(s.l.n, (n+SealedChunkSize-1)/SealedChunkSize)
+	}
+	dst = slices.Grow(dst, have*ChunkSize)[:start+have*ChunkSize]
+	type result struct {
+		n   int
+		err error
+	}
+	res := make([]result, s.l.n)
+	open := func(i int) {
+		at := start + i*ChunkSize
+		out, err := s.DecryptChunk(dst[at:at:at+ChunkSize], i)
+		res[i] = result{len(out), err}
+	}
+	if workers <= 1 || have < 2 {
+		for i := range have {
+			open(i)
+		}
+	} else {
+		var wg sync.WaitGroup
+		next := make(chan int, have)
+		for i := range have {
+			next <- i
+		}
+		close(next)
+		for range min(workers, have) {
+			wg.Go(func() {
+				for i := range next {
+					open(i)
+				}
+			})
+		}
+		wg.Wait()
+	}
+	for i := have; i < s.l.n; i++ {
+		// No data: DecryptChunk says how the member ends.
+		_, err := s.DecryptChunk(nil, i)
+		res[i] = result{0, err}
+	}
 	var losses lossList
 	for i := range s.l.n {
-		start := len(dst)
-		out, err := s.DecryptChunk(dst, i)
-		got := int64(len(out) - start)
-		dst = out
+		at := start + i*ChunkSize
+		got, err := int64(res[i].n), res[i].err
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrTrailing):
 			losses.add(i+1, s.l.plainOff(i)+got, 0, err)
-			return dst, losses
+			return dst[:at+int(got)], losses
 		case errors.Is(err, ErrTruncated):
 			// The member ends here. A record tells how much is missing, but
-			// nothing is zero-filled past the member's data: a record is no
-			// licence to allocate what it claims.
+			// nothing is zero-filled past the member's data.
 			off := s.l.plainOff(i) + got
 			first, n := i, int64(-1)
 			if got > 0 {
@@ -273,7 +322,7 @@ func (s *Stream) Decrypt(dst []byte) ([]byte, []Loss) {
 				n = s.l.plain - off
 			}
 			losses.addRun(first, max(1, s.l.n-first), off, n, err)
-			return dst, losses
+			return dst[:at+int(got)], losses
 		default:
 			n := s.l.expectLen(i)
 			if s.rec == nil && i == s.l.n-1 {
@@ -283,9 +332,14 @@ func (s *Stream) Decrypt(dst []byte) ([]byte, []Loss) {
 			}
 			losses.add(i, s.l.plainOff(i), n, err)
 			if n < 0 {
-				return dst, losses
+				return dst[:at], losses
 			}
-			dst = append(dst, make([]byte, n)...)
+			// A failed Open may have scribbled over its output.
+			clear(dst[at : at+int(n)])
+			got = n
+		}
+		if i == s.l.n-1 {
+			dst = dst[:at+int(got)]
 		}
 	}
 	if extra := s.memberLen - len(s.l.data); extra > 0 {
