@@ -17,10 +17,11 @@ import (
 func init() { extraCommands = append(extraCommands, newListCmd) }
 
 type listOpts struct {
-	Set  string
-	Read readMediaFlags
-	JSON bool
-	Out  io.Writer
+	Set      string
+	Read     readMediaFlags
+	Identity identityFlags
+	JSON     bool
+	Out      io.Writer
 }
 
 func newListCmd() *cobra.Command {
@@ -35,6 +36,7 @@ func newListCmd() *cobra.Command {
 		},
 	}
 	o.Read.add(c)
+	o.Identity.add(c)
 	c.Flags().BoolVar(&o.JSON, "json", false, "print JSON")
 	return c
 }
@@ -47,6 +49,9 @@ type listing struct {
 func runList(ctx context.Context, o listOpts) error {
 	ro, err := readOptions(o.Read, true)
 	if err != nil {
+		return err
+	}
+	if ro.Identities, err = o.Identity.load(); err != nil {
 		return err
 	}
 	infos, _, err := restore.Verify(ctx, setSources([]string{o.Set}, o.Read.FileNumber), ro)
@@ -62,6 +67,14 @@ func runList(ctx context.Context, o listOpts) error {
 		l.SetID, l.SetType, l.StorageGroup, l.Created.Format("2006-01-02 15:04:05 MST"), l.Host, l.Codec, l.RecordSize, l.FrameSize)
 	if l.PreviousSetID != "" {
 		fmt.Fprintf(o.Out, "  continues set: %s\n", l.PreviousSetID)
+	}
+	if e := l.Encryption; e != nil {
+		fmt.Fprintf(o.Out, "  encrypted (%s, %d recipients): %s\n", e.Scheme, len(e.Recipients), e.RecipientList())
+		if in.Sealed {
+			fmt.Fprintf(o.Out, "  contents not checked (no identity: --identity shows the header snapshots and checks pages, logs and digests)\n")
+		}
+	} else {
+		fmt.Fprintf(o.Out, "  encryption: none\n")
 	}
 	chain := "start of a chain"
 	switch l.SetType {

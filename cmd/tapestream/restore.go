@@ -29,6 +29,7 @@ type restoreOpts struct {
 	AcceptDataLoss bool
 	Salvage        bool
 	Read           readMediaFlags
+	Identity       identityFlags
 	JSON           bool
 	Catalog        string // catalog_cmd.go: restore the chain the catalog picks
 	At             string
@@ -67,6 +68,7 @@ func newRestoreCmd() *cobra.Command {
 	f.BoolVar(&o.AcceptDataLoss, "accept-data-loss", false, "with --force: replace a group even though it holds commits the restore cannot reach (a rollback; the old group is kept beside it)")
 	f.BoolVar(&o.Salvage, "salvage", false, "restore what is intact from a damaged set and report what was lost")
 	o.Read.add(c)
+	o.Identity.add(c)
 	f.BoolVar(&o.JSON, "json", false, "print a JSON summary")
 	f.StringVar(&o.Catalog, "catalog", "", "pick the sets from this catalog: the chain of --from-group (else --group) as of --at")
 	f.StringVar(&o.At, "at", "", "with --catalog: restore the newest chain state at or before this RFC 3339 time (default: newest)")
@@ -85,6 +87,9 @@ func runRestoreRemote(ctx context.Context, o restoreOpts) error {
 	}
 	if o.To != "" || o.NoRecover || o.Salvage || o.Catalog != "" {
 		return usagef("with --server the server decides where the group goes: --to, --no-recover, --salvage and --catalog do not apply")
+	}
+	if len(o.Identity.Files) > 0 {
+		return usagef("with --server the server reads the sets: --identity does not apply (a key is not sent over the wire)")
 	}
 	untilGen, untilTime, err := parseUntil(o.Until)
 	if err != nil {
@@ -158,6 +163,9 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 	}
 	ro, err := readOptions(o.Read, o.Salvage)
 	if err != nil {
+		return nil, err
+	}
+	if ro.Identities, err = o.Identity.load(); err != nil {
 		return nil, err
 	}
 	ro.Sink.Stdin = o.stdin
