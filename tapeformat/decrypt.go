@@ -513,5 +513,11 @@ func (r *Reader) unsealManifest(start int64, name string, m *Manifest) error {
 		}
 		m.Files[i].BLAKE3, m.Files[i].DBHeader = sf.BLAKE3, sf.DBHeader
 	}
+	for _, f := range m.Files {
+		if f.BLAKE3 == "" {
+			// Every file's digest is sealed: one missing would go unchecked.
+			return r.damage(start, name, fmt.Errorf("%w: manifest: no sealed digest of file %d %q", ErrNotTapestream, f.Index, f.Name))
+		}
+	}
 	return nil
 }

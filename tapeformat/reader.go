@@ -71,6 +71,8 @@ type ReaderOptions struct {
 	// an encrypted set is read sealed (see Sealed): its structure and
 	// every byte of its ciphertext are checked, its contents are not.
 	// An identity that opens none of the set's members is a *KeyError.
+	// A member's plaintext is buffered beside its data (one more member
+	// buffer) and decrypted on up to Workers goroutines.
 	Identities []*agestream.Identity
 }
 

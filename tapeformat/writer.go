@@ -40,7 +40,8 @@ type WriterOptions struct {
 	// what the plain parts of a set would show of the files' contents
 	// (header snapshots, digests) is sealed too. Segments are encrypted
 	// on their own goroutines, up to two at a time, while the next one
-	// fills; that holds up to two more segments in memory.
+	// fills; that holds up to two more segments in memory, and the age
+	// files of those being encrypted.
 	Recipients []*agestream.Recipient
 }
 
@@ -222,6 +223,11 @@ func (w *Writer) Begin(l Label) error {
 	l.FrameSize = w.opts.FrameSize
 	l.Encryption = nil
 	if len(w.opts.Recipients) > 0 {
+		// Recipients age refuses together (post-quantum and classic
+		// ones) are refused here, not at the first segment's seal.
+		if _, err := agestream.NewWriter(io.Discard, w.opts.Recipients); err != nil {
+			return w.fail(err)
+		}
 		l.Encryption = &Encryption{Scheme: EncryptionAge, Recipients: agestream.Describe(w.opts.Recipients)}
 	}
 	w.label = l
