@@ -13,7 +13,9 @@ test:
 	$(GO) test -race -short -timeout 20m ./engine/... ./source/... ./storeapi/... ./server/... ./pipeline/... ./tapeformat/... ./media/... ./backup/... ./restore/... ./catalog/... ./scheduler/... ./internal/...
 	# A count, not a duration: with -fuzztime 20s go1.26 can report the
 	# deadline itself as a failure (golang/go#75804, fixed in go1.27).
-	$(GO) test -run '^$$' -fuzz FuzzReader -fuzztime 150000x -fuzzminimizetime 10x ./tapeformat/
+	$(GO) test -run '^$$' -fuzz 'FuzzReader$$' -fuzztime 150000x -fuzzminimizetime 10x ./tapeformat/
+	$(GO) test -run '^$$' -fuzz FuzzReaderEncrypted -fuzztime 50000x -fuzzminimizetime 10x ./tapeformat/
+	$(GO) test -run '^$$' -fuzz FuzzDecrypt -fuzztime 50000x -fuzzminimizetime 10x ./tapeformat/agestream/
 
 bench:
 	$(GO) run ./bench

@@ -32,6 +32,7 @@ import (
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/tapeformat"
+	"github.com/tapestream/tapestream/tapeformat/agestream"
 )
 
 // Options configure one backup.
@@ -59,6 +60,9 @@ type Options struct {
 	Recorder Recorder
 	// NoTruncate keeps every log even for a full or incremental.
 	NoTruncate bool
+	// Recipients encrypt the set (age; tapeformat.WriterOptions): public
+	// keys only, the backup host cannot read what it wrote.
+	Recipients []*agestream.Recipient
 }
 
 // Recorder records a durable set (the catalog). An error keeps every log:
@@ -93,6 +97,8 @@ type Result struct {
 	Volumes           []media.VolumeInfo `json:"volumes"`
 	PreviousSetID     string             `json:"previous_set_id,omitempty"`
 	Target            string             `json:"target"`
+	// Encryption: the set is encrypted to these recipients (nil: plain).
+	Encryption *tapeformat.Encryption `json:"encryption,omitempty"`
 }
 
 func (o *Options) fill() {
@@ -205,6 +211,7 @@ func write(ctx context.Context, sess source.Session, dst media.Sink, target stri
 	}
 	tw, err := tapeformat.NewWriter(dst, tapeformat.WriterOptions{
 		RecordSize: o.Media.RecordSize, SegmentSize: o.SegmentSize, FrameSize: o.Pipeline.FrameSize, Codec: o.Pipeline.Codec,
+		Recipients: o.Recipients,
 	})
 	if err != nil {
 		return nil, err
@@ -243,7 +250,7 @@ func write(ctx context.Context, sess source.Session, dst media.Sink, target stri
 	}
 	res := &Result{
 		SetID: o.SetID, Type: sess.Type(), Group: gi.Name, Databases: sess.Databases(), Codec: o.Pipeline.Codec.String(),
-		PreviousSetID: prev, Files: files, Target: target, Volumes: dst.Volumes(),
+		PreviousSetID: prev, Files: files, Target: target, Volumes: dst.Volumes(), Encryption: tw.Label().Encryption,
 		LowGen: sess.LowGen(), HighGen: sess.HighGen(),
 		BytesIn: st.Read.BytesOut.Load(), BytesOut: st.Compress.BytesOut.Load(), Duration: time.Since(st.Started),
 	}

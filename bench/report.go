@@ -272,6 +272,10 @@ func (rep *report) targets() []target {
 	}
 	ratio("restore (no recovery) vs tar -xOf SET | zstd -d > /dev/null", ">= 1.0x", 1.0,
 		"restore zstd:fastest set (no recovery)", peerXZstd, false)
+	ratio("encryption (age) cost: zstd:fastest backup to a file, encrypted vs plain", "<= 5%", 0.05,
+		fmt.Sprintf("backup %s w%d encrypted > file", codecZFast, w), zf, true)
+	ratio("encryption (age) cost: restore (no recovery), encrypted vs plain set", "<= 5%", 0.05,
+		"restore zstd:fastest encrypted set (no recovery)", "restore zstd:fastest set (no recovery)", true)
 	return ts
 }
 

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"filippo.io/age"
 	"github.com/dustin/go-humanize"
 )
 
@@ -21,6 +22,7 @@ const (
 	codecZFast  = "zstd:fastest"
 	codecZDef   = "zstd:default"
 	setZstdName = "set-zstd.tset"
+	setEncName  = "set-zstd-age.tset"
 )
 
 func peerOf(codec string) string {
@@ -69,6 +71,20 @@ func mainRows(c *config, st *storeInfo) ([]*row, error) {
 	var s0 sample
 	backupJSON(js, &s0)
 	tsIn := s0.In
+	// The same, encrypted (age) to a key of the harness's: the cost of
+	// encryption is the ratio of the encrypted rows to these.
+	keyFile, pub, err := benchKey(c)
+	if err != nil {
+		return nil, err
+	}
+	encSet := filepath.Join(setDir, setEncName)
+	cmd = exec.Command(c.Bin, append(backupArgs(st, codecZFast, c.Workers, encSet), "--json", "--encrypt-to", pub)...)
+	cmd.Stderr = os.Stderr
+	if js, err = cmd.Output(); err != nil {
+		return nil, fmt.Errorf("encrypted backup for the restore rows: %w", err)
+	}
+	var s1 sample
+	backupJSON(js, &s1)
 	// That full backup truncated the logs that earlier runs left: what
 	// tar reads is the store as it is now (counting the logs gone since
 	// would inflate the peers' MB/s and compression ratio).
@@ -140,6 +156,14 @@ func mainRows(c *config, st *storeInfo) ([]*row, error) {
 	ts("none", w, "discard", "--no-verify")
 	ts(codecZFast, w, "discard", "--no-verify")
 	ts(codecZFast, w, "file", "--no-verify")
+	{
+		out := o("backup-age.tset")
+		args := append(backupArgs(st, codecZFast, w, out, "--json"), "--encrypt-to", pub)
+		rows = append(rows, &row{Name: fmt.Sprintf("backup %s w%d encrypted > file", codecZFast, w), Section: "backup",
+			Peer: fmt.Sprintf("backup %s w%d > file", codecZFast, w), In: tsIn,
+			cmd:   func() *exec.Cmd { return exec.Command(c.Bin, args...) },
+			parse: backupJSON, post: fileSize(out, false)})
+	}
 	// The other frame size: zstd's ratio on mail depends on it (see the
 	// ceiling rows).
 	ts(codecZFast, w, "file", "--frame-size", altFrameFlag())
@@ -186,6 +210,12 @@ func mainRows(c *config, st *storeInfo) ([]*row, error) {
 				return exec.Command(c.Bin, "restore", set, "--to", rdir, "--no-recover")
 			},
 			post: func(*sample) error { return os.RemoveAll(rdir) }},
+		&row{Name: "restore zstd:fastest encrypted set (no recovery)", Section: "restore", Peer: "restore zstd:fastest set (no recovery)", In: s1.In,
+			pre: func() error { return os.RemoveAll(rdir) },
+			cmd: func() *exec.Cmd {
+				return exec.Command(c.Bin, "restore", encSet, "--to", rdir, "--no-recover", "--identity", keyFile)
+			},
+			post: func(*sample) error { return os.RemoveAll(rdir) }},
 	)
 	s3, stop, err := s3Rows(c, st, set, tsIn)
 	if err != nil {
@@ -222,6 +252,29 @@ func groupRestoreRows(c *config, set string, in int64) []*row {
 		{Name: fmt.Sprintf("restore %d groups at once (%d processes)", n, n), Section: "restore", Peer: seq, In: n * in, pre: clean, post: after,
 			cmd: shell(strings.Join(together, "; ") + "; " + strings.Join(wait, " && "))},
 	}
+}
+
+// benchKey returns the harness's age key (made once in the work
+// directory): the identity file and the public key.
+func benchKey(c *config) (file, pub string, err error) {
+	file = filepath.Join(c.Work, "bench-age.key")
+	b, err := os.ReadFile(file)
+	if os.IsNotExist(err) {
+		id, gerr := age.GenerateX25519Identity()
+		if gerr != nil {
+			return "", "", gerr
+		}
+		b = []byte(id.String() + "\n")
+		err = os.WriteFile(file, b, 0o600)
+	}
+	if err != nil {
+		return "", "", err
+	}
+	id, err := age.ParseX25519Identity(strings.TrimSpace(string(b)))
+	if err != nil {
+		return "", "", fmt.Errorf("%s: %w", file, err)
+	}
+	return file, id.Recipient().String(), nil
 }
 
 // compareRow tells the rows that get a "before:" twin with --compare-bin.

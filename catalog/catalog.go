@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/tapestream/tapestream/ese"
+	"github.com/tapestream/tapestream/tapeformat/agestream"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -124,6 +125,16 @@ type Set struct {
 	Error      string     `json:"error,omitempty"`
 	ExpiredAt  time.Time  `json:"expired_at,omitzero"`
 	Promoted   string     `json:"promoted,omitempty"` // why the level was promoted to full
+	// Encryption: the set is encrypted (nil: plain) and to whom.
+	Encryption *Encryption `json:"encryption,omitempty"`
+}
+
+// Encryption records how a set is encrypted, as its label says: the
+// scheme ("age") and the recipients' public keys and fingerprints. A
+// restore needs the private key of one of them.
+type Encryption struct {
+	Scheme     string                  `json:"scheme"`
+	Recipients []agestream.Description `json:"recipients"`
 }
 
 // Volume is a labelled tape volume.

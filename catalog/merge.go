@@ -22,6 +22,7 @@ func (c *Catalog) Merge(sets []*Set, vol *Volume) (added, updated int, err error
 				s.Job = o.Job
 			}
 			s.Promoted = o.Promoted
+			keepDigests(s, o)
 			if o.Status == StatusExpired && s.Status == StatusComplete {
 				// still on the tape, but retention let it go
 				s.Status, s.ExpiredAt = o.Status, o.ExpiredAt
@@ -47,4 +48,19 @@ func (c *Catalog) Merge(sets []*Set, vol *Volume) (added, updated int, err error
 		}
 	}
 	return added, updated, nil
+}
+
+// keepDigests keeps the file digests of a cataloged set that a scan could
+// not read: an encrypted set's are sealed, and a scan without its key
+// finds the same files without them.
+func keepDigests(s, o *Set) {
+	if len(s.Files) != len(o.Files) {
+		return
+	}
+	for i := range s.Files {
+		f, of := &s.Files[i], o.Files[i]
+		if f.BLAKE3 == "" && f.SHA256 == "" && f.Name == of.Name && f.Size == of.Size {
+			f.BLAKE3, f.SHA256 = of.BLAKE3, of.SHA256
+		}
+	}
 }

@@ -45,6 +45,9 @@ func Plan(srcs []SetSource, o Options) ([]Chain, error) {
 		if err != nil {
 			return nil, err
 		}
+		if l.Encryption != nil && len(o.Identities) == 0 {
+			return nil, fmt.Errorf("%s: %w", s.Path, &tapeformat.KeyError{SetID: l.SetID, Encryption: l.Encryption})
+		}
 		i, ok := index[l.StorageGroup]
 		if !ok {
 			i = len(chains)

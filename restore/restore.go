@@ -31,6 +31,7 @@ import (
 	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/tapeformat"
+	"github.com/tapestream/tapestream/tapeformat/agestream"
 )
 
 // SetSource names a backup set to read.
@@ -109,6 +110,10 @@ type SetInfo struct {
 	// Warnings are what the reader noticed that leaves the set intact
 	// (data after its end, a member written twice).
 	Warnings []string
+	// Sealed: the set is encrypted and was read without an identity: its
+	// structure and every ciphertext byte were checked, not its contents
+	// (pages, logs, digests).
+	Sealed bool
 }
 
 // LogRange is the set's log generation range (from the manifest).
@@ -141,6 +146,13 @@ func (s *SetInfo) LogRange() (uint32, uint32) {
 type Options struct {
 	Sink    media.Options
 	Salvage bool
+	// Identities decrypt encrypted sets. A restore of an encrypted set
+	// without one fails before anything is written (a *tapeformat.KeyError
+	// naming the set and its recipients); a verify reads it sealed.
+	Identities []*agestream.Identity
+	// Deep makes a verify of an encrypted set without an identity fail
+	// instead of checking only its ciphertext.
+	Deep bool
 }
 
 func openSet(src SetSource, o Options) (media.Reader, *tapeformat.Reader, error) {
@@ -153,7 +165,7 @@ func openSet(src SetSource, o Options) (media.Reader, *tapeformat.Reader, error)
 	if err != nil {
 		return nil, nil, err
 	}
-	tr, err := tapeformat.NewReader(rd, tapeformat.ReaderOptions{RecordSize: so.RecordSize, Strict: !o.Salvage})
+	tr, err := tapeformat.NewReader(rd, tapeformat.ReaderOptions{RecordSize: so.RecordSize, Strict: !o.Salvage, Identities: o.Identities})
 	if err != nil {
 		rd.Close()
 		return nil, nil, fmt.Errorf("%s: %w", src.Path, err)
@@ -290,7 +302,7 @@ func readSet(ctx context.Context, src SetSource, o Options, out fileSink) (*SetI
 // copy reads a set through it while the bytes go to another medium.
 func VerifyStream(ctx context.Context, name string, r io.Reader, o Options) (*SetInfo, error) {
 	o.Salvage = true
-	tr, err := tapeformat.NewReader(r, tapeformat.ReaderOptions{RecordSize: o.Sink.RecordSize})
+	tr, err := tapeformat.NewReader(r, tapeformat.ReaderOptions{RecordSize: o.Sink.RecordSize, Identities: o.Identities})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -300,8 +312,14 @@ func VerifyStream(ctx context.Context, name string, r io.Reader, o Options) (*Se
 
 // readFrom reads a set from an open reader (see readSet).
 func readFrom(ctx context.Context, src SetSource, tr *tapeformat.Reader, o Options, out fileSink) (*SetInfo, error) {
-	info := &SetInfo{Source: src, Label: tr.Label()}
+	info := &SetInfo{Source: src, Label: tr.Label(), Sealed: tr.Sealed()}
 	setName := src.Path
+	if out != nil || o.Deep {
+		// Nothing is written before it is known that the set can be read.
+		if err := tr.RequireIdentity(); err != nil {
+			return nil, fmt.Errorf("%s: %w", setName, err)
+		}
+	}
 	if out != nil {
 		if err := out.begin(info.Label); err != nil {
 			return nil, err
@@ -330,6 +348,10 @@ func readFrom(ctx context.Context, src SetSource, tr *tapeformat.Reader, o Optio
 			return info, fmt.Errorf("%s: %w", setName, err)
 		}
 		info.Files = append(info.Files, *fh)
+		if info.Sealed {
+			// Only the ciphertext can be checked, which the reader did.
+			continue
+		}
 		var keep bool
 		if out != nil {
 			if keep, err = out.create(fh, fh.Kind); err != nil {
@@ -447,7 +469,8 @@ func Verify(ctx context.Context, srcs []SetSource, o Options) ([]*SetInfo, []str
 	for _, s := range srcs {
 		info, err := readSet(ctx, s, o, nil)
 		if err != nil {
-			if info == nil {
+			if info == nil || errors.Is(err, agestream.ErrNoIdentity) {
+				// A wrong key says nothing about the set.
 				return infos, nil, err
 			}
 			info.Problems = append(info.Problems, Problem{Set: s.Path, What: err.Error()})

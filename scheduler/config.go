@@ -22,6 +22,10 @@
 //	max_rate = "200MiB"
 //	pace    = "auto"                   # default: adapt the read rate to the store's commit
 //	                                   # latency (the job's groups share one budget); or "off"
+//	encrypt_to      = ["age1...", "ssh-ed25519 AAAA... escrow"]  # encrypt the sets (age) to these
+//	                                   # public keys: each decrypts alone; the host needs no private key
+//	encrypt_to_file = "recipients.txt" # and/or every key in this file (one per line, # comments)
+//	# encrypt_post_quantum = true      # allow age1pq1... keys (Debian's age 1.1.1 cannot read those sets)
 //
 //	[job.schedule]                     # shorthand: one time of day, levels by weekday
 //	at           = "01:30"
@@ -52,6 +56,7 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media"
+	"github.com/tapestream/tapestream/tapeformat/agestream"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )
 
@@ -89,6 +94,12 @@ type Job struct {
 	// or small tapes it must fit in a volume.
 	SegmentSize string `toml:"segment_size"`
 	NotifyCmd   string `toml:"notify_cmd"`
+	// EncryptTo and EncryptToFile name the public keys the job's sets are
+	// encrypted to (age1..., ssh-ed25519/ssh-rsa lines; a recipients file
+	// of those); EncryptPostQuantum also accepts age1pq1... keys.
+	EncryptTo          []string `toml:"encrypt_to"`
+	EncryptToFile      string   `toml:"encrypt_to_file"`
+	EncryptPostQuantum bool     `toml:"encrypt_post_quantum"`
 
 	Schedule    Schedule    `toml:"schedule"`
 	Destination Destination `toml:"destination"`
@@ -99,6 +110,7 @@ type Job struct {
 	recordSize  int
 	segmentSize int
 	splitSize   int64
+	recipients  []*agestream.Recipient
 }
 
 // Destination is where a job's sets go: a directory or a tape.
@@ -456,6 +468,25 @@ func (j *Job) validate(dir string) []error {
 	}
 	if strings.ContainsAny(d.LabelPrefix, " /\\") {
 		add("destination label_prefix %q: no spaces or slashes", d.LabelPrefix)
+	}
+	// The recipients are read when the configuration is: a key that does
+	// not parse fails `config check`, not the night's backup.
+	ro := agestream.RecipientOptions{AllowPostQuantum: j.EncryptPostQuantum}
+	for _, s := range j.EncryptTo {
+		r, err := agestream.ParseRecipient(s, ro)
+		if err != nil {
+			add("encrypt_to: %v", err)
+			continue
+		}
+		j.recipients = append(j.recipients, r)
+	}
+	if j.EncryptToFile != "" {
+		j.EncryptToFile = absIn(dir, j.EncryptToFile)
+		rs, err := agestream.ReadRecipientsFile(j.EncryptToFile, ro)
+		if err != nil {
+			add("encrypt_to_file: %v", err)
+		}
+		j.recipients = append(j.recipients, rs...)
 	}
 	if j.Retention.KeepFullChains < 0 {
 		add("retention keep_full_chains must be >= 1 (0 = keep everything)")

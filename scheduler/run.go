@@ -578,6 +578,7 @@ func (r *Runner) request(cat *catalog.Catalog, j *Job, gs *groupRun, group strin
 		Pipeline:    pipeline.Options{Codec: j.codec, Workers: j.Workers, MaxRate: maxRate, Pace: gs.pace},
 		Media:       mo,
 		SegmentSize: j.segmentSize,
+		Recipients:  j.recipients,
 		SetID:       setID,
 		Now:         func() time.Time { return start },
 		Check: func(sess source.Session) error {
@@ -606,6 +607,9 @@ func (r *Runner) request(cat *catalog.Catalog, j *Job, gs *groupRun, group strin
 				Status: catalog.StatusComplete, Created: start.UTC(), LowGen: res.LowGen, HighGen: res.HighGen,
 				ParentID: res.PreviousSetID, FullID: fullID, Codec: res.Codec, RecordSize: j.recordSize,
 				BytesIn: res.BytesIn, BytesOut: res.BytesOut, Promoted: reason, Location: loc,
+			}
+			if e := res.Encryption; e != nil {
+				rec.Encryption = &catalog.Encryption{Scheme: e.Scheme, Recipients: e.Recipients}
 			}
 			for _, f := range res.Files {
 				rec.Files = append(rec.Files, catalog.File{Name: f.Name, Kind: f.Kind, Size: f.Size, BLAKE3: f.BLAKE3})

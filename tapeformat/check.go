@@ -65,6 +65,9 @@ func (r *Reader) readLabel() error {
 	if _, err := NewDigest(l.Digest); err != nil {
 		return r.ferr(start, h.Name, fmt.Errorf("%w: label: %v", ErrNotTapestream, err))
 	}
+	if e := l.Encryption; e != nil && (e.Scheme != EncryptionAge || l.FormatVersion < 3) {
+		return r.ferr(start, h.Name, fmt.Errorf("%w: label: unsupported encryption scheme %q", ErrNotTapestream, e.Scheme))
+	}
 	l.fillTyped()
 	r.setLabel(l, c)
 	r.labelFull = true
@@ -74,6 +77,7 @@ func (r *Reader) readLabel() error {
 
 func (r *Reader) setLabel(l Label, c codec.Codec) {
 	r.label, r.labeled, r.codec, r.version = l, true, c, l.FormatVersion
+	r.enc = l.Encryption != nil
 	r.tag = codec.SetTagOf(l.SetID)
 }
 
@@ -84,7 +88,8 @@ func (r *Reader) learnLabel(l *Label) {
 		return
 	}
 	c, err := codec.ParseCodec(l.Codec)
-	if err != nil || c != r.codec || l.FormatVersion != r.version {
+	if err != nil || c != r.codec || l.FormatVersion != r.version || (l.Encryption != nil) != r.enc ||
+		l.Encryption != nil && l.Encryption.Scheme != EncryptionAge {
 		return
 	}
 	nl := *l
@@ -160,9 +165,15 @@ func (r *Reader) adoptLabel(cause error, h *tar.Header, rec *memberRecord, start
 			v = 1
 		}
 	}
-	r.setLabel(Label{FormatVersion: v, SetID: rec.Set, Codec: rec.Codec, Digest: rec.Digest, Volume: 1}, c)
+	l := Label{FormatVersion: v, SetID: rec.Set, Codec: rec.Codec, Digest: rec.Digest, Volume: 1}
+	if rec.Age != nil {
+		l.Encryption = &Encryption{Scheme: EncryptionAge} // to whom: from the first file-info
+	}
+	r.setLabel(l, c)
 	r.learnLabelFrom(rec)
-	if !r.labelFull && c.Kind != codec.None {
+	if !r.labelFull && rec.Age != nil {
+		r.peekSealedInfo(h, rec)
+	} else if !r.labelFull && c.Kind != codec.None {
 		// The whole label is in the file-info frame that starts the
 		// member's data: read in place, so that Label is complete when
 		// NewReader returns.
@@ -172,7 +183,10 @@ func (r *Reader) adoptLabel(cause error, h *tar.Header, rec *memberRecord, start
 	}
 	r.pendingHdr = &pendingHeader{h: h, rec: rec, start: start}
 	r.damage(salvOff, LabelName, fmt.Errorf("label unreadable (%v); the set's description taken from the next member", cause))
-	if len(salv) > 0 && c.Kind != codec.None {
+	if len(salv) > 0 && r.enc {
+		r.memBuf = salv
+		r.findAge(salv, salvOff)
+	} else if len(salv) > 0 && c.Kind != codec.None {
 		r.memBuf = salv
 		r.mem, r.memPos, r.memRec, r.memName, r.memOff, r.memVol = salv, 0, nil, "", salvOff, r.vol
 		r.memTorn, r.memFile, r.active = true, -1, true
@@ -205,6 +219,9 @@ func (r *Reader) readManifest(start int64, h *tar.Header, rec *memberRecord) err
 	}
 	m.Info.fillTyped()
 	r.manifest = m
+	if r.enc {
+		return r.unsealManifest(start, h.Name, m)
+	}
 	return nil
 }
 
@@ -283,6 +300,11 @@ func (r *Reader) finalize() {
 			// is reported, on the bytes between the two.
 			r.loss(f, min(cs, mf.Size), max(cs, mf.Size)-min(cs, mf.Size),
 				fmt.Sprintf("the set's headers say the file has %d bytes, the manifest %d", cs, mf.Size))
+			continue
+		}
+		if mf.Digest() == "" && r.enc {
+			// An encrypted set's digests are sealed: a sealed reader
+			// has neither them nor the plaintext to check.
 			continue
 		}
 		if f.sum != "" && f.sum != mf.Digest() {

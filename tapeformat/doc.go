@@ -49,4 +49,13 @@
 // set, duplicated members). With ReaderOptions.Strict the first damage is
 // a *FormatError. Memory is bounded by ReaderOptions whatever the set
 // holds.
+//
+// Encryption (FORMAT.md 5.3): with WriterOptions.Recipients each segment's
+// data is one age file (tar + age -d + zstd -d recover it), sealed on its
+// own goroutine while the next segment fills; header snapshots and file
+// digests are sealed too. A Reader with ReaderOptions.Identities decrypts
+// each 64 KiB chunk on its own, on several cores, so damage still costs
+// only what it covers; a wrong identity is a *KeyError. Without an
+// identity it reads the set sealed: structure and ciphertext checksums,
+// no contents.
 package tapeformat

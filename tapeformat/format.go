@@ -15,6 +15,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/tapestream/tapestream/ese"
+	"github.com/tapestream/tapestream/tapeformat/agestream"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )
 
@@ -38,6 +39,10 @@ const (
 	recordV2   = "2"
 	partFormat = ".part%06d" // WIRE CONSTANT: segment suffix, 1-based
 	maxParts   = 999999
+
+	// ageSuffix ends the name of an encrypted segment: its data is an age
+	// file (FORMAT.md 5.3).
+	ageSuffix = ".age" // WIRE CONSTANT
 
 	DefaultRecordSize  = 1 << 20  // tape block size
 	DefaultSegmentSize = 32 << 20 // uncompressed-ish bytes per segment member (compressed, as stored)
@@ -124,8 +129,41 @@ type Label struct {
 	// set cut before its logs still knows it).
 	LogSize int64 `json:"log_size,omitempty"`
 
+	// Encryption says that the set's data is encrypted and to whom
+	// (FORMAT.md 5.3); nil for a plain set.
+	Encryption *Encryption `json:"encryption,omitempty"`
+
 	// Extra holds key/values of the caller's that no reader depends on.
 	Extra map[string]string `json:"extra,omitempty"`
+}
+
+// EncryptionAge is the one encryption scheme: every segment's data is an
+// age file (age-encryption.org/v1). WIRE CONSTANT: label encryption.scheme.
+const EncryptionAge = "age"
+
+// Encryption describes how a set is encrypted: the scheme and the
+// recipients every member was encrypted to, each of whom decrypts alone.
+// It holds public keys and fingerprints only.
+type Encryption struct {
+	Scheme     string                  `json:"scheme"`
+	Recipients []agestream.Description `json:"recipients"`
+}
+
+// RecipientList names the recipients for messages ("X25519 SHA256:...
+// (age1...), ssh-ed25519 SHA256:..."), or says they are unknown (a set
+// whose label was lost).
+func (e *Encryption) RecipientList() string {
+	if e == nil || len(e.Recipients) == 0 {
+		return "recipients unknown (the label is lost)"
+	}
+	var b strings.Builder
+	for i, d := range e.Recipients {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(d.String())
+	}
+	return b.String()
 }
 
 // fillTyped sets the typed group fields of a label of format version 1 or
@@ -175,7 +213,10 @@ type ManifestFile struct {
 	FirstVolume int       `json:"first_volume"`
 	LastVolume  int       `json:"last_volume"`
 	ModTime     time.Time `json:"mtime,omitzero"`
-	DBHeader    []byte    `json:"db_header,omitempty"`
+	// DBHeader and the digest are in the manifest's sealed part in an
+	// encrypted set (Manifest.Sealed); a Reader with the identity fills
+	// them in.
+	DBHeader []byte `json:"db_header,omitempty"`
 }
 
 // VolumeInfo lists the members of one volume.
@@ -233,6 +274,26 @@ type Manifest struct {
 	Files         []ManifestFile `json:"files"`
 	Volumes       []VolumeInfo   `json:"volumes"`
 	Totals        Totals         `json:"totals"`
+	// Sealed (encrypted sets): base64 of an age file whose plaintext is
+	// the JSON of sealedManifest, what the manifest of a plain set holds
+	// of the files' contents (digests, database header snapshots).
+	Sealed string `json:"sealed,omitempty"`
+}
+
+// sealedManifest is the plaintext of Manifest.Sealed.
+type sealedManifest struct {
+	Files []sealedFile `json:"files"`
+}
+
+type sealedFile struct {
+	Index    int    `json:"index"`
+	BLAKE3   string `json:"blake3,omitempty"`
+	DBHeader []byte `json:"db_header,omitempty"`
+}
+
+// sealedInfo is the plaintext of fileInfoRecord.Sealed.
+type sealedInfo struct {
+	DBHeader []byte `json:"db_header"`
 }
 
 // memberRecord is the JSON value of the pax "comment" record of every member
@@ -257,6 +318,13 @@ type memberRecord struct {
 	Table  [][2]uint32 `json:"raw,omitempty"` // codec none: [length, crc32c] per chunk
 	// Record version 2 (format 3) on:
 	Stored int64 `json:"stored"` // bytes of member data (the ustar size)
+	// Encrypted segments (FORMAT.md 5.3): the age integrity record of the
+	// data, and the layout of its plaintext: the file-info frame's length
+	// (a file's first segment, codecs other than none), then one
+	// [stored length, uncompressed length] per unit.
+	Age     *agestream.Record `json:"age,omitempty"`
+	InfoLen int               `json:"ilen,omitempty"`
+	Units   [][2]uint32       `json:"units,omitempty"`
 	// Info is the file-info record (first segment of a file), kept raw:
 	// its label part is decoded only when the label is needed.
 	Info json.RawMessage `json:"info,omitempty"`
@@ -286,6 +354,10 @@ type fileInfoRecord struct {
 	Size     int64     `json:"size"` // -1: not known before the end
 	ModTime  time.Time `json:"mtime,omitzero"`
 	DBHeader []byte    `json:"db_header,omitempty"`
+	// Sealed: in an encrypted set with codec none, whose member record
+	// is the only file-info: base64 of an age file holding sealedInfo
+	// (the header snapshot is database content).
+	Sealed string `json:"sealed,omitempty"`
 }
 
 const (
@@ -348,6 +420,14 @@ func SegmentName(fi FileInfo, c codec.Codec, part int) string {
 	return kindDir(fi.Kind) + "/" + fi.Name + c.Ext() + fmt.Sprintf(partFormat, part)
 }
 
+// segmentName is SegmentName, with the suffix of an encrypted segment.
+func segmentName(fi FileInfo, c codec.Codec, part int, encrypted bool) string {
+	if encrypted {
+		return SegmentName(fi, c, part) + ageSuffix
+	}
+	return SegmentName(fi, c, part)
+}
+
 // checkMemberName validates a member name read from a set.
 func checkMemberName(name string, rec *memberRecord, c codec.Codec) error {
 	if !filepath.IsLocal(name) || strings.ContainsAny(name, "\\\x00") {
@@ -366,7 +446,7 @@ func checkMemberName(name string, rec *memberRecord, c codec.Codec) error {
 		if !validKind(rec.Kind) || ValidateName(rec.Name) != nil || rec.File < 0 || rec.File > 1<<30 || rec.Part < 1 || rec.Part > maxParts {
 			break
 		}
-		if name == SegmentName(FileInfo{Name: rec.Name, Kind: rec.Kind}, c, rec.Part) {
+		if name == segmentName(FileInfo{Name: rec.Name, Kind: rec.Kind}, c, rec.Part, rec.Age != nil) {
 			return nil
 		}
 	}

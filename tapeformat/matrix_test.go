@@ -8,10 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tapestream/tapestream/tapeformat/agestream"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )
 
-// The damage matrix (issue 14): for every codec, a set of several files
+// The damage matrix (issue 14): for every codec, plain and encrypted
+// (issue 17: read with the identity), a set of several files
 // (databases of several segments, small logs, an empty file, a file of
 // unknown size) is damaged in every way a medium or a person can damage
 // it, and two invariants are checked for every case:
@@ -23,12 +25,15 @@ import (
 //     no loss overlaps what it delivered.
 //
 // Which chunks a damage touches comes from the Writer's layout (where each
-// member, header, file-info frame and unit sits), not from the reader.
+// member, header, file-info frame and unit sits), not from the reader. In
+// an encrypted set a unit is touched when a ciphertext chunk holding any
+// of its plaintext is, or its member's age header or nonce (FORMAT.md
+// 5.3: a damaged header costs the member).
 
 type mChunk struct {
 	file     int
 	off, end int64
-	pos, n   int64 // unit in the set
+	pos, n   int64 // unit in the set (encrypted: in its member's plaintext)
 	member   int
 }
 
@@ -39,6 +44,8 @@ type mSet struct {
 	chunks  []mChunk
 	none    bool
 	kind    codec.Kind
+	enc     bool
+	ids     []*agestream.Identity
 }
 
 func matrixFiles(seed uint64) []testFile {
@@ -54,14 +61,28 @@ func matrixFiles(seed uint64) []testFile {
 }
 
 func writeMatrixSet(t testing.TB, c string, setID string, seed uint64) *mSet {
+	return writeMatrixSetEnc(t, c, setID, seed)
+}
+
+// writeMatrixSetEnc writes the matrix set, encrypted to keys if any.
+func writeMatrixSetEnc(t testing.TB, c string, setID string, seed uint64, keys ...*testKey) *mSet {
 	opts := smallOpts(t, c)
 	opts.FrameSize = 4 << 10 // many units: damage hits many structures
+	opts.Recipients = recipients(keys...)
+	if len(keys) > 0 {
+		// Members of several sealed chunks (64 KiB of plaintext each),
+		// so that damage to one costs less than its member.
+		opts.SegmentSize = 160 << 10
+	}
 	var buf bytes.Buffer
 	w, err := NewWriter(&buf, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms := &mSet{files: matrixFiles(seed), none: c == "none", kind: opts.Codec.Kind}
+	ms := &mSet{files: matrixFiles(seed), none: c == "none", kind: opts.Codec.Kind, enc: len(keys) > 0}
+	for _, k := range keys {
+		ms.ids = append(ms.ids, k.ids...)
+	}
 	w.layout = func(ev layoutEvent) { ms.members = append(ms.members, ev) }
 	l := testLabel()
 	l.SetID = setID
@@ -87,8 +108,12 @@ func writeMatrixSet(t testing.TB, c string, setID string, seed uint64) *mSet {
 			if u.info || u.meta.Length == 0 {
 				continue
 			}
+			pos := m.data + int64(u.pos)
+			if ms.enc {
+				pos = int64(u.pos)
+			}
 			ms.chunks = append(ms.chunks, mChunk{file: int(u.meta.FileIndex), off: u.meta.Offset, end: u.meta.End(),
-				pos: m.data + int64(u.pos), n: int64(u.n), member: i})
+				pos: pos, n: int64(u.n), member: i})
 		}
 	}
 	return ms
@@ -112,11 +137,75 @@ func (ms *mSet) touchRange(a, b int64) map[int]bool {
 	t := map[int]bool{}
 	for i, c := range ms.chunks {
 		m := ms.members[c.member]
-		if c.pos < b && c.pos+c.n > a || ms.none && m.hdr < b && m.data > a {
+		hit := c.pos < b && c.pos+c.n > a
+		if ms.enc {
+			hit = m.sealedTouched(c.pos, c.pos+c.n, a, b)
+		}
+		if hit || ms.none && m.hdr < b && m.data > a {
 			t[i] = true
 		}
 	}
 	return t
+}
+
+// ageHdr is the length of an encrypted member's age header.
+func (m layoutEvent) ageHdr() int {
+	return int(m.rec.Age.Size - agestream.SealedSize(0, m.rec.Age.Plain))
+}
+
+// cipherAt is where plaintext byte p of an encrypted member is stored.
+func (m layoutEvent) cipherAt(p int64) int64 {
+	return m.data + int64(m.ageHdr()+agestream.NonceSize) + p/agestream.ChunkSize*agestream.SealedChunkSize + p%agestream.ChunkSize
+}
+
+// sealedTouched reports whether damage to [a,b) of the set touches the
+// plaintext range [p,q) of encrypted member m: its age header or nonce,
+// or a sealed chunk holding any of it.
+func (m layoutEvent) sealedTouched(p, q, a, b int64) bool {
+	if m.rec == nil || m.rec.Age == nil {
+		return false
+	}
+	start, end := m.data, m.data+m.rec.Age.Size
+	a, b = max(a, start), min(b, end)
+	if a >= b {
+		return false
+	}
+	po := int64(m.ageHdr() + agestream.NonceSize)
+	if a-start < po {
+		return true
+	}
+	first := (a - start - po) / agestream.SealedChunkSize
+	last := (b - 1 - start - po) / agestream.SealedChunkSize
+	return first*agestream.ChunkSize < q && p < (last+1)*agestream.ChunkSize
+}
+
+// largestMember is the index of the encrypted member of most chunks.
+func (ms *mSet) largestMember() int {
+	k := -1
+	for i, m := range ms.members {
+		if m.rec != nil && m.rec.Age != nil && (k < 0 || m.rec.Age.Size > ms.members[k].rec.Age.Size) {
+			k = i
+		}
+	}
+	return k
+}
+
+// touchedBytes is the file bytes of the touched chunks.
+func (ms *mSet) touchedBytes(touched map[int]bool) int64 {
+	var n int64
+	for i := range touched {
+		n += ms.chunks[i].end - ms.chunks[i].off
+	}
+	return n
+}
+
+// at is where a unit's byte p (relative to the unit span's position) is
+// in the set: in the clear, or in the sealed chunk holding it.
+func (ms *mSet) at(m layoutEvent, pos int64) int64 {
+	if ms.enc {
+		return m.cipherAt(pos)
+	}
+	return m.data + pos
 }
 
 func (ms *mSet) memberChunks(k int) map[int]bool {
@@ -269,29 +358,45 @@ func (ms *mSet) cases(t testing.TB, other *mSet, rng *rand.Rand) []mCase {
 		}
 		flip(kind+"-padding", m.end-1)
 	}
-	// chunk records, file-info frames, payloads
+	// chunk records, file-info frames, payloads (encrypted: the sealed
+	// chunks holding them)
 	for k, m := range ms.members {
 		for j, un := range m.units {
-			at := m.data + int64(un.pos)
+			at := func(off int64) int64 { return ms.at(m, int64(un.pos)+off) }
 			switch {
 			case un.info:
 				for _, off := range []int64{0, 8, 12, 20, int64(un.n) / 2, int64(un.n) - 1} {
-					flip("file-info", at+off)
+					flip("file-info", at(off))
 				}
 			case ms.none:
 				if j%13 == 0 {
-					flip("raw-chunk", at+int64(un.n)/2)
+					flip("raw-chunk", at(int64(un.n)/2))
 				}
 			case (k+j)%37 == 0:
 				// the prefix, then each field of the record
 				pre := int64(codec.PrefixLen(ms.kind))
 				for _, off := range []int64{0, 4, pre, pre + 4, pre + 5, pre + 8, pre + 12, pre + 20, pre + 24, pre + 28, pre + 32, pre + 40} {
-					flip("chunk-record", at+off)
+					flip("chunk-record", at(off))
 				}
-				flip("payload", at+pre+44+int64(un.n-int(pre)-44)/2)
-				flip("unit-end", at+int64(un.n)-1)
+				flip("payload", at(pre+44+int64(un.n-int(pre)-44)/2))
+				flip("unit-end", at(int64(un.n)-1))
 			}
 		}
+	}
+	// the age layer of every sampled encrypted member: the header's
+	// version line, a stanza, its MAC, the nonce, and a chunk's tag
+	for k, m := range ms.members {
+		if !sampled[k] || m.rec == nil || m.rec.Age == nil {
+			continue
+		}
+		h := int64(m.ageHdr())
+		for _, off := range []int64{0, 30, h - 5, h + 3} {
+			flip("age-header", m.data+off)
+		}
+		if m.rec.Age.Size > h+agestream.NonceSize+agestream.SealedChunkSize {
+			flip("age-tag", m.data+h+agestream.NonceSize+agestream.SealedChunkSize-3)
+		}
+		flip("age-last-byte", m.data+m.rec.Age.Size-1)
 	}
 	// a zeroed 1 MiB range, at three places
 	for _, a := range []int64{0, n/2 - 500_000, n - 1<<20 + 4096} {
@@ -377,7 +482,11 @@ func (ms *mSet) unknownFiles(a, b int64) map[int]bool {
 			known[f] = true
 		}
 		for _, u := range m.units {
-			if p := m.data + int64(u.pos); u.info && (p >= b || p+int64(u.n) <= a) {
+			intact := m.data+int64(u.pos) >= b || m.data+int64(u.pos+u.n) <= a
+			if ms.enc {
+				intact = !m.sealedTouched(int64(u.pos), int64(u.pos+u.n), a, b)
+			}
+			if u.info && intact {
 				known[f] = true
 			}
 		}
@@ -410,22 +519,36 @@ type matrixTotals struct {
 }
 
 func TestDamageMatrix(t *testing.T) {
-	totals := make([]matrixTotals, len(codecs))
+	key := x25519TestKey(t)
+	variants := []struct {
+		name string
+		keys []*testKey
+	}{{"", nil}, {"+age", []*testKey{key}}}
+	totals := make([]matrixTotals, len(codecs)*len(variants))
 	t.Run("codec", func(t *testing.T) {
 		for ci, c := range codecs {
-			t.Run(c, func(t *testing.T) {
-				t.Parallel()
-				ms := writeMatrixSet(t, c, testLabel().SetID, 100)
-				other := writeMatrixSet(t, c, "fedcba9876543210fedcba9876543210", 200)
-				rng := rand.New(rand.NewPCG(uint64(ci), 14))
-				for i, mc := range ms.cases(t, other, rng) {
-					if testing.Short() && i%8 != 0 {
-						continue // -short (the race run): every 8th case
-					}
-					totals[ci].cases++
-					checkCase(t, ms, mc, 1+i%2, &totals[ci])
+			for vi, v := range variants {
+				if v.keys != nil && c != "zstd" && c != "none" {
+					// The age layer is the same for every compressing
+					// codec (whose own damage the plain rows cover):
+					// zstd stands for them, none has its own path.
+					continue
 				}
-			})
+				ti := ci*len(variants) + vi
+				t.Run(c+v.name, func(t *testing.T) {
+					t.Parallel()
+					ms := writeMatrixSetEnc(t, c, testLabel().SetID, 100, v.keys...)
+					other := writeMatrixSetEnc(t, c, "fedcba9876543210fedcba9876543210", 200, v.keys...)
+					rng := rand.New(rand.NewPCG(uint64(ci), 14))
+					for i, mc := range ms.cases(t, other, rng) {
+						if testing.Short() && i%8 != 0 {
+							continue // -short (the race run): every 8th case
+						}
+						totals[ti].cases++
+						checkCase(t, ms, mc, 1+i%2, &totals[ti])
+					}
+				})
+			}
 		}
 	})
 	var tot matrixTotals
@@ -440,7 +563,7 @@ func TestDamageMatrix(t *testing.T) {
 		tot.inexact += x.inexact
 	}
 	recall := 100 * float64(tot.recovered) / float64(max(tot.untouched, 1))
-	t.Logf("damage matrix: %d cases over %d codecs, %d silent, %d passed strict reads (all exact); salvage recall %.2f%% (%d of %d untouched chunks delivered); %d touched chunks, %d of them delivered intact (harmless damage), %d cases where the losses differ from the touched chunks only by such",
+	t.Logf("damage matrix: %d cases over %d codecs, plain and encrypted, %d silent, %d passed strict reads (all exact); salvage recall %.2f%% (%d of %d untouched chunks delivered); %d touched chunks, %d of them delivered intact (harmless damage), %d cases where the losses differ from the touched chunks only by such",
 		tot.cases, len(codecs), tot.silent, tot.strictOK, recall, tot.recovered, tot.untouched, tot.touched, tot.harmless, tot.inexact)
 	if tot.silent != 0 || tot.recovered != tot.untouched {
 		t.Fatalf("silent cases %d, recall %d/%d", tot.silent, tot.recovered, tot.untouched)
@@ -451,7 +574,7 @@ func TestDamageMatrix(t *testing.T) {
 // in the reading goroutine (workers 1) or ahead in parallel (2).
 func checkCase(t *testing.T, ms *mSet, mc mCase, workers int, tot *matrixTotals) {
 	t.Helper()
-	opts := ReaderOptions{RecordSize: 10240, Workers: workers}
+	opts := ReaderOptions{RecordSize: 10240, Workers: workers, Identities: ms.ids}
 	// invariant 1: strict and quiet means complete and exact
 	sopts := opts
 	sopts.Strict = true

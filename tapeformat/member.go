@@ -214,6 +214,9 @@ func (r *Reader) damageOr(err error) error {
 // nextMember reads the next member header and, for segments, its data.
 func (r *Reader) nextMember() error {
 	r.drainAhead()
+	if len(r.salvAge) > 0 {
+		return r.openSalvaged()
+	}
 	start := r.off
 	var h *tar.Header
 	var rec *memberRecord
@@ -311,6 +314,9 @@ func (r *Reader) segment(start int64, h *tar.Header, rec *memberRecord) error {
 		}
 		rec.Size = rec.Offset + rec.Length
 	}
+	if r.enc || rec.Age != nil {
+		return r.sealedSegment(start, h, rec)
+	}
 	r.learnLabelFrom(rec)
 	f, err := r.learnRecord(start, h.Name, rec)
 	if err != nil {
@@ -365,6 +371,12 @@ func (r *Reader) resync(start int64, skipBad bool) error {
 		r.skip(BlockSize)
 	}
 	r.memBuf = salv
+	if r.enc {
+		// Units are never in the clear in an encrypted set: what the
+		// region holds is age files, found by their headers.
+		r.findAge(salv, salvOff)
+		return nil
+	}
 	if r.codec.Kind != codec.None && len(salv) > 0 {
 		r.mem, r.memPos, r.memRec, r.memName, r.memOff, r.memVol = salv, 0, nil, "", salvOff, r.vol
 		r.memTorn, r.memFile, r.memDup, r.memLate, r.memRewrite = true, -1, false, false, false

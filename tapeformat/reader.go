@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/tapestream/tapestream/tapeformat/agestream"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )
 
@@ -24,6 +25,8 @@ import (
 //	            delivery, holes, late and duplicate chunks, chunks of files
 //	            not yet known, losses and warnings
 //	check.go    the label, the manifest and the file digests
+//	decrypt.go  encrypted sets: members opened or checked sealed, lost
+//	            ciphertext chunks as holes in the plaintext
 
 // Reader defaults (configurable in ReaderOptions).
 const (
@@ -64,6 +67,13 @@ type ReaderOptions struct {
 	// Strict makes any damage a fatal *FormatError. Otherwise (salvage
 	// mode) damaged chunks are skipped and reported by Damage.
 	Strict bool
+	// Identities decrypt an encrypted set (FORMAT.md 5.3). Without any,
+	// an encrypted set is read sealed (see Sealed): its structure and
+	// every byte of its ciphertext are checked, its contents are not.
+	// An identity that opens none of the set's members is a *KeyError.
+	// A member's plaintext is buffered beside its data (one more member
+	// buffer) and decrypted on up to Workers goroutines.
+	Identities []*agestream.Identity
 }
 
 // FileHeader describes a file of the set as read.
@@ -148,6 +158,7 @@ type Reader struct {
 	label     Label
 	labeled   bool // set id, codec and digest known
 	labelFull bool // the typed label fields are known
+	enc       bool // the set is encrypted
 	version   int  // format version of the set
 	tag       uint64
 	codec     codec.Codec
@@ -182,6 +193,13 @@ type Reader struct {
 	active     bool
 	pendingHdr *pendingHeader
 	torn       [2]int // file and part of the member torn at the end of the last volume
+
+	// encrypted members (decrypt.go)
+	holes    []hole  // plaintext ranges of the member lost
+	holeSaid int     // holes reported so far
+	starts   []int   // where the member's units start in its plaintext
+	plainBuf []byte  // the member's plaintext
+	salvAge  []ageAt // age files found in a damaged region, read in turn
 
 	// chunks of files not yet identified (salvage.go)
 	pend      []pendChunk
@@ -282,6 +300,9 @@ func (r *Reader) Next() (*FileHeader, error) {
 func (r *Reader) NextChunk() (*Chunk, error) {
 	if r.cur == nil {
 		return nil, ErrNoFile
+	}
+	if err := r.RequireIdentity(); err != nil {
+		return nil, err
 	}
 	ev, err := r.event()
 	if err != nil {

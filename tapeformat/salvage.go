@@ -120,6 +120,13 @@ func (r *Reader) learnRecord(start int64, member string, rec *memberRecord) (*fi
 	if rec.info != nil {
 		fi = &rec.info.File
 	}
+	return r.learnRecordInfo(start, member, rec, fi)
+}
+
+// learnRecordInfo is learnRecord with the file-info fi (of an encrypted
+// member, the frame in its plaintext rather than the record's copy,
+// which lacks the header snapshot).
+func (r *Reader) learnRecordInfo(start int64, member string, rec *memberRecord, fi *fileInfoRecord) (*fileState, error) {
 	f, err := r.learn(start, member, rec.File, rec.Name, rec.Kind, rec.Size, fi)
 	if f == nil || err != nil {
 		return nil, err
@@ -198,6 +205,10 @@ func (r *Reader) learn(at int64, member string, idx int, name, kind string, size
 	if fi != nil && !f.fromInfo {
 		f.fromInfo = true
 		f.hdr.Size, f.hdr.ModTime, f.hdr.DBHeader = fi.Size, fi.ModTime, fi.DBHeader
+	} else if fi != nil && len(f.hdr.DBHeader) == 0 {
+		// An encrypted set's member records leave the snapshot out; the
+		// file-info frame in the plaintext has it.
+		f.hdr.DBHeader = fi.DBHeader
 	} else if f.hdr.Size < 0 && !f.fromInfo {
 		f.hdr.Size = size
 	}
@@ -282,8 +293,13 @@ func (r *Reader) accept(meta codec.ChunkMeta) error {
 	return r.err
 }
 
-// deliver queues a chunk for f if it is new, and accounts for it.
+// deliver queues a chunk for f if it is new, and accounts for it. A
+// sealed reader accounts for the chunks whose ciphertext it checked and
+// queues nothing.
 func (r *Reader) deliver(f *fileState, meta codec.ChunkMeta, data []byte, own bool) {
+	if r.Sealed() {
+		f.hashOK = false
+	}
 	if f.closed {
 		r.late(f, meta)
 		return
@@ -324,6 +340,9 @@ func (r *Reader) deliver(f *fileState, meta codec.ChunkMeta, data []byte, own bo
 		r.lateNote(f, meta)
 	}
 	f.nchunks++
+	if r.Sealed() {
+		return
+	}
 	r.queue = append(r.queue, event{f: f, chunk: true, meta: meta, data: data, own: own})
 }
 

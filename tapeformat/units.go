@@ -46,7 +46,7 @@ func (r *Reader) takeAhead() *aheadUnit {
 			break
 		}
 		size := int64(h.Meta.Length)
-		if len(r.ahead) > 0 && r.aheadBytes+size > r.opts.ReadAhead {
+		if len(r.ahead) > 0 && r.aheadBytes+size > r.opts.ReadAhead || r.holeIn(r.scan, r.scan+h.UnitLen) != nil {
 			break
 		}
 		a := &aheadUnit{pos: r.scan, n: h.UnitLen, size: size, done: make(chan struct{})}
@@ -125,9 +125,23 @@ func (r *Reader) drainAhead() {
 // ok is false when the member is exhausted. File-info frames met on the
 // way are learnt from.
 func (r *Reader) nextUnit() (meta codec.ChunkMeta, ok bool, err error) {
+	switch {
+	case r.Sealed() && r.memRec != nil:
+		return r.nextSealed()
+	case r.codec.Kind == codec.None && r.memRec != nil && r.memRec.Age != nil:
+		return r.nextSealedRaw()
+	}
 	for r.memPos < len(r.mem) {
 		at := r.memOff + int64(r.memPos)
 		b := r.mem[r.memPos:]
+		if len(r.holes) > 0 && r.codec.Kind != codec.None {
+			if moved, err := r.skipHole(); err != nil || moved {
+				if err != nil {
+					return meta, false, err
+				}
+				continue
+			}
+		}
 		if r.codec.Kind == codec.None {
 			rec := r.memRec
 			if rec == nil || r.memTable >= len(rec.Table) {
@@ -217,7 +231,7 @@ func (r *Reader) nextUnit() (meta codec.ChunkMeta, ok bool, err error) {
 		return meta, true, nil
 	}
 	r.active = false
-	return meta, false, nil
+	return meta, false, r.reportHoles(nil)
 }
 
 // checkUnit checks that a decoded unit belongs here: to this set (the

@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/zeebo/blake3"
 
+	"github.com/tapestream/tapestream/tapeformat/agestream"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )
 
@@ -33,6 +35,14 @@ type WriterOptions struct {
 	FrameSize int
 	// Codec of the units. WriteFrame callers must produce units with it.
 	Codec codec.Codec
+	// Recipients, if any, encrypt the set (FORMAT.md 5.3): each segment's
+	// data becomes an age file that every recipient decrypts alone, and
+	// what the plain parts of a set would show of the files' contents
+	// (header snapshots, digests) is sealed too. Segments are encrypted
+	// on their own goroutines, up to two at a time, while the next one
+	// fills; that holds up to two more segments in memory, and the age
+	// files of those being encrypted.
+	Recipients []*agestream.Recipient
 }
 
 func (o *WriterOptions) setDefaults() error {
@@ -70,6 +80,7 @@ type member struct {
 	// did not make it on two fresh volumes never will.
 	moves int
 	units []unitSpan
+	rec   *memberRecord // for the layout hook
 }
 
 // unitSpan is where a unit (or the file-info frame, info set) sits in a
@@ -87,8 +98,8 @@ type layoutEvent struct {
 	vol            int
 	name           string
 	hdr, data, end int64
-	rec            *memberRecord
-	units          []unitSpan // positions relative to data
+	rec            *memberRecord // encrypted segments: the age record is here
+	units          []unitSpan    // positions relative to data (to the plaintext, encrypted)
 }
 
 // Writer writes a backup set. Methods are not safe for concurrent use. The
@@ -112,8 +123,8 @@ type Writer struct {
 	mtime   time.Time
 	volList []VolumeInfo
 	info    ManifestInfo
-	files   []ManifestFile
 	totals  Totals
+	files   []*ManifestFile
 
 	// current file
 	cur      *ManifestFile
@@ -124,8 +135,11 @@ type Writer struct {
 	segLen   int64
 	segChk   int
 	segTable [][2]uint32
+	segUnits [][2]uint32 // encrypted: the plaintext layout of the segment
+	segInfo  int         // encrypted: length of the file-info frame at its start
 	part     int
 	free     [][]byte
+	sealing  []*sealJob // encrypted segments in flight, in member order
 
 	enc    *codec.Encoder  // for CreateFile
 	tag    uint64          // set tag stamped into every chunk record
@@ -207,6 +221,15 @@ func (w *Writer) Begin(l Label) error {
 	l.RecordSize = w.opts.RecordSize
 	l.SegmentSize = w.opts.SegmentSize
 	l.FrameSize = w.opts.FrameSize
+	l.Encryption = nil
+	if len(w.opts.Recipients) > 0 {
+		// Recipients age refuses together (post-quantum and classic
+		// ones) are refused here, not at the first segment's seal.
+		if _, err := agestream.NewWriter(io.Discard, w.opts.Recipients); err != nil {
+			return w.fail(err)
+		}
+		l.Encryption = &Encryption{Scheme: EncryptionAge, Recipients: agestream.Describe(w.opts.Recipients)}
+	}
 	w.label = l
 	w.tag = codec.SetTagOf(l.SetID)
 	w.mtime = l.Created.Truncate(time.Second)
@@ -340,7 +363,11 @@ func (w *Writer) commitRecord(rec []byte) error {
 }
 
 func (w *Writer) release(m *member) {
-	if m.buf != nil && len(w.free) < 2 {
+	keep := 2
+	if w.encrypted() {
+		keep += maxSealing
+	}
+	if m.buf != nil && len(w.free) < keep {
 		w.free = append(w.free, m.buf[:0])
 	}
 }
@@ -355,7 +382,7 @@ func (w *Writer) writeMember(m *member) error {
 	}
 	if w.layout != nil {
 		w.layout(layoutEvent{vol: w.vol, name: m.name, hdr: hdrAt, data: w.pos,
-			end: w.pos + int64(len(m.data)+(-len(m.data)&(BlockSize-1))), units: m.units})
+			end: w.pos + int64(len(m.data)+(-len(m.data)&(BlockSize-1))), units: m.units, rec: m.rec})
 	}
 	if err := w.write(m.data); err != nil {
 		return err
@@ -529,17 +556,33 @@ func (w *Writer) BeginFile(fi FileInfo) (index int, err error) {
 		return 0, fmt.Errorf("tapeformat: file %q: file-info of %d bytes exceeds %d", fi.Name, len(infoJS), codec.MaxInfoLen)
 	}
 	w.curInfo, w.finfo = fi, infoJS
+	recInfo := *info
+	if w.encrypted() {
+		// The header snapshot is database content: in an encrypted set
+		// it is only in the file-info frame, inside the encrypted data,
+		// and (codec none, which has no frame) sealed in the record.
+		recInfo.File.DBHeader = nil
+		if len(fi.DBHeader) > 0 && w.opts.Codec.Kind == codec.None {
+			if recInfo.File.Sealed, err = w.sealJSON(sealedInfo{DBHeader: fi.DBHeader}); err != nil {
+				return 0, w.fail(err)
+			}
+		}
+		if w.finfo, err = json.Marshal(&recInfo); err != nil {
+			return 0, w.fail(err)
+		}
+	}
 	if w.opts.Codec.Kind != codec.None {
 		// The frame carries the whole file-info; the first member
 		// record only its file part (the label copy in every record
 		// doubled the JSON a reader decodes per file).
-		if w.finfo, err = json.Marshal(fileInfoLazy{File: info.File}); err != nil {
+		if w.finfo, err = json.Marshal(fileInfoLazy{File: recInfo.File}); err != nil {
 			return 0, w.fail(err)
 		}
 	}
+	first := segmentName(fi, w.opts.Codec, 1, w.encrypted())
 	w.cur = &ManifestFile{
 		Index: len(w.files), Name: fi.Name, Kind: fi.Kind, Size: fi.Size, DBHeader: fi.DBHeader,
-		Members: SegmentName(fi, w.opts.Codec, 1)[:len(SegmentName(fi, w.opts.Codec, 1))-6] + "*",
+		Members: strings.Replace(first, fmt.Sprintf(partFormat, 1), ".part*", 1),
 		ModTime: fi.ModTime.UTC(), FirstVolume: w.vol,
 	}
 	w.curOff, w.part = 0, 0
@@ -549,6 +592,7 @@ func (w *Writer) BeginFile(fi FileInfo) (index int, err error) {
 		// this member's header (and the label, and the manifest) still
 		// knows the file and its set.
 		w.seg = codec.AppendInfo(w.seg, w.opts.Codec.Kind, infoJS)
+		w.segInfo = len(w.seg)
 		if w.layout != nil {
 			w.units = append(w.units, unitSpan{pos: 0, n: len(w.seg), info: true})
 		}
@@ -562,12 +606,13 @@ func (w *Writer) resetSeg() {
 			w.seg = w.free[n-1]
 			w.free = w.free[:n-1]
 		} else {
-			w.seg = make([]byte, 0, w.opts.SegmentSize)
+			w.seg = make([]byte, 0, w.bufCap())
 		}
 	}
 	w.seg = w.seg[:0]
-	w.segStart, w.segLen, w.segChk = w.curOff, 0, 0
+	w.segStart, w.segLen, w.segChk, w.segInfo = w.curOff, 0, 0, 0
 	w.segTable = w.segTable[:0]
+	w.segUnits = nil
 	w.units = nil
 }
 
@@ -613,7 +658,10 @@ func (w *Writer) WriteFrame(unit []byte, meta codec.ChunkMeta) error {
 	}
 	w.segLen += int64(meta.Length)
 	w.segChk++
-	if w.opts.Codec.Kind == codec.None {
+	switch {
+	case w.encrypted():
+		w.segUnits = append(w.segUnits, [2]uint32{uint32(len(unit)), meta.Length})
+	case w.opts.Codec.Kind == codec.None:
 		w.segTable = append(w.segTable, [2]uint32{meta.Length, meta.CRC32C})
 	}
 	w.curOff += int64(meta.Length)
@@ -627,7 +675,7 @@ func (w *Writer) emitSegment(last bool) error {
 	if w.part > maxParts {
 		return fmt.Errorf("tapeformat: file %q needs more than %d segments", w.curInfo.Name, maxParts)
 	}
-	name := SegmentName(w.curInfo, w.opts.Codec, w.part)
+	name := segmentName(w.curInfo, w.opts.Codec, w.part, w.encrypted())
 	size := w.curInfo.Size
 	if last {
 		size = w.curOff
@@ -635,20 +683,22 @@ func (w *Writer) emitSegment(last bool) error {
 	rec := &memberRecord{Type: mtSegment, File: w.cur.Index, Name: w.curInfo.Name, Kind: w.curInfo.Kind,
 		Part: w.part, Offset: w.segStart, Length: w.segLen, Chunks: w.segChk, Size: size, Last: last,
 		Codec: w.opts.Codec.String(), Digest: DigestBLAKE3}
-	if w.opts.Codec.Kind == codec.None {
+	if w.opts.Codec.Kind == codec.None && !w.encrypted() {
 		rec.Table = w.segTable
 	}
 	if w.part == 1 {
 		rec.Info = w.finfo
 	}
+	m := &member{name: name, units: w.units}
+	if w.encrypted() {
+		rec.InfoLen, rec.Units = w.segInfo, w.segUnits
+		return w.sealSegment(m, rec)
+	}
 	hdr, err := w.header(name, int64(len(w.seg)), rec)
 	if err != nil {
 		return err
 	}
-	w.cur.Segments++
-	w.cur.StoredBytes += int64(len(w.seg))
-	w.totals.StoredBytes += int64(len(w.seg))
-	m := &member{name: name, hdr: hdr, units: w.units}
+	m.hdr = hdr
 	if len(w.seg) < w.opts.RecordSize {
 		// A short segment (a small file, a file's tail) can stay pending
 		// behind later members of the same record: give it a copy of its
@@ -659,11 +709,25 @@ func (w *Writer) emitSegment(last bool) error {
 		m.data, m.buf = w.seg, w.seg
 		w.seg = nil
 	}
+	if err := w.emitFileMember(m, w.cur, w.part); err != nil {
+		return err
+	}
+	w.resetSeg()
+	return nil
+}
+
+// emitFileMember writes a segment member of file mf and accounts for it.
+func (w *Writer) emitFileMember(m *member, mf *ManifestFile, part int) error {
+	if part == 1 {
+		mf.FirstVolume = w.vol
+	}
+	mf.Segments++
+	mf.StoredBytes += int64(len(m.data))
+	w.totals.StoredBytes += int64(len(m.data))
 	if err := w.emit(m); err != nil {
 		return err
 	}
-	w.cur.LastVolume = w.vol
-	w.resetSeg()
+	mf.LastVolume = w.vol
 	return nil
 }
 
@@ -689,7 +753,7 @@ func (w *Writer) EndFile(sum FileSummary) error {
 	w.cur.BLAKE3 = hex.EncodeToString(sum.Digest)
 	w.totals.Files++
 	w.totals.Bytes += w.curOff
-	w.files = append(w.files, *w.cur)
+	w.files = append(w.files, w.cur)
 	w.cur = nil
 	if w.seg != nil {
 		w.release(&member{buf: w.seg})
@@ -717,6 +781,9 @@ func (w *Writer) Close() error {
 		return w.fail(ErrFileOpen)
 	}
 	w.closed = true
+	if err := w.drainSealing(); err != nil {
+		return w.fail(err)
+	}
 	w.totals.Members++ // the manifest
 	w.totals.Volumes = w.vol
 	vl := append([]VolumeInfo(nil), w.volList...)
@@ -732,11 +799,27 @@ func (w *Writer) Close() error {
 	}
 	man := Manifest{
 		FormatVersion: FormatVersion, SetID: w.label.SetID, Codec: w.opts.Codec.String(),
-		FrameSize: w.opts.FrameSize, Completed: time.Now().UTC(), Info: w.info, Files: w.files,
+		FrameSize: w.opts.FrameSize, Completed: time.Now().UTC(), Info: w.info, Files: []ManifestFile{},
 		Volumes: vl, Totals: w.totals,
 	}
-	if man.Files == nil {
-		man.Files = []ManifestFile{}
+	for _, f := range w.files {
+		man.Files = append(man.Files, *f)
+	}
+	if w.encrypted() {
+		// The digests and header snapshots say something of the files'
+		// contents: sealed, the rest stays plain for verify, list and a
+		// catalog rebuild without the identity.
+		var sm sealedManifest
+		for i := range man.Files {
+			f := &man.Files[i]
+			sm.Files = append(sm.Files, sealedFile{Index: f.Index, BLAKE3: f.BLAKE3, DBHeader: f.DBHeader})
+			f.BLAKE3, f.DBHeader = "", nil
+		}
+		sealed, err := w.sealJSON(sm)
+		if err != nil {
+			return w.fail(err)
+		}
+		man.Sealed = sealed
 	}
 	js, err := json.MarshalIndent(man, "", " ")
 	if err != nil {
@@ -849,6 +932,9 @@ func (f *fileWriter) Close() error {
 func (w *Writer) EndVolume() error {
 	if err := w.check(); err != nil {
 		return err
+	}
+	if err := w.drainSealing(); err != nil {
+		return w.fail(err)
 	}
 	return w.fail0(w.endVolume())
 }

@@ -52,6 +52,9 @@ func SetFromInfo(info *restore.SetInfo) *catalog.Set {
 	if s.Type == ese.Full {
 		s.FullID = s.ID
 	}
+	if e := l.Encryption; e != nil {
+		s.Encryption = &catalog.Encryption{Scheme: e.Scheme, Recipients: e.Recipients}
+	}
 	if m := info.Manifest; m != nil {
 		s.LowGen, s.HighGen = uint32(m.Info.LogFirst), uint32(m.Info.LogLast)
 		for _, f := range m.Files {

@@ -28,6 +28,7 @@ type backupOpts struct {
 	Databases   []string
 	Type        string
 	Pipeline    pipelineFlags
+	Encrypt     encryptFlags
 	Output      string
 	Media       writeMediaFlags
 	Progress    string
@@ -57,6 +58,7 @@ func newBackupCmd() *cobra.Command {
 	}
 	o.Source.add(c)
 	o.Pipeline.add(c)
+	o.Encrypt.add(c)
 	o.Media.add(c)
 	f := c.Flags()
 	f.StringArrayVar(&o.Groups, "group", nil, "storage group (repeatable: one set per group, backed up concurrently)")
@@ -103,6 +105,10 @@ func runBackup(ctx context.Context, o backupOpts) ([]*backup.Result, error) {
 	if po.Pace, err = o.Pipeline.pacer(); err != nil {
 		return nil, err
 	}
+	rcpts, err := o.Encrypt.recipients()
+	if err != nil {
+		return nil, err
+	}
 	src := o.source
 	if src == nil {
 		if src, err = o.Source.open(); err != nil {
@@ -121,6 +127,7 @@ func runBackup(ctx context.Context, o backupOpts) ([]*backup.Result, error) {
 		p.Stats = stats[i]
 		reqs[i] = backup.Request{Group: group, Target: strings.ReplaceAll(o.Output, "{group}", group), Options: backup.Options{
 			Type: typ, Databases: o.Databases, Pipeline: p, Media: mo, SegmentSize: seg, PreviousSetID: o.PreviousSet,
+			Recipients: rcpts,
 		}}
 	}
 	var stops []func()
@@ -210,6 +217,9 @@ func printBackupSummary(w io.Writer, r *backup.Result) {
 		r.Duration.Round(time.Millisecond), humanize.IBytes(uint64(r.Throughput)))
 	for _, v := range r.Volumes {
 		fmt.Fprintf(w, "  volume %d: %s (%s)\n", v.Number, v.Name, humanize.IBytes(uint64(v.Bytes)))
+	}
+	if r.Encryption != nil {
+		fmt.Fprintf(w, "  encrypted (age) to: %s\n", r.Encryption.RecipientList())
 	}
 	if len(r.Truncated) > 0 {
 		fmt.Fprintf(w, "  truncated %d logs: %s .. %s\n", len(r.Truncated), r.Truncated[0], r.Truncated[len(r.Truncated)-1])

@@ -188,6 +188,13 @@ func runCatalogShow(_ context.Context, o catalogOpts, id string) error {
 	if s.Promoted != "" {
 		fmt.Fprintf(o.Out, "  promoted to full: %s\n", s.Promoted)
 	}
+	if e := s.Encryption; e != nil {
+		var rs []string
+		for _, d := range e.Recipients {
+			rs = append(rs, d.String())
+		}
+		fmt.Fprintf(o.Out, "  encrypted (%s) to: %s\n", e.Scheme, strings.Join(rs, ", "))
+	}
 	if s.Error != "" {
 		fmt.Fprintf(o.Out, "  error: %s\n", restore.Printable(s.Error))
 	}

@@ -28,6 +28,7 @@ type copyOpts struct {
 	Src, Dst string
 	Read     readMediaFlags
 	Write    writeMediaFlags
+	Identity identityFlags
 	catalogOpts
 	Out, Err io.Writer
 }
@@ -41,7 +42,9 @@ func newCopyCmd() *cobra.Command {
 (s3://BUCKET/KEY). The set is read and verified as it passes (every chunk record, page, log and
 file digest; the manifest); the copy is committed only if all of it verified, and is the same set
 (same id, same bytes). With --catalog or --config the catalog records it as a copy of the set.
-Volume boundaries are kept: each destination volume must hold a whole source volume.`,
+Volume boundaries are kept: each destination volume must hold a whole source volume.
+An encrypted set is copied without any key: its structure and every byte of its ciphertext are
+verified against the checksums in its member records; with --identity its contents are too.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Src, o.Dst, o.Out, o.Err = args[0], args[1], cmd.OutOrStdout(), cmd.ErrOrStderr()
@@ -49,6 +52,7 @@ Volume boundaries are kept: each destination volume must hold a whole source vol
 		},
 	}
 	o.Read.add(c)
+	o.Identity.add(c)
 	f := c.Flags()
 	f.StringVar(&o.Write.VolumeSize, "volume-size", "", "")
 	f.MarkHidden("volume-size")
@@ -176,6 +180,10 @@ func runCopy(ctx context.Context, o copyOpts) (err error) {
 	if err != nil {
 		return &corruptionError{fmt.Sprintf("%s: %v", o.Src, err)}
 	}
+	ids, err := o.Identity.load()
+	if err != nil {
+		return err
+	}
 	wo, err := o.Write.options(o.Err)
 	if err != nil {
 		return err
@@ -198,7 +206,7 @@ func runCopy(ctx context.Context, o copyOpts) (err error) {
 		return err
 	}
 	tee.head = head
-	info, err := restore.VerifyStream(ctx, o.Src, tee, restore.Options{Sink: ro})
+	info, err := restore.VerifyStream(ctx, o.Src, tee, restore.Options{Sink: ro, Identities: ids})
 	if err != nil {
 		return err
 	}
@@ -216,8 +224,12 @@ func runCopy(ctx context.Context, o copyOpts) (err error) {
 	}
 	committed = true
 	vols := dst.Volumes()
-	fmt.Fprintf(o.Out, "copied %s set %s of %s from %s to %s: %s in %d volume(s), verified, in %s\n",
-		label.SetType, label.SetID, label.StorageGroup, o.Src, o.Dst, humanize.IBytes(uint64(tee.n)), len(vols), time.Since(t0).Round(time.Millisecond))
+	verified := "verified"
+	if info.Sealed {
+		verified = "encrypted, structure and ciphertext verified (contents not: no --identity)"
+	}
+	fmt.Fprintf(o.Out, "copied %s set %s of %s from %s to %s: %s in %d volume(s), %s, in %s\n",
+		label.SetType, label.SetID, label.StorageGroup, o.Src, o.Dst, humanize.IBytes(uint64(tee.n)), len(vols), verified, time.Since(t0).Round(time.Millisecond))
 	if o.Catalog == "" && o.Config == "" {
 		return nil
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/tapestream/tapestream/restore"
 	"github.com/tapestream/tapestream/scheduler"
 	"github.com/tapestream/tapestream/tapeformat"
+	"github.com/tapestream/tapestream/tapeformat/agestream"
 )
 
 // Exit codes (documented in README "Exit codes"). Every command's error is
@@ -56,6 +57,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitInterrupted
 	case isUsage(err), errors.Is(err, media.ErrNoSet), errors.Is(err, engine.ErrNotStore):
 		return exitUsage // a set or a store that is not there is a wrong argument
+	case errors.Is(err, agestream.ErrNoIdentity), errors.Is(err, agestream.ErrIdentity), errors.Is(err, agestream.ErrRecipient):
+		return exitUsage // an encrypted set without (or with a wrong) key, a key file that is no key
 	case errors.Is(err, scheduler.ErrJobRunning):
 		return exitLocked
 	case errors.Is(err, wal.LogWriteFail):

@@ -13,6 +13,7 @@ import (
 	"github.com/tapestream/tapestream/pipeline"
 	"github.com/tapestream/tapestream/source"
 	"github.com/tapestream/tapestream/storeapi"
+	"github.com/tapestream/tapestream/tapeformat/agestream"
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )
 
@@ -216,6 +217,61 @@ func (m readMediaFlags) options(ctx context.Context) (media.Options, error) {
 		o.RecordSize = int(n)
 	}
 	return o, nil
+}
+
+// encryptFlags name the public keys a backup encrypts its sets to (age):
+// the backup host needs no private key and cannot read its own sets.
+type encryptFlags struct {
+	To          []string
+	ToFile      []string
+	PostQuantum bool
+}
+
+func (e *encryptFlags) add(c *cobra.Command) {
+	f := c.Flags()
+	f.StringArrayVar(&e.To, "encrypt-to", nil, "encrypt the set to this public key: age1..., or an ssh-ed25519/ssh-rsa public key line (repeatable; each recipient decrypts alone)")
+	f.StringArrayVar(&e.ToFile, "encrypt-to-file", nil, "encrypt the set to every public key in this file (one per line, # comments, as age -R reads it; repeatable)")
+	f.BoolVar(&e.PostQuantum, "encrypt-post-quantum", false, "accept post-quantum recipients (age1pq1...): age before v1.3, Debian's 1.1.1 among them, cannot decrypt such sets")
+}
+
+// recipients parses the recipients (none: the set is not encrypted).
+func (e encryptFlags) recipients() ([]*agestream.Recipient, error) {
+	o := agestream.RecipientOptions{AllowPostQuantum: e.PostQuantum}
+	var rs []*agestream.Recipient
+	for _, s := range e.To {
+		r, err := agestream.ParseRecipient(s, o)
+		if err != nil {
+			return nil, usagef("--encrypt-to: " + err.Error())
+		}
+		rs = append(rs, r)
+	}
+	for _, p := range e.ToFile {
+		more, err := agestream.ReadRecipientsFile(p, o)
+		if err != nil {
+			return nil, usagef("--encrypt-to-file: " + err.Error())
+		}
+		rs = append(rs, more...)
+	}
+	return rs, nil
+}
+
+// identityFlags name the private keys that decrypt encrypted sets
+// (restore, verify, copy, list).
+type identityFlags struct {
+	Files []string
+}
+
+func (i *identityFlags) add(c *cobra.Command) {
+	c.Flags().StringArrayVar(&i.Files, "identity", nil, "decrypt encrypted sets with this key file: an age identity file or an unencrypted OpenSSH private key (repeatable; default: the file $"+agestream.IdentityFileEnv+" names)")
+}
+
+// load reads the identity files (or $TAPESTREAM_AGE_IDENTITY_FILE's).
+func (i identityFlags) load() ([]*agestream.Identity, error) {
+	ids, err := agestream.LoadIdentities(i.Files)
+	if err != nil {
+		return nil, usagef("--identity: " + err.Error())
+	}
+	return ids, nil
 }
 
 // parseSize parses a size flag (256MiB, 1GiB, 64K) with the one size

@@ -18,10 +18,11 @@ import (
 func init() { extraCommands = append(extraCommands, newListCmd) }
 
 type listOpts struct {
-	Set  string
-	Read readMediaFlags
-	JSON bool
-	Out  io.Writer
+	Set      string
+	Read     readMediaFlags
+	Identity identityFlags
+	JSON     bool
+	Out      io.Writer
 }
 
 func newListCmd() *cobra.Command {
@@ -36,6 +37,7 @@ func newListCmd() *cobra.Command {
 		},
 	}
 	o.Read.add(c)
+	o.Identity.add(c)
 	c.Flags().BoolVar(&o.JSON, "json", false, "print JSON")
 	return c
 }
@@ -48,6 +50,9 @@ type listing struct {
 func runList(ctx context.Context, o listOpts) error {
 	ro, err := readOptions(ctx, o.Read, true)
 	if err != nil {
+		return err
+	}
+	if ro.Identities, err = o.Identity.load(); err != nil {
 		return err
 	}
 	infos, _, err := restore.Verify(ctx, setSources([]string{o.Set}, o.Read.FileNumber), ro)
@@ -64,6 +69,14 @@ func runList(ctx context.Context, o listOpts) error {
 		pr(l.SetID), pr(string(l.SetType)), pr(l.StorageGroup), l.Created.Format("2006-01-02 15:04:05 MST"), pr(l.Host), pr(l.Codec), l.RecordSize, l.FrameSize)
 	if l.PreviousSetID != "" {
 		fmt.Fprintf(o.Out, "  continues set: %s\n", pr(l.PreviousSetID))
+	}
+	if e := l.Encryption; e != nil {
+		fmt.Fprintf(o.Out, "  encrypted (%s, %d recipients): %s\n", e.Scheme, len(e.Recipients), e.RecipientList())
+		if in.Sealed {
+			fmt.Fprintf(o.Out, "  contents not checked (no identity: --identity shows the header snapshots and checks pages, logs and digests)\n")
+		}
+	} else {
+		fmt.Fprintf(o.Out, "  encryption: none\n")
 	}
 	chain := "start of a chain"
 	switch l.SetType {

@@ -17,7 +17,7 @@ func TestREADMEExamples(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs the README")
 	}
-	for _, tool := range []string{"tar", "zstd", "sh", "b3sum"} {
+	for _, tool := range []string{"tar", "zstd", "sh", "b3sum", "age", "age-keygen", "ssh-keygen", "base64"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if os.Getenv("CI") != "" {
 				t.Fatalf("%s is required in CI", tool)

@@ -29,6 +29,7 @@ type restoreOpts struct {
 	AcceptDataLoss bool
 	Salvage        bool
 	Read           readMediaFlags
+	Identity       identityFlags
 	JSON           bool
 	Catalog        string // catalog_cmd.go: restore the chain the catalog picks
 	At             string
@@ -69,6 +70,7 @@ func newRestoreCmd() *cobra.Command {
 	f.StringSliceVar(&o.DropDatabases, "drop-database", nil, "with --force: replace the whole group by the sets' databases, dropping this one of it (repeat for each); without it, sets holding some of a group's databases replace those only")
 	f.BoolVar(&o.Salvage, "salvage", false, "restore what is intact from a damaged set and report what was lost")
 	o.Read.add(c)
+	o.Identity.add(c)
 	f.BoolVar(&o.JSON, "json", false, "print a JSON summary")
 	f.StringVar(&o.Catalog, "catalog", "", "pick the sets from this catalog: the chain of --from-group (else --group) as of --at")
 	f.StringVar(&o.At, "at", "", "with --catalog: restore the newest chain state at or before this RFC 3339 time (default: newest)")
@@ -87,6 +89,9 @@ func runRestoreRemote(ctx context.Context, o restoreOpts) error {
 	}
 	if o.To != "" || o.NoRecover || o.Salvage || o.Catalog != "" || len(o.DropDatabases) > 0 {
 		return usagef("with --server the server decides where the group goes: --to, --no-recover, --salvage, --catalog and --drop-database do not apply")
+	}
+	if len(o.Identity.Files) > 0 {
+		return usagef("with --server the server reads the sets: --identity does not apply (a key is not sent over the wire)")
 	}
 	untilGen, untilTime, err := parseUntil(o.Until)
 	if err != nil {
@@ -164,6 +169,9 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 	}
 	ro, err := readOptions(ctx, o.Read, o.Salvage)
 	if err != nil {
+		return nil, err
+	}
+	if ro.Identities, err = o.Identity.load(); err != nil {
 		return nil, err
 	}
 	if o.stdin != nil {

@@ -11,19 +11,22 @@ import (
 	"github.com/tapestream/tapestream/catalog"
 	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/restore"
+	"github.com/tapestream/tapestream/tapeformat"
 )
 
 func init() { extraCommands = append(extraCommands, newVerifyCmd) }
 
 type verifyOpts struct {
-	Sets    []string
-	Read    readMediaFlags
-	JSON    bool
-	Catalog string // verify cataloged sets: SET-IDs, or the chain of --group as of --at
-	Group   string
-	At      string
-	Out     io.Writer
-	Err     io.Writer
+	Sets     []string
+	Read     readMediaFlags
+	Identity identityFlags
+	Deep     bool
+	JSON     bool
+	Catalog  string // verify cataloged sets: SET-IDs, or the chain of --group as of --at
+	Group    string
+	At       string
+	Out      io.Writer
+	Err      io.Writer
 }
 
 func newVerifyCmd() *cobra.Command {
@@ -31,8 +34,13 @@ func newVerifyCmd() *cobra.Command {
 	c := &cobra.Command{
 		Use:   "verify SET...|--catalog FILE (SET-ID...|--group G [--at TIME])",
 		Short: "Read sets completely and verify frames, checksums, pages, hashes, logs and the chain",
-		Long: `With --catalog the sets are found in the catalog, by id or as the chain a restore of --group
-(as of --at) would read; tape sets' cartridges are asked for by label, and a wrong one is refused.`,
+		Long: `Reads sets completely and verifies every frame, checksum, page, log, file digest and the chain.
+With --catalog the sets are found in the catalog, by id or as the chain a restore of --group
+(as of --at) would read; tape sets' cartridges are asked for by label, and a wrong one is refused.
+An encrypted set is decrypted with --identity (or $TAPESTREAM_AGE_IDENTITY_FILE) and verified
+the same way. Without an identity its structure and every byte of its ciphertext are checked
+against the checksums in its member records, and damage is reported with the file ranges it
+costs, but its contents are not: --deep makes that an error instead.`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if o.Catalog != "" && o.Group != "" {
 				return cobra.NoArgs(cmd, args)
@@ -45,6 +53,8 @@ func newVerifyCmd() *cobra.Command {
 		},
 	}
 	o.Read.add(c)
+	o.Identity.add(c)
+	c.Flags().BoolVar(&o.Deep, "deep", false, "fail on an encrypted set no identity decrypts, rather than checking only its ciphertext")
 	c.Flags().BoolVar(&o.JSON, "json", false, "print a JSON report")
 	c.Flags().StringVar(&o.Catalog, "catalog", "", "find the sets in this catalog (SET-ID arguments, or --group)")
 	c.Flags().StringVar(&o.Group, "group", "", "with --catalog: verify the chain a restore of this storage group would read")
@@ -92,6 +102,10 @@ type verifySet struct {
 	LogLast  uint32            `json:"log_last_generation"`
 	Problems []restore.Problem `json:"problems,omitempty"`
 	Warnings []string          `json:"warnings,omitempty"`
+	// Encrypted sets: the recipients; Sealed when read without an
+	// identity (ciphertext verified, contents not).
+	Encryption *tapeformat.Encryption `json:"encryption,omitempty"`
+	Sealed     bool                   `json:"sealed,omitempty"`
 }
 
 func runVerify(ctx context.Context, o verifyOpts) error {
@@ -99,6 +113,10 @@ func runVerify(ctx context.Context, o verifyOpts) error {
 	if err != nil {
 		return err
 	}
+	if ro.Identities, err = o.Identity.load(); err != nil {
+		return err
+	}
+	ro.Deep = o.Deep
 	ro.Sink.Stderr = o.Err
 	srcs := setSources(o.Sets, o.Read.FileNumber)
 	if o.Catalog != "" {
@@ -121,7 +139,8 @@ func runVerify(ctx context.Context, o verifyOpts) error {
 	for _, in := range infos {
 		lo, hi := in.LogRange()
 		vs := verifySet{Path: in.Source.Path, SetID: in.Label.SetID, Type: in.Label.SetType, Group: in.Label.StorageGroup,
-			Files: len(in.Files), LogFirst: lo, LogLast: hi, Problems: in.Problems, Warnings: in.Warnings}
+			Files: len(in.Files), LogFirst: lo, LogLast: hi, Problems: in.Problems, Warnings: in.Warnings,
+			Encryption: in.Label.Encryption, Sealed: in.Sealed}
 		if in.Manifest != nil {
 			vs.Bytes = in.Manifest.Totals.Bytes
 		}
@@ -139,6 +158,9 @@ func runVerify(ctx context.Context, o verifyOpts) error {
 			state := "OK"
 			if len(s.Problems) > 0 {
 				state = fmt.Sprintf("DAMAGED (%d problems)", len(s.Problems))
+			}
+			if s.Sealed {
+				state += " (encrypted: structure and ciphertext verified; contents not checked without --identity)"
 			}
 			fmt.Fprintf(o.Out, "%s: %s %s set %s of %s, %d files, %d bytes, logs %d-%d: %s\n", s.Path, "tapestream", restore.Printable(string(s.Type)), restore.Printable(s.SetID), restore.Printable(s.Group), s.Files, s.Bytes, s.LogFirst, s.LogLast, state)
 			for _, w := range s.Warnings {
