@@ -2,8 +2,10 @@ package restore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -92,13 +94,27 @@ type Result struct {
 // the restores a crash interrupted there, of the groups nobody works on
 // (reported to log). Each restore takes its group's own lock once it knows
 // its target.
+//
+// A target directory the restore creates is removed again by release when
+// the restore left nothing in it but lock files (it failed or was
+// interrupted): a failed restore leaves the target as it was, and "as it
+// was" was no directory.
 func LockStore(to string, log io.Writer) (func(), error) {
+	_, statErr := os.Lstat(to)
+	created := errors.Is(statErr, fs.ErrNotExist)
 	if err := os.MkdirAll(to, 0o755); err != nil {
 		return nil, err
 	}
 	release, err := engine.LockStoreShared(to)
 	if err != nil {
+		if created {
+			removeIfOnlyLocks(to)
+		}
 		return nil, fmt.Errorf("refusing to restore into a store in use (restore through its server, or stop it): %w", err)
+	}
+	if created {
+		inner := release
+		release = func() { inner(); removeIfOnlyLocks(to) }
 	}
 	resolved, err := engine.ResolveSwitches(to)
 	for _, line := range resolved {
@@ -111,6 +127,44 @@ func LockStore(to string, log io.Writer) (func(), error) {
 		return nil, err
 	}
 	return release, nil
+}
+
+// removeIfOnlyLocks removes dir when it holds lock files only (LOCK,
+// GROUP.lock), under the store's exclusive lock so that a restore another
+// process began meanwhile keeps its directory.
+func removeIfOnlyLocks(dir string) {
+	onlyLocks := func() ([]os.DirEntry, bool) {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, false
+		}
+		for _, e := range ents {
+			if e.IsDir() || (e.Name() != "LOCK" && !strings.HasSuffix(e.Name(), ".lock")) {
+				return nil, false
+			}
+		}
+		return ents, true
+	}
+	if _, ok := onlyLocks(); !ok {
+		return
+	}
+	unlock, err := engine.LockStore(dir)
+	if err != nil {
+		return
+	}
+	ents, ok := onlyLocks()
+	if ok {
+		for _, e := range ents {
+			if e.Name() != "LOCK" {
+				os.Remove(filepath.Join(dir, e.Name()))
+			}
+		}
+		os.Remove(filepath.Join(dir, "LOCK"))
+	}
+	unlock()
+	if ok {
+		os.Remove(dir)
+	}
 }
 
 // RestoreGroup plans srcs (which must form one chain) and restores it:
@@ -141,9 +195,6 @@ func RestoreGroup(ctx context.Context, srcs []SetSource, o GroupOptions) (*Resul
 // (databases.go).
 func RunChain(ctx context.Context, c Chain, o GroupOptions) (res *Result, err error) {
 	t0 := time.Now()
-	if err := os.MkdirAll(o.To, 0o755); err != nil {
-		return nil, err
-	}
 	if !o.StoreLocked {
 		release, err := LockStore(o.To, o.Log)
 		if err != nil {

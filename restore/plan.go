@@ -3,7 +3,6 @@ package restore
 import (
 	"context"
 	"fmt"
-	"os"
 	"slices"
 	"sync"
 
@@ -103,10 +102,6 @@ func RunChains(ctx context.Context, chains []Chain, o GroupOptions) ([]*Result, 
 		return results, errs
 	}
 	if !o.StoreLocked {
-		if err := os.MkdirAll(o.To, 0o755); err != nil {
-			errs[0] = err
-			return results, errs
-		}
 		release, err := LockStore(o.To, o.Log)
 		if err != nil {
 			for i := range errs {

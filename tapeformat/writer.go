@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dustin/go-humanize"
 	"github.com/zeebo/blake3"
 
 	"github.com/tapestream/tapestream/tapeformat/agestream"
@@ -459,8 +460,11 @@ func (w *Writer) switchVolume() error {
 // volume that held nothing else: every further volume would fail the same
 // way (a changer would be cycled through every cartridge).
 func (w *Writer) tooSmall(m *member) error {
-	return fmt.Errorf("%w: member %s (%d bytes stored) does not fit with the archive trailer on an empty volume (volume %d ended at %d bytes); use larger volumes, or a smaller --segment-size (now %d; a segment holds at least one frame, --frame-size, now %d)",
-		ErrVolumeTooSmall, m.name, len(m.hdr)+len(m.data), w.vol, w.pos, w.opts.SegmentSize, w.opts.FrameSize)
+	stored := int64(len(m.hdr) + len(m.data))
+	return fmt.Errorf("%w: member %s is %s (%d bytes) as stored, and volume %d held only %s (%d bytes) with the archive trailer: "+
+		"use volumes larger than %s, or lower the segment size (--segment-size, segment_size in a job; now %s) so members are smaller (a segment holds at least one frame: --frame-size, now %s)",
+		ErrVolumeTooSmall, m.name, humanize.IBytes(uint64(stored)), stored, w.vol, humanize.IBytes(uint64(w.pos)), w.pos,
+		humanize.IBytes(uint64(stored)+2*uint64(w.opts.RecordSize)), humanize.IBytes(uint64(w.opts.SegmentSize)), humanize.IBytes(uint64(w.opts.FrameSize)))
 }
 
 func (w *Writer) newVolume(redo []*member) error {

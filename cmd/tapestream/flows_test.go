@@ -224,12 +224,35 @@ func TestVolumeRunawayIsBounded(t *testing.T) {
 	run(0, "store", "load", "--dir", "store", "--size", "12MiB")
 	errs := run(exitSink, "backup", "--store", "store", "--type", "full", "--progress", "never",
 		"-o", "tape:vt?capacity=2MiB", "--next-volume-cmd", "true")
-	if !strings.Contains(errs, "segment-size") {
-		t.Fatalf("the error does not say what to change:\n%s", errs)
+	// Issue 22: it says how big a member is and which setting to change.
+	for _, want := range []string{"databases/", "as stored", "--segment-size", "segment_size in a job", "now 32 MiB"} {
+		if !strings.Contains(errs, want) {
+			t.Fatalf("the error does not say %q:\n%s", want, errs)
+		}
 	}
 	vols, _ := filepath.Glob(filepath.Join(dir, "vt", "vol*.img"))
 	if len(vols) > 4 {
 		t.Fatalf("%d volumes written for one member that never fits", len(vols))
+	}
+	// The same through a job, on an emulated tape of 8 MiB: the run says
+	// it too (and the store is big enough that a 32 MiB segment cannot fit).
+	run(0, "store", "load", "--dir", "store", "--size", "40MiB")
+	cfg := filepath.Join(dir, "job.toml")
+	os.WriteFile(cfg, []byte(`catalog = "catalog.db"
+[[job]]
+name = "tape8"
+store = "store"
+groups = ["SG1"]
+codec = "none"
+[job.schedule]
+cron = ["0 6 * * 0 full"]
+[job.destination]
+tape = "tape:vt8?capacity=8MiB"
+next_volume_cmd = "true"
+`), 0o644)
+	code, out, errs := cli(t, dir, "run", "--config", cfg, "--job", "tape8", "--level", "full")
+	if code == 0 || !strings.Contains(out+errs, "segment_size in a job") || !strings.Contains(out+errs, "as stored") {
+		t.Fatalf("a job on an 8 MiB tape: exit %d, does not say what to change:\n%s%s", code, out, errs)
 	}
 }
 

@@ -93,6 +93,15 @@ func TestInterruptedSaysWhatItLeft(t *testing.T) {
 					t.Fatalf("an interrupted restore changed the target:\nbefore %s\nafter  %s", before, after)
 				}
 			}},
+		{"restore into a new directory", []string{"restore", "-", "--to", "newtarget"}, exists("newtarget/.restore-*"),
+			"restore interrupted: the restore was undone",
+			func(t *testing.T) {
+				// "As it was" was no directory: not one holding lock files.
+				if _, err := os.Lstat(filepath.Join(dir, "newtarget")); !os.IsNotExist(err) {
+					m, _ := filepath.Glob(filepath.Join(dir, "newtarget", "*"))
+					t.Fatalf("an interrupted restore into a new directory left it (%v): %v", err, m)
+				}
+			}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			code, errs := stopMidway(t, c.ready, c.args...)
