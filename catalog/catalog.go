@@ -22,6 +22,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -55,6 +56,10 @@ var (
 
 // ErrNotFound is returned when a set or volume is not in the catalog.
 var ErrNotFound = errors.New("catalog: not found")
+
+// ErrNoCatalog is returned by OpenExisting for a path that holds no
+// catalog file.
+var ErrNoCatalog = errors.New("catalog: no catalog")
 
 // File is one backed-up file of a set (from the manifest).
 type File struct {
@@ -193,6 +198,22 @@ func Open(path string) (*Catalog, error) {
 		return nil, err
 	}
 	return c, nil
+}
+
+// OpenExisting returns the catalog at path for commands that read it: a
+// missing file is an error wrapping ErrNoCatalog (a typo must not create
+// an empty catalog and then report that it holds no sets).
+func OpenExisting(path string) (*Catalog, error) {
+	fi, err := os.Stat(path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("%w at %s: a job's first backup creates it, and `tapestream catalog rebuild --catalog %s SET...` makes one from the sets on their media", ErrNoCatalog, path, path)
+	case err != nil:
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	case fi.IsDir():
+		return nil, fmt.Errorf("%w at %s: it is a directory (give the catalog file, e.g. %s)", ErrNoCatalog, path, filepath.Join(path, "catalog.db"))
+	}
+	return Open(path)
 }
 
 func (c *Catalog) fileMu() *sync.Mutex {

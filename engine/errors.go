@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors of the engine, in one place (as bbolt lists its own). Page
@@ -101,3 +102,19 @@ func (e *NotStoreError) Error() string {
 }
 
 func (e *NotStoreError) Unwrap() error { return ErrNotStore }
+
+// ErrNoGroup: a store has no storage group of the name given.
+var ErrNoGroup = errors.New("engine: no such storage group")
+
+// NoGroupError names the storage group a store does not have, and the
+// ones it has.
+type NoGroupError struct {
+	Root, Group string
+	Have        []string
+}
+
+func (e *NoGroupError) Error() string {
+	return fmt.Sprintf("store %s has no storage group %q (have %s)", e.Root, e.Group, strings.Join(e.Have, ", "))
+}
+
+func (e *NoGroupError) Unwrap() error { return ErrNoGroup }

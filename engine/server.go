@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/tapestream/tapestream/internal/pidlock"
@@ -164,6 +163,26 @@ func CheckStore(root string) error {
 	return nil
 }
 
+// CheckGroup is CheckStore, and then a *NoGroupError unless the store has
+// a storage group of that name. It writes nothing.
+func CheckGroup(root, group string) error {
+	if err := CheckStore(root); err != nil {
+		return err
+	}
+	cfgs, err := ListGroups(root)
+	if err != nil {
+		return err
+	}
+	var have []string
+	for _, c := range cfgs {
+		if c.Name == group {
+			return nil
+		}
+		have = append(have, c.Name)
+	}
+	return &NoGroupError{Root: root, Group: group, Have: have}
+}
+
 // OpenServer locks root and opens (recovering) every storage group in it.
 func OpenServer(root string, opts Options) (*Server, error) {
 	opts.fill()
@@ -211,7 +230,7 @@ func (s *Server) Group(name string) (*Group, error) {
 	if g, ok := s.groups[name]; ok {
 		return g, nil
 	}
-	return nil, fmt.Errorf("store %s has no storage group %q (have %s)", s.root, name, strings.Join(s.order, ", "))
+	return nil, &NoGroupError{Root: s.root, Group: name, Have: slices.Clone(s.order)}
 }
 
 // Groups returns the open storage groups in id order.
@@ -255,7 +274,7 @@ func (s *Server) DetachGroup(name string) error {
 	defer s.mu.Unlock()
 	g, ok := s.groups[name]
 	if !ok {
-		return fmt.Errorf("store %s has no storage group %q", s.root, name)
+		return &NoGroupError{Root: s.root, Group: name, Have: slices.Clone(s.order)}
 	}
 	g.mu.Lock()
 	busy := g.backup != nil

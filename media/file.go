@@ -367,6 +367,10 @@ func openFileReader(name string, split bool, firstVol int) (*fileReader, error) 
 	if err != nil {
 		return nil, newErr("open", path, err)
 	}
+	if fi, err := f.Stat(); err == nil && fi.IsDir() {
+		f.Close()
+		return nil, &Error{Op: "open", Target: path, Err: notSetError("a directory, not a set (give a set's file)")}
+	}
 	r.f = f
 	return r, nil
 }
@@ -415,3 +419,10 @@ func (r *fileReader) Close() error {
 
 // Durable: Commit fsyncs, renames and fsyncs the directory.
 func (s *fileSink) Durable() bool { return true }
+
+// notSetError is an ErrNoSet with its own words (a directory is there, it
+// is just not a set).
+type notSetError string
+
+func (e notSetError) Error() string        { return string(e) }
+func (e notSetError) Is(target error) bool { return target == ErrNoSet }

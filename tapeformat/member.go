@@ -72,6 +72,10 @@ func (r *Reader) readHeader() (*tar.Header, *memberRecord, error) {
 		return nil, nil, io.EOF
 	}
 	if !validHeaderBlock(blk) {
+		if start == 0 && r.vol <= 1 {
+			// The very first block: most likely not a set at all.
+			return nil, nil, r.ferr(start, "", fmt.Errorf("%w: its first block is no tar header: not a tapestream set (or one whose start is destroyed)", ErrHeader))
+		}
 		return nil, nil, r.ferr(start, "", ErrHeader)
 	}
 	paxSize, ok := parseOctal(blk[124:136])

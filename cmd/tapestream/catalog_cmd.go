@@ -112,6 +112,8 @@ func catalogPath(o catalogOpts) (string, *scheduler.Config, error) {
 	return cfg.Catalog, cfg, nil
 }
 
+// openCatalog opens the catalog of o for a command that records in it
+// (created if missing).
 func openCatalog(o catalogOpts) (*catalog.Catalog, *scheduler.Config, error) {
 	p, cfg, err := catalogPath(o)
 	if err != nil {
@@ -119,6 +121,18 @@ func openCatalog(o catalogOpts) (*catalog.Catalog, *scheduler.Config, error) {
 	}
 	cat, err := catalog.Open(p)
 	return cat, cfg, err
+}
+
+// readCatalog opens the catalog of o for a command that only reads it: a
+// catalog named by --catalog must exist (exit 2). One found through
+// --config may not exist yet (no job has run): it reads as empty.
+func readCatalog(o catalogOpts) (*catalog.Catalog, *scheduler.Config, error) {
+	if o.Catalog != "" {
+		if _, err := catalog.OpenExisting(o.Catalog); err != nil {
+			return nil, nil, err
+		}
+	}
+	return openCatalog(o)
 }
 
 func setWhere(s *catalog.Set) string {
@@ -139,7 +153,7 @@ func setWhere(s *catalog.Set) string {
 }
 
 func runCatalogList(_ context.Context, o catalogOpts) error {
-	cat, _, err := openCatalog(o)
+	cat, _, err := readCatalog(o)
 	if err != nil {
 		return err
 	}
@@ -172,7 +186,7 @@ func short12(id string) string {
 }
 
 func runCatalogShow(_ context.Context, o catalogOpts, id string) error {
-	cat, _, err := openCatalog(o)
+	cat, _, err := readCatalog(o)
 	if err != nil {
 		return err
 	}
@@ -322,7 +336,7 @@ func runCatalogRebuild(ctx context.Context, o catalogOpts, targets []string) err
 }
 
 func runCatalogVolumes(_ context.Context, o catalogOpts) error {
-	cat, _, err := openCatalog(o)
+	cat, _, err := readCatalog(o)
 	if err != nil {
 		return err
 	}
@@ -390,7 +404,7 @@ func restoreFromCatalog(o restoreOpts) ([]restore.SetSource, error) {
 		}
 		at = t
 	}
-	cat, err := catalog.Open(o.Catalog)
+	cat, err := catalog.OpenExisting(o.Catalog)
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"syscall"
 
+	"github.com/tapestream/tapestream/catalog"
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/engine/page"
 	"github.com/tapestream/tapestream/engine/verify"
@@ -55,8 +56,8 @@ func exitCode(ctx context.Context, err error) int {
 		return exitOK
 	case ctx.Err() != nil || errors.Is(err, context.Canceled):
 		return exitInterrupted
-	case isUsage(err), errors.Is(err, media.ErrNoSet), errors.Is(err, engine.ErrNotStore):
-		return exitUsage // a set or a store that is not there is a wrong argument
+	case isUsage(err), errors.Is(err, media.ErrNoSet), errors.Is(err, engine.ErrNotStore), errors.Is(err, engine.ErrNoGroup), errors.Is(err, catalog.ErrNoCatalog):
+		return exitUsage // a set, a store, a group or a catalog that is not there is a wrong argument
 	case errors.Is(err, agestream.ErrNoIdentity), errors.Is(err, agestream.ErrIdentity), errors.Is(err, agestream.ErrRecipient):
 		return exitUsage // an encrypted set without (or with a wrong) key, a key file that is no key
 	case errors.Is(err, scheduler.ErrJobRunning):

@@ -38,6 +38,29 @@ func TestExitCodes(t *testing.T) {
 	run(exitUsage, "verify")
 	run(exitUsage, "backup", "--store", "store", "--type", "weekly", "-o", "x.tar")
 	run(exitUsage, "backup", "--store", "store", "-o", "x.tar", "--block-size", "lots")
+	// ... or a thing it names that is not there (issue 22): each is named,
+	// and nothing is created in its place.
+	for _, c := range []struct {
+		args []string
+		say  string
+	}{
+		{[]string{"backup", "--store", "nosuch", "-o", "x.tar"}, "nosuch is not a store (no such directory); create one with: tapestream store init --dir nosuch"},
+		{[]string{"backup", "--store", "store", "--group", "SG9", "-o", "x.tar"}, `store store has no storage group "SG9" (have SG1)`},
+		{[]string{"store", "check", "--dir", "store", "--group", "SG9"}, `store store has no storage group "SG9" (have SG1)`},
+		{[]string{"restore", "nosuch.tar", "--to", "nosuch-target"}, "nosuch.tar: no such set"},
+		{[]string{"verify", "store"}, "store: a directory, not a set"},
+		{[]string{"catalog", "list", "--catalog", "nosuch.db"}, "no catalog at nosuch.db"},
+		{[]string{"restore", "--catalog", "nosuch.db", "--group", "SG1", "--to", "nosuch-target"}, "no catalog at nosuch.db"},
+	} {
+		if errs := run(exitUsage, c.args...); !strings.Contains(errs, c.say) {
+			t.Fatalf("tapestream %s says:\n%s\nwant it to say %q", strings.Join(c.args, " "), errs, c.say)
+		}
+	}
+	for _, p := range []string{"nosuch", "x.tar", "nosuch-target", "nosuch.db"} {
+		if _, err := os.Lstat(filepath.Join(dir, p)); err == nil {
+			t.Fatalf("a refused command created %s", p)
+		}
+	}
 
 	// 3: corruption: verify and a strict restore of a damaged set.
 	b, err := os.ReadFile(filepath.Join(dir, "full.tar"))

@@ -64,7 +64,7 @@ func runStatus(ctx context.Context, o statusOpts) (*scheduler.Status, error) {
 		}
 		maxAge = d
 	}
-	cat, cfg, err := openCatalog(o.catalogOpts)
+	cat, cfg, err := readCatalog(o.catalogOpts)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,7 @@ func openGroup(dir, group string, opts engine.Options) (*engine.Group, func() er
 	if group == "" {
 		return nil, nil, usagef("--group is required")
 	}
-	if err := engine.CheckStore(dir); err != nil {
+	if err := engine.CheckGroup(dir, group); err != nil {
 		return nil, nil, err
 	}
 	release, err := engine.LockGroup(dir, group)

@@ -87,7 +87,7 @@ func runStoreLogs(ctx context.Context, o storeLogsOpts) error {
 		}
 	}
 	if prefix == "" {
-		return fmt.Errorf("store %s has no storage group %q", o.Dir, o.Group)
+		return engine.CheckGroup(o.Dir, o.Group)
 	}
 	rep, err := engine.ReadLogReport(gdir)
 	if err != nil {

@@ -67,7 +67,7 @@ func verifySources(o verifyOpts) ([]restore.SetSource, error) {
 	if o.Group != "" {
 		return restoreFromCatalog(restoreOpts{Catalog: o.Catalog, Group: o.Group, At: o.At, Err: o.Err})
 	}
-	cat, err := catalog.Open(o.Catalog)
+	cat, err := catalog.OpenExisting(o.Catalog)
 	if err != nil {
 		return nil, err
 	}
