@@ -51,7 +51,13 @@ func groupLockPath(root, name string) string { return filepath.Join(root, name+"
 // store open, and none can open it until release; commands on its groups
 // (LockGroup) may run beside each other.
 func LockStoreShared(root string) (release func(), err error) {
-	l, err := pidlock.AcquireShared(filepath.Join(root, lockFile))
+	return lockStore(root, pidlock.AcquireShared)
+}
+
+// lockStore takes the store's LOCK file with acquire (exclusive or
+// shared); a holder is named by a *LockError.
+func lockStore(root string, acquire func(string) (*pidlock.Lock, error)) (release func(), err error) {
+	l, err := acquire(filepath.Join(root, lockFile))
 	var held *pidlock.HeldError
 	if errors.As(err, &held) {
 		return nil, &LockError{Root: root, PID: held.PID}

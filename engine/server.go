@@ -53,15 +53,7 @@ const lockFile = "LOCK"
 // function. The holder's pid is written into the lock file so a second
 // opener can name it.
 func LockStore(root string) (release func(), err error) {
-	l, err := pidlock.Acquire(filepath.Join(root, lockFile))
-	var held *pidlock.HeldError
-	if errors.As(err, &held) {
-		return nil, &LockError{Root: root, PID: held.PID}
-	}
-	if err != nil {
-		return nil, err
-	}
-	return l.Release, nil
+	return lockStore(root, pidlock.Acquire)
 }
 
 // GroupSpec describes a storage group to create.

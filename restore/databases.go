@@ -294,7 +294,7 @@ func (r *run) databaseLogs(replay bool) error {
 	if err := os.Mkdir(r.liveLogsDir, 0o755); err != nil {
 		return err
 	}
-	n, err := linkLaterLogs(r.target, r.liveLogsDir, r.cfg.Prefix(), l)
+	n, err := laterLogsInto(r.target, r.liveLogsDir, r.cfg.Prefix(), l, true)
 	if err != nil {
 		return err
 	}
@@ -404,27 +404,4 @@ func (r *run) renameLogs(prefix string) error {
 		}
 	}
 	return nil
-}
-
-// linkLaterLogs makes the group's continuing closed generations (hard
-// links: a closed generation never changes) and a copy of its current log
-// (the group will append to it) available to the recovery in dst.
-func linkLaterLogs(target, dst, prefix string, l laterLogs) (int, error) {
-	n := 0
-	for _, g := range l.continuing {
-		from, to := filepath.Join(target, wal.GenName(prefix, g)), filepath.Join(dst, wal.GenName(prefix, g))
-		if err := os.Link(from, to); err != nil {
-			if err := copyFile(from, to); err != nil {
-				return n, err
-			}
-		}
-		n++
-	}
-	if l.current {
-		if err := copyFile(filepath.Join(target, wal.CurrentName(prefix)), filepath.Join(dst, wal.CurrentName(prefix))); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
 }

@@ -553,7 +553,7 @@ func (r *run) laterLogs() error {
 	if !l.sameStream || pointInTime {
 		return nil
 	}
-	n, err := copyLaterLogs(r.target, r.stage, r.cfg.Prefix(), l)
+	n, err := laterLogsInto(r.target, r.stage, r.cfg.Prefix(), l, false)
 	if err != nil {
 		return err
 	}

@@ -81,15 +81,21 @@ func inspectTarget(target string, cfg *engine.GroupConfig, high uint32) (laterLo
 	return l, nil
 }
 
-// copyLaterLogs copies the target's continuing generations and current log
-// into dst, the staged group's own directory: after the restore they are
-// the group's logs, as they were the old group's (no log that is in no set
-// is ever dropped).
-func copyLaterLogs(target, dst, prefix string, l laterLogs) (int, error) {
+// laterLogsInto puts the target's continuing generations and a copy of
+// its current log (the group appends to it) into dst. Copied into the
+// staged group's own directory, they are the group's logs after the
+// restore, as they were the old group's (no log that is in no set is ever
+// dropped). With link, closed generations are hard links instead (they
+// never change): logs for a recovery of some databases, which the group
+// keeps.
+func laterLogsInto(target, dst, prefix string, l laterLogs, link bool) (int, error) {
 	n := 0
 	for _, g := range l.continuing {
-		if err := copyFile(filepath.Join(target, wal.GenName(prefix, g)), filepath.Join(dst, wal.GenName(prefix, g))); err != nil {
-			return n, err
+		from, to := filepath.Join(target, wal.GenName(prefix, g)), filepath.Join(dst, wal.GenName(prefix, g))
+		if !link || os.Link(from, to) != nil {
+			if err := copyFile(from, to); err != nil {
+				return n, err
+			}
 		}
 		n++
 	}
