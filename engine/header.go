@@ -178,6 +178,11 @@ func ParseHeaderPages(name string, pages []byte) (*DBHeader, error) {
 	case err1 == nil:
 		return h1, nil
 	}
+	if page.KindOf(pages[:page.Size]) != page.KindDBHeader && page.KindOf(pages[page.Size:2*page.Size]) != page.KindDBHeader {
+		// Neither page even claims to be a header: most likely not a
+		// database at all (a set, a log), rather than a damaged one.
+		return nil, fmt.Errorf("%s is not a database file: neither of its first two pages is a database header (%v)", name, err0)
+	}
 	return nil, fmt.Errorf("%s: both header copies are damaged: %v; %v", name, err0, err1)
 }
 

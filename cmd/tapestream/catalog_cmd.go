@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -237,6 +239,17 @@ func runCatalogShow(_ context.Context, o catalogOpts, id string) error {
 }
 
 func runCatalogRebuild(ctx context.Context, o catalogOpts, targets []string) error {
+	// A target that is not there is named before a catalog is created.
+	for _, t := range targets {
+		if media.Classify(t) != media.KindFile {
+			continue
+		}
+		if _, err := os.Stat(t); errors.Is(err, fs.ErrNotExist) {
+			if _, err := os.Stat(t + ".001"); errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("catalog rebuild: %s: %w", t, media.ErrNoSet)
+			}
+		}
+	}
 	cat, cfg, err := openCatalog(o)
 	if err != nil {
 		return err

@@ -51,6 +51,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"verify", "store"}, "store: a directory, not a set"},
 		{[]string{"catalog", "list", "--catalog", "nosuch.db"}, "no catalog at nosuch.db"},
 		{[]string{"restore", "--catalog", "nosuch.db", "--group", "SG1", "--to", "nosuch-target"}, "no catalog at nosuch.db"},
+		{[]string{"catalog", "rebuild", "--catalog", "nosuch.db", "nosuch.tar"}, "nosuch.tar: no such set"},
 	} {
 		if errs := run(exitUsage, c.args...); !strings.Contains(errs, c.say) {
 			t.Fatalf("tapestream %s says:\n%s\nwant it to say %q", strings.Join(c.args, " "), errs, c.say)
