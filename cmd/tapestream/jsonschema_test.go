@@ -271,6 +271,19 @@ func TestJSONContract(t *testing.T) {
 	checkDocument(t, "backup", string(b))
 
 	run("verify", "verify", "SG1.tar", "--json")
+	// A damaged set: the document says so, and the exit code too.
+	good, err := os.ReadFile(filepath.Join(dir, "SG1.tar"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	damageMember(t, good, "Mailbox1.edb")
+	if err := os.WriteFile(filepath.Join(dir, "bad.tar"), good, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = cli(t, dir, "verify", "bad.tar", "--json")
+	if doc = checkDocument(t, "verify", out); code != exitCorruption || doc["ok"] != false {
+		t.Errorf("verify of a damaged set: exit %d, %v", code, doc)
+	}
 	run("list", "list", "SG1.tar", "--json")
 	doc = run("restore", "restore", "SG1.tar", "--to", "restored", "--group", "RSG1", "--json")
 	if g, _ := doc["groups"].([]any); len(g) != 1 || doc["ok"] != true {
