@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"io"
 	"os"
 	"path"
@@ -32,11 +35,83 @@ func schemaFile(command string) string {
 	return filepath.Join(schemaDir, strings.ReplaceAll(command, " ", "-")+".json")
 }
 
+// goComments maps "importpath.Type" and "importpath.Type.Field" to the
+// doc comment of every struct type and field declared in the module's
+// packages (unexported types too: the documents are package main's), for
+// the schemas' descriptions.
+func goComments(t *testing.T) map[string]string {
+	t.Helper()
+	const module = "github.com/tapestream/tapestream"
+	m := map[string]string{}
+	root := "../.."
+	err := filepath.WalkDir(root, func(p string, d os.DirEntry, err error) error {
+		if err != nil || !d.IsDir() {
+			return err
+		}
+		if name := d.Name(); p != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "results") {
+			return filepath.SkipDir
+		}
+		fset := token.NewFileSet()
+		pkgs, err := parser.ParseDir(fset, p, func(fi os.FileInfo) bool { return !strings.HasSuffix(fi.Name(), "_test.go") }, parser.ParseComments)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		for _, pkg := range pkgs {
+			imp := path.Join(module, filepath.ToSlash(rel))
+			for _, f := range pkg.Files {
+				ast.Inspect(f, func(n ast.Node) bool {
+					gd, ok := n.(*ast.GenDecl)
+					if !ok {
+						return true
+					}
+					for _, spec := range gd.Specs {
+						ts, ok := spec.(*ast.TypeSpec)
+						if !ok {
+							continue
+						}
+						doc := ts.Doc.Text()
+						if doc == "" && len(gd.Specs) == 1 {
+							doc = gd.Doc.Text()
+						}
+						m[imp+"."+ts.Name.Name] = strings.TrimSpace(doc)
+						st, ok := ts.Type.(*ast.StructType)
+						if !ok {
+							continue
+						}
+						for _, fld := range st.Fields.List {
+							txt := fld.Doc.Text()
+							if txt == "" {
+								txt = fld.Comment.Text()
+							}
+							for _, fn := range fld.Names {
+								m[imp+"."+ts.Name.Name+"."+fn.Name] = strings.Join(strings.Fields(txt), " ")
+							}
+						}
+					}
+					return false
+				})
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 // docSchema derives command's JSON Schema (draft 2020-12) from its
 // document type: required keys are those without omitempty, no object
 // takes keys it does not declare.
-func docSchema(command string) ([]byte, error) {
+func docSchema(command string, comments map[string]string) ([]byte, error) {
 	r := &invopop.Reflector{
+		LookupComment: func(t reflect.Type, field string) string {
+			if field == "" {
+				return comments[t.PkgPath()+"."+t.Name()]
+			}
+			return comments[t.PkgPath()+"."+t.Name()+"."+field]
+		},
 		ExpandedStruct: true,
 		// Types of several packages share names (Encryption, Problem):
 		// definitions are named by package.
@@ -74,11 +149,13 @@ func docSchema(command string) ([]byte, error) {
 }
 
 // TestJSONSchemasUpToDate: docs/schema holds exactly the schemas the
-// document types give (go generate ./cmd/tapestream rewrites them).
+// document types and their doc comments give (go generate
+// ./cmd/tapestream rewrites them).
 func TestJSONSchemasUpToDate(t *testing.T) {
 	var want []string
+	comments := goComments(t)
 	for command := range jsonDocuments {
-		b, err := docSchema(command)
+		b, err := docSchema(command, comments)
 		if err != nil {
 			t.Fatal(err)
 		}
