@@ -9,6 +9,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io"
+	"maps"
 	"os"
 	"path"
 	"path/filepath"
@@ -59,8 +60,10 @@ func goComments(t *testing.T) map[string]string {
 		rel, _ := filepath.Rel(root, p)
 		for _, pkg := range pkgs {
 			imp := path.Join(module, filepath.ToSlash(rel))
-			for _, f := range pkg.Files {
-				ast.Inspect(f, func(n ast.Node) bool {
+			// In file name order: a type declared in two files (build
+			// tags) gets the same comment every time.
+			for _, fn := range slices.Sorted(maps.Keys(pkg.Files)) {
+				ast.Inspect(pkg.Files[fn], func(n ast.Node) bool {
 					gd, ok := n.(*ast.GenDecl)
 					if !ok {
 						return true
