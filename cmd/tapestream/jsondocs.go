@@ -1,9 +1,10 @@
 package main
 
-// The --json documents of backup and restore: their library results carry
-// durations as time.Duration and volumes without JSON names (and
-// restore.Result is also the store server's wire format, which keeps its
-// keys), so the documents are written out here.
+// The --json documents (docs/json.md). Those of backup and restore are
+// written out here field by field: their library results carry durations
+// as time.Duration and volumes without JSON names, and restore.Result is
+// also the store server's wire format, whose keys stay. The others hold
+// the library's report as it is.
 
 import (
 	"github.com/tapestream/tapestream/backup"
