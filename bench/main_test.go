@@ -111,9 +111,11 @@ func TestFormatWeek(t *testing.T) {
 	}
 }
 
-// backup --json prints one result, or an array of them in later versions.
+// backup --json prints a document holding the groups (docs/json.md);
+// older binaries printed the group's object or an array of them.
 func TestDecodeBackupJSON(t *testing.T) {
-	for _, in := range []string{`{"bytes_in": 7, "log_first_generation": 3}`, ` [{"bytes_in": 7, "log_first_generation": 3}]`} {
+	for _, in := range []string{`{"bytes_in": 7, "log_first_generation": 3}`, ` [{"bytes_in": 7, "log_first_generation": 3}]`,
+		`{"schema_version": 1, "command": "backup", "ok": true, "groups": [{"bytes_in": 7, "log_first_generation": 3}], "failed": []}`} {
 		var s sample
 		backupJSON([]byte(in), &s)
 		var n night
@@ -121,8 +123,10 @@ func TestDecodeBackupJSON(t *testing.T) {
 			t.Errorf("%s: %+v %+v %v", in, n, s, err)
 		}
 	}
-	if err := decodeBackupJSON([]byte(`[{}, {}]`), &night{}); err == nil {
-		t.Error("two results decoded as one")
+	for _, in := range []string{`[{}, {}]`, `{"schema_version": 1, "groups": [{}, {}]}`, `{"schema_version": 2, "groups": [{}]}`} {
+		if err := decodeBackupJSON([]byte(in), &night{}); err == nil {
+			t.Errorf("%s decoded as one result", in)
+		}
 	}
 }
 

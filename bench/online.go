@@ -310,15 +310,21 @@ func onlineServer(ctx context.Context, c *config, sc *onlineScenario, dir string
 			return 0, 0, fmt.Errorf("backup --server: %w", err)
 		}
 		var res struct {
-			BytesIn int64         `json:"bytes_in"`
-			Pace    *pace.Summary `json:"pace"`
+			BytesIn int64 `json:"bytes_in"`
 		}
-		if err := json.Unmarshal(b, &res); err != nil {
+		if err := decodeBackupJSON(b, &res); err != nil {
+			return 0, 0, fmt.Errorf("backup --server --json: %w", err)
+		}
+		// The pace is the document's, beside the groups.
+		var doc struct {
+			Pace *pace.Summary `json:"pace"`
+		}
+		if err := json.Unmarshal(b, &doc); err != nil {
 			return 0, 0, fmt.Errorf("backup --server --json: %w", err)
 		}
 		mp := 0.0
-		if res.Pace != nil {
-			mp = medianSeries(res.Pace.Series)
+		if doc.Pace != nil {
+			mp = medianSeries(doc.Pace.Series)
 		}
 		return res.BytesIn, mp, nil
 	}

@@ -123,21 +123,32 @@ func backupWeek(ctx context.Context, c *config, st *storeInfo, bin string) ([]ni
 	return week, nil
 }
 
-// decodeBackupJSON decodes what `backup --json` prints for one group: an
-// object, or (as later versions print it) an array holding it.
+// decodeBackupJSON decodes the one group of what `backup --json` prints
+// (docs/json.md: {"schema_version": 1, "groups": [...], ...}) into v. An
+// older binary's output (the group's object, or an array of them) is
+// decoded too, so that a comparison with a baseline binary still runs.
 func decodeBackupJSON(out []byte, v any) error {
 	b := bytes.TrimSpace(out)
-	if len(b) > 0 && b[0] == '[' {
-		var all []json.RawMessage
-		if err := json.Unmarshal(b, &all); err != nil {
+	var doc struct {
+		SchemaVersion int               `json:"schema_version"`
+		Groups        []json.RawMessage `json:"groups"`
+	}
+	switch {
+	case len(b) > 0 && b[0] == '[':
+		if err := json.Unmarshal(b, &doc.Groups); err != nil {
 			return err
 		}
-		if len(all) != 1 {
-			return fmt.Errorf("backup --json printed %d results, want 1", len(all))
+	case json.Unmarshal(b, &doc) == nil && doc.SchemaVersion > 0:
+		if doc.SchemaVersion != 1 {
+			return fmt.Errorf("backup --json: schema_version %d, want 1", doc.SchemaVersion)
 		}
-		b = all[0]
+	default:
+		return json.Unmarshal(b, v)
 	}
-	return json.Unmarshal(b, v)
+	if len(doc.Groups) != 1 {
+		return fmt.Errorf("backup --json printed %d results, want 1", len(doc.Groups))
+	}
+	return json.Unmarshal(doc.Groups[0], v)
 }
 
 // loadMail writes size bytes of mail into the store in process (the same

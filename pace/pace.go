@@ -43,6 +43,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -140,23 +142,29 @@ func (c *Config) fill() {
 // so that a paced backup reads smoothly rather than in bursts of frames.
 const burst = 256 << 10
 
-// Point is the rate chosen at a time since the controller started. On the
-// wire it is [milliseconds, bytes per second].
+// Point is the rate chosen at a time since the controller started. In
+// JSON it is {"t_seconds": 1.5, "rate_bytes_per_second": 33554432}: the
+// --json contract (docs/json.md) gives durations in seconds.
 type Point struct {
 	T    time.Duration
 	Rate float64
 }
 
+type pointJSON struct {
+	T    float64 `json:"t_seconds"`
+	Rate int64   `json:"rate_bytes_per_second"`
+}
+
 func (p Point) MarshalJSON() ([]byte, error) {
-	return json.Marshal([2]int64{p.T.Milliseconds(), int64(p.Rate)})
+	return json.Marshal(pointJSON{p.T.Seconds(), int64(p.Rate)})
 }
 
 func (p *Point) UnmarshalJSON(b []byte) error {
-	var v [2]int64
+	var v pointJSON
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	p.T, p.Rate = time.Duration(v[0])*time.Millisecond, float64(v[1])
+	p.T, p.Rate = time.Duration(math.Round(v.T*float64(time.Second))), float64(v.Rate)
 	return nil
 }
 
@@ -168,19 +176,35 @@ type Summary struct {
 	Mode string `json:"mode"` // "auto"
 	// Groups the budget was shared by.
 	Groups []string `json:"groups"`
-	// Series is the rate over time: [ms since start, bytes/s], a point
-	// whenever it moved by 10% or more (and the last).
+	// Series is the rate over time: a point whenever it moved by 10% or
+	// more (and the last).
 	Series []Point `json:"series"`
 	// Rate is the last rate (0: unpaced).
-	Rate      float64 `json:"rate"`
+	Rate      float64 `json:"rate_bytes_per_second"`
 	Decreases int     `json:"decreases"`
 	Probes    int     `json:"probes"`
-	// Baselines are the unloaded commit latencies used, per group (ms).
-	Baselines map[string]float64 `json:"baseline_ms"`
+	// Baselines are the unloaded commit latencies used, per group.
+	Baselines []Baseline `json:"baselines"`
 	// Ratio is the last commit latency (mean over Window) over its
 	// baseline.
 	Ratio float64  `json:"latency_ratio"`
 	Notes []string `json:"notes,omitempty"`
+}
+
+// Baseline is a group's unloaded commit latency.
+type Baseline struct {
+	Group   string  `json:"group"`
+	Seconds float64 `json:"commit_latency_seconds"`
+}
+
+// Baseline returns group's baseline commit latency (0: none).
+func (s *Summary) Baseline(group string) time.Duration {
+	for _, b := range s.Baselines {
+		if b.Group == group {
+			return time.Duration(math.Round(b.Seconds * float64(time.Second)))
+		}
+	}
+	return 0
 }
 
 // Controller paces the read stages given it.
@@ -547,12 +571,13 @@ func (c *Controller) Summary() *Summary {
 	defer c.mu.Unlock()
 	s := &Summary{Mode: "auto", Groups: append([]string(nil), c.names...), Series: append([]Point(nil), c.series...),
 		Rate: c.rate, Decreases: c.decreases, Probes: c.probes, Ratio: c.ratio, Notes: append([]string(nil), c.notes...),
-		Baselines: map[string]float64{}}
+		Baselines: []Baseline{}}
 	if c.unpaced {
 		s.Rate = 0
 	}
 	for n, b := range c.baselines {
-		s.Baselines[n] = float64(b) / float64(time.Millisecond)
+		s.Baselines = append(s.Baselines, Baseline{Group: n, Seconds: b.Seconds()})
 	}
+	slices.SortFunc(s.Baselines, func(a, b Baseline) int { return strings.Compare(a.Group, b.Group) })
 	return s
 }

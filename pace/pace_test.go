@@ -165,7 +165,7 @@ func TestConvergesToTolerance(t *testing.T) {
 	if sum.Decreases < 3 {
 		t.Errorf("%d decreases: no saw tooth", sum.Decreases)
 	}
-	if b := sum.Baselines["SG1"]; math.Abs(b-2) > 0.3 {
+	if b := float64(sum.Baseline("SG1")) / float64(time.Millisecond); math.Abs(b-2) > 0.3 {
 		t.Errorf("baseline %.2f ms, want the engine's 2", b)
 	}
 }
@@ -251,8 +251,8 @@ func TestProbeFollowsHeavierWorkload(t *testing.T) {
 		t.Errorf("with probes %.1f MB/s, expected near the knee (40)", b/mb)
 	}
 	sum := probe.c.Summary()
-	if sum.Probes < 5 || sum.Baselines["SG1"] < 3 {
-		t.Errorf("probes %d, baseline %.2f ms (want about 4)", sum.Probes, sum.Baselines["SG1"])
+	if sum.Probes < 5 || sum.Baseline("SG1") < 3*time.Millisecond {
+		t.Errorf("probes %d, baseline %v (want about 4ms)", sum.Probes, sum.Baseline("SG1"))
 	}
 }
 
@@ -292,12 +292,15 @@ func TestSeriesIsCompact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var pairs [][2]int64
-	if err := json.Unmarshal(b, &pairs); err != nil || len(pairs) != 2 || pairs[0][1] != int64(sum.Series[0].Rate) {
+	var pairs []struct {
+		T    float64 `json:"t_seconds"`
+		Rate int64   `json:"rate_bytes_per_second"`
+	}
+	if err := json.Unmarshal(b, &pairs); err != nil || len(pairs) != 2 || pairs[0].Rate != int64(sum.Series[0].Rate) || pairs[1].T != sum.Series[1].T.Seconds() {
 		t.Errorf("series on the wire: %s (%v)", b, err)
 	}
 	var back []Point
-	if err := json.Unmarshal(b, &back); err != nil || back[1].T != sum.Series[1].T.Truncate(time.Millisecond) {
+	if err := json.Unmarshal(b, &back); err != nil || back[1].T != sum.Series[1].T {
 		t.Errorf("series back: %v (%v)", back, err)
 	}
 }

@@ -47,23 +47,24 @@ type Runner struct {
 
 // GroupResult is the outcome of one storage group of a job.
 type GroupResult struct {
-	Group      string   `json:"group"`
-	Requested  string   `json:"requested_level"`
-	Level      string   `json:"level"`
-	Promoted   string   `json:"promoted,omitempty"`
-	SetID      string   `json:"set_id,omitempty"`
-	Parent     string   `json:"parent_set_id,omitempty"`
-	Location   string   `json:"location,omitempty"`
-	Status     string   `json:"status"` // success, failure, planned
-	Error      string   `json:"error,omitempty"`
-	BytesIn    int64    `json:"bytes_in"`
-	BytesOut   int64    `json:"bytes_out"`
-	Ratio      float64  `json:"ratio"`
-	LowGen     uint32   `json:"log_first_generation,omitempty"`
-	HighGen    uint32   `json:"log_last_generation,omitempty"`
-	Truncated  int      `json:"truncated_logs"`
-	Expired    []string `json:"expired_sets,omitempty"`
-	DurationMS int64    `json:"duration_ms"`
+	Group     string   `json:"group"`
+	Requested string   `json:"requested_level"`
+	Level     string   `json:"level"`
+	Promoted  string   `json:"promoted,omitempty"`
+	SetID     string   `json:"set_id,omitempty"`
+	Parent    string   `json:"parent_set_id,omitempty"`
+	Location  string   `json:"location,omitempty"`
+	Status    string   `json:"status"` // success, failure, planned
+	Error     string   `json:"error,omitempty"`
+	BytesIn   int64    `json:"bytes_in"`
+	BytesOut  int64    `json:"bytes_out"`
+	Ratio     float64  `json:"ratio"`
+	LowGen    uint32   `json:"log_first_generation,omitempty"`
+	HighGen   uint32   `json:"log_last_generation,omitempty"`
+	Truncated int      `json:"truncated_logs"`
+	Expired   []string `json:"expired_sets,omitempty"`
+	// DurationSeconds is the group's backup time.
+	DurationSeconds float64 `json:"duration_seconds"`
 	// Pace is the read rate chosen over time (pace = "auto"; shared by
 	// the job's groups).
 	Pace *pace.Summary `json:"pace,omitempty"`
@@ -72,17 +73,19 @@ type GroupResult struct {
 
 // JobResult is the outcome of one job.
 type JobResult struct {
-	Job        string        `json:"job"`
-	Status     string        `json:"status"` // success, failure, locked, not-due, planned
-	Level      string        `json:"level,omitempty"`
-	Slot       time.Time     `json:"slot,omitzero"`
-	Started    time.Time     `json:"started"`
-	DurationMS int64         `json:"duration_ms"`
-	Error      string        `json:"error,omitempty"`
-	Groups     []GroupResult `json:"groups,omitempty"`
-	BytesIn    int64         `json:"bytes_in"`
-	BytesOut   int64         `json:"bytes_out"`
-	err        error
+	Job     string    `json:"job"`
+	Status  string    `json:"status"` // success, failure, locked, not-due, planned
+	Level   string    `json:"level,omitempty"`
+	Slot    time.Time `json:"slot,omitzero"`
+	Started time.Time `json:"started"`
+	// DurationSeconds is the job's wall time (docs/json.md: durations
+	// are seconds).
+	DurationSeconds float64       `json:"duration_seconds"`
+	Error           string        `json:"error,omitempty"`
+	Groups          []GroupResult `json:"groups,omitempty"`
+	BytesIn         int64         `json:"bytes_in"`
+	BytesOut        int64         `json:"bytes_out"`
+	err             error
 }
 
 // Summary is the outcome of a run.
@@ -222,7 +225,7 @@ func (r *Runner) RunJob(ctx context.Context, cat *catalog.Catalog, j *Job, lvl e
 	t0 := time.Now()
 	jr = JobResult{Job: j.Name, Level: lvl.String(), Slot: slot, Started: start}
 	log := r.log().With("job", j.Name)
-	defer func() { jr.DurationMS = time.Since(t0).Milliseconds() }()
+	defer func() { jr.DurationSeconds = time.Since(t0).Seconds() }()
 	groups, gerr := r.jobGroups(ctx, j)
 	if gerr != nil && r.DryRun {
 		jr.Status, jr.Error, jr.err = "failure", gerr.Error(), gerr
@@ -522,7 +525,7 @@ func (r *Runner) backupGroups(ctx context.Context, cat *catalog.Catalog, src sou
 	}
 	out := make([]GroupResult, len(runs))
 	for i, gs := range runs {
-		gs.gr.DurationMS = time.Since(t0).Milliseconds()
+		gs.gr.DurationSeconds = time.Since(t0).Seconds()
 		if gs.gr.err != nil {
 			gs.gr.Status, gs.gr.Error = "failure", gs.gr.err.Error()
 		} else {

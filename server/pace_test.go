@@ -69,7 +69,7 @@ func TestPacedRemoteBackups(t *testing.T) {
 		t.Fatalf("pace summary %+v", sum)
 	}
 	for _, g := range groups {
-		if sum.Baselines[g] <= 0 {
+		if sum.Baseline(g) <= 0 {
 			t.Errorf("%s: no baseline from the server (%v)", g, sum.Baselines)
 		}
 	}

@@ -140,6 +140,7 @@ func runBackup(ctx context.Context, o backupOpts) ([]*backup.Result, error) {
 	}
 	results := make([]*backup.Result, len(outs))
 	var errs []error
+	var failed []groupFailure
 	for i, out := range outs {
 		results[i] = out.Result
 		if o.Stats {
@@ -147,6 +148,7 @@ func runBackup(ctx context.Context, o backupOpts) ([]*backup.Result, error) {
 		}
 		if out.Err != nil {
 			errs = append(errs, fmt.Errorf("storage group %s: %w", out.Request.Group, out.Err))
+			failed = append(failed, groupFailure{Group: out.Request.Group, Error: out.Err.Error()})
 		}
 	}
 	err = errors.Join(errs...)
@@ -159,33 +161,24 @@ func runBackup(ctx context.Context, o backupOpts) ([]*backup.Result, error) {
 	if po.Pace != nil {
 		ps = po.Pace.Summary()
 	}
-	var done []pacedResult
-	for _, r := range results {
-		if r == nil {
-			continue
+	doc := newBackupDoc(results, failed, ps)
+	if !o.JSON {
+		for _, r := range results {
+			if r != nil {
+				printBackupSummary(out, r)
+			}
 		}
-		done = append(done, pacedResult{r, ps})
-		if !o.JSON {
-			printBackupSummary(out, r)
+		if len(doc.Groups) > 0 {
+			printPaceSummary(out, ps)
 		}
-	}
-	if !o.JSON && len(done) > 0 {
-		printPaceSummary(out, ps)
 	}
 	if o.JSONFile != "" {
-		err = errors.Join(err, writeJSONFile(o.JSONFile, done))
+		err = errors.Join(err, writeJSONFile(o.JSONFile, doc))
 	}
 	if o.JSON {
-		err = errors.Join(err, printJSON(out, done))
+		err = errors.Join(err, writeJSON(out, doc))
 	}
 	return results, err
-}
-
-// pacedResult is a backup's --json summary: the result and, with --pace
-// auto, the pace chosen over time (shared by the groups backed up).
-type pacedResult struct {
-	*backup.Result
-	Pace *pace.Summary `json:"pace,omitempty"`
 }
 
 func printPaceSummary(w io.Writer, s *pace.Summary) {

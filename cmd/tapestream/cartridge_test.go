@@ -56,11 +56,11 @@ func cartridgeList(t *testing.T, catPath string) []catalog.Cartridge {
 	if err := runCatalogVolumes(context.Background(), catalogOpts{Catalog: catPath, JSON: true, Out: &out}); err != nil {
 		t.Fatal(err)
 	}
-	var carts []catalog.Cartridge
-	if err := json.Unmarshal(out.Bytes(), &carts); err != nil {
+	var doc catalogVolumesDoc
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil {
 		t.Fatalf("catalog volumes --json: %v\n%s", err, out.String())
 	}
-	return carts
+	return doc.Cartridges
 }
 
 // TestCartridgesSixVolumes: a full over six cartridges of pool weekly,

@@ -164,10 +164,7 @@ func runCatalogList(_ context.Context, o catalogOpts) error {
 		return err
 	}
 	if o.JSON {
-		if sets == nil {
-			sets = []*catalog.Set{}
-		}
-		return printJSON(o.Out, sets)
+		return writeJSON(o.Out, &catalogListDoc{header("catalog list"), nonNil(sets)})
 	}
 	fmt.Fprintf(o.Out, "%-12s  %-20s  %-8s  %-12s  %-8s  %-12s  %-11s  %9s  %s\n", "SET", "CREATED", "GROUP", "TYPE", "STATUS", "PARENT", "LOGS", "SIZE", "LOCATION")
 	for _, s := range sets {
@@ -197,7 +194,7 @@ func runCatalogShow(_ context.Context, o catalogOpts, id string) error {
 		return err
 	}
 	if o.JSON {
-		return printJSON(o.Out, s)
+		return writeJSON(o.Out, &catalogShowDoc{header("catalog show"), s})
 	}
 	fmt.Fprintf(o.Out, "set %s\n  job %s, storage group %s (%s), databases %s\n  %s, %s, created %s\n", restore.Printable(s.ID), restore.Printable(s.Job), restore.Printable(s.Group), restore.Printable(s.GroupSignature),
 		strings.Join(s.Databases, ", "), s.Type, s.Status, s.Created.Format(time.RFC3339))
@@ -363,7 +360,7 @@ func runCatalogVolumes(_ context.Context, o catalogOpts) error {
 	}
 	carts := catalog.Cartridges(vols, sets)
 	if o.JSON {
-		return printJSON(o.Out, carts)
+		return writeJSON(o.Out, &catalogVolumesDoc{header("catalog volumes"), nonNil(carts)})
 	}
 	fmt.Fprintf(o.Out, "%-12s  %-10s  %-10s  %9s  %-20s  %-20s  %s\n", "LABEL", "POOL", "STATUS", "BYTES", "LABELLED", "LAST WRITTEN", "SETS (volume, file)")
 	for _, c := range carts {

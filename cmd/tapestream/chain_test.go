@@ -87,11 +87,11 @@ func TestBackupTypeMatrix(t *testing.T) {
 		hs := map[string]*engine.DBHeader{}
 		for _, db := range []string{"Mailbox1", "Public"} {
 			code, out, errs := cli(t, dir, "store", "header", "--json", filepath.Join(group, db+".edb"))
-			var h engine.DBHeader
-			if code != 0 || json.Unmarshal([]byte(out), &h) != nil {
+			var doc storeHeaderDoc
+			if code != 0 || json.Unmarshal([]byte(out), &doc) != nil || doc.Header == nil {
 				t.Fatalf("store header %s: %s", db, errs)
 			}
-			hs[db] = &h
+			hs[db] = doc.Header
 		}
 		return hs
 	}
@@ -194,7 +194,7 @@ func TestBackupTypeMatrix(t *testing.T) {
 		}
 	}
 	_, lj, _ := cli(t, dir, "list", "--json", paths["incr3"])
-	var l listing
+	var l listDoc
 	if err := json.Unmarshal([]byte(lj), &l); err != nil || l.Label.LogFirst != i3.LowGen ||
 		l.Label.LogLast != i3.HighGen || l.Manifest.Info.LogFirst != uint64(i3.LowGen) || l.Manifest.Info.LogLast != uint64(i3.HighGen) {
 		t.Errorf("list --json of incr3 (%d-%d): %v\n%s", i3.LowGen, i3.HighGen, err, lj)
@@ -260,22 +260,21 @@ func checkMatrixHeaders(t *testing.T, st matrixStep, r *backup.Result, sets map[
 	}
 }
 
-// decodeOneResult decodes what `backup --json` prints for one group: the
-// result, or an array holding it.
+// decodeOneResult decodes what `backup --json` prints for one group: a
+// document holding one group's result.
 func decodeOneResult(out string, r *backup.Result) error {
-	b := bytes.TrimSpace([]byte(out))
-	if len(b) > 0 && b[0] == '[' {
-		var all []backup.Result
-		if err := json.Unmarshal(b, &all); err != nil {
-			return err
-		}
-		if len(all) != 1 {
-			return fmt.Errorf("%d results, want 1", len(all))
-		}
-		*r = all[0]
-		return nil
+	var doc backupDoc
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
+		return err
 	}
-	return json.Unmarshal(b, r)
+	if len(doc.Groups) != 1 {
+		return fmt.Errorf("%d results, want 1", len(doc.Groups))
+	}
+	g := doc.Groups[0]
+	*r = backup.Result{SetID: g.SetID, Type: g.Type, Group: g.Group, Databases: g.Databases, LowGen: g.LogFirstGeneration,
+		HighGen: g.LogLastGeneration, BytesIn: g.BytesIn, BytesOut: g.BytesOut, Truncated: g.TruncatedLogs, Target: g.Target,
+		PreviousSetID: g.PreviousSetID}
+	return nil
 }
 
 func setName(r *backup.Result) string {

@@ -71,7 +71,7 @@ func runConfigCheck(ctx context.Context, o configOpts) (*scheduler.CheckResult, 
 	}
 	res := scheduler.CheckConfig(ctx, o.Path, now, o.Runs, r)
 	if o.JSON {
-		if err := printJSON(o.Out, res); err != nil {
+		if err := writeJSON(o.Out, &configCheckDoc{header("config check"), res.OK(), res}); err != nil {
 			return res, err
 		}
 	} else {

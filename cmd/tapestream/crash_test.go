@@ -95,17 +95,20 @@ func headerSets(t *testing.T, dir string) (full, incr string) {
 	if code != 0 {
 		t.Fatalf("store header: exit %d: %s", code, errs)
 	}
-	var h struct {
-		PreviousFull *struct {
-			SetID string `json:"set_id"`
-		} `json:"previous_full"`
-		PreviousIncremental *struct {
-			SetID string `json:"set_id"`
-		} `json:"previous_incremental"`
+	var doc struct {
+		Header struct {
+			PreviousFull *struct {
+				SetID string `json:"set_id"`
+			} `json:"previous_full"`
+			PreviousIncremental *struct {
+				SetID string `json:"set_id"`
+			} `json:"previous_incremental"`
+		} `json:"header"`
 	}
-	if err := json.Unmarshal([]byte(out), &h); err != nil {
+	if err := json.Unmarshal([]byte(out), &doc); err != nil {
 		t.Fatalf("store header --json: %v\n%s", err, out)
 	}
+	h := doc.Header
 	if h.PreviousFull != nil {
 		full = h.PreviousFull.SetID
 	}

@@ -351,13 +351,19 @@ func restoreThroughServer(t *testing.T, dir, store string) (*mailFlow, *restore.
 			}
 		}
 	}
-	var resp struct {
-		Result *restore.Result `json:"result"`
-	}
-	if err := jsonUnmarshal(out, &resp); err != nil {
+	var doc restoreDoc
+	if err := jsonUnmarshal(out, &doc); err != nil {
 		t.Fatal(err)
 	}
-	return flow, resp.Result
+	if len(doc.Groups) != 1 || !doc.Groups[0].Mounted {
+		t.Fatalf("restore --server --json: %s", out)
+	}
+	g := doc.Groups[0]
+	res := &restore.Result{Group: g.Group, LowGen: g.LogFirstGeneration, HighGen: g.LogLastGeneration, Databases: g.Databases}
+	if g.Recovery != nil {
+		res.Recovery = &engine.RecoveryInfo{FromGen: g.Recovery.FromGeneration, ToGen: g.Recovery.ToGeneration, Commits: g.Recovery.Commits}
+	}
+	return flow, res
 }
 
 func jsonUnmarshal(s string, v any) error {

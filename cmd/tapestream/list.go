@@ -12,7 +12,6 @@ import (
 	"github.com/tapestream/tapestream/engine"
 	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/restore"
-	"github.com/tapestream/tapestream/tapeformat"
 )
 
 func init() { extraCommands = append(extraCommands, newListCmd) }
@@ -42,11 +41,6 @@ func newListCmd() *cobra.Command {
 	return c
 }
 
-type listing struct {
-	Label    tapeformat.Label     `json:"label"`
-	Manifest *tapeformat.Manifest `json:"manifest"`
-}
-
 func runList(ctx context.Context, o listOpts) error {
 	ro, err := readOptions(ctx, o.Read, true)
 	if err != nil {
@@ -61,7 +55,7 @@ func runList(ctx context.Context, o listOpts) error {
 	}
 	in := infos[0]
 	if o.JSON {
-		return printJSON(o.Out, listing{Label: in.Label, Manifest: in.Manifest})
+		return writeJSON(o.Out, &listDoc{docHeader: header("list"), Label: in.Label, Manifest: in.Manifest})
 	}
 	l := in.Label
 	pr := restore.Printable // a set is untrusted: its strings are shown escaped

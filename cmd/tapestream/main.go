@@ -4,9 +4,7 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"runtime"
@@ -112,23 +110,3 @@ var stopProfile = func() {}
 
 // extraCommands are registered by the files that implement them.
 var extraCommands []func() *cobra.Command
-
-// writeJSONFile writes v as indented JSON to a file (created or replaced).
-func writeJSONFile(name string, v any) error {
-	f, err := os.Create(name)
-	if err != nil {
-		return err
-	}
-	if err := printJSON(f, v); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// printJSON writes v as indented JSON: every --json output goes through it.
-func printJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
-}

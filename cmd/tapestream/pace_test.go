@@ -33,24 +33,24 @@ func TestBackupPaceAuto(t *testing.T) {
 		t.Fatalf("backup: %v\n%s", err, errb.String())
 	}
 	ls.stopWriting(t)
-	var all []struct {
-		SetID   string        `json:"set_id"`
-		BytesIn int64         `json:"bytes_in"`
-		Pace    *pace.Summary `json:"pace"`
+	var doc struct {
+		Groups []struct {
+			SetID string `json:"set_id"`
+		} `json:"groups"`
+		Pace *pace.Summary `json:"pace"`
 	}
-	if err := json.Unmarshal(out.Bytes(), &all); err != nil || len(all) != 1 {
+	if err := json.Unmarshal(out.Bytes(), &doc); err != nil || len(doc.Groups) != 1 {
 		t.Fatalf("--json: %v\n%s", err, out.String())
 	}
-	res := all[0]
-	p := res.Pace
+	p := doc.Pace
 	if p == nil || p.Mode != "auto" || len(p.Groups) != 1 || p.Groups[0] != "SG1" || len(p.Notes) != 0 {
 		t.Fatalf("pace summary %+v\n%s", p, out.String())
 	}
-	// [ms, bytes/s] pairs from the start, at the first rate.
+	// Points from the start, at the first rate.
 	if len(p.Series) < 2 || p.Series[0].T != 0 || p.Series[0].Rate != 32<<20 {
 		t.Errorf("series %v", p.Series)
 	}
-	if !strings.Contains(out.String(), `"series": [`) || p.Baselines["SG1"] <= 0 {
+	if !strings.Contains(out.String(), `"series": [`) || p.Baseline("SG1") <= 0 {
 		t.Errorf("no series or baseline in the summary:\n%s", out.String())
 	}
 	if _, err := runRestore(context.Background(), restoreOpts{Sets: []string{set}, To: filepath.Join(dir, "r"), Group: "RSG1", Out: io.Discard, Err: io.Discard, Read: readMediaFlags{BlockSize: "64KiB"}}); err != nil {

@@ -109,10 +109,12 @@ func runRestoreRemote(ctx context.Context, o restoreOpts) error {
 	if err != nil {
 		return err
 	}
-	if o.JSON {
-		return printJSON(o.Out, res)
-	}
 	rr := res.Result
+	if o.JSON {
+		g := newRestoreGroupDoc(rr)
+		g.Group, g.Mounted = res.Group.Name, true
+		return writeJSON(o.Out, &restoreDoc{docHeader: header("restore"), OK: len(g.Problems) == 0, Groups: []restoreGroupDoc{g}, Failed: []groupFailure{}})
+	}
 	into := "storage group " + res.Group.Name
 	if len(rr.Databases) > 0 {
 		into = "databases " + strings.Join(rr.Databases, ", ") + " of storage group " + res.Group.Name + " (its others stayed mounted)"
@@ -210,12 +212,24 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 		DropDatabases: o.DropDatabases,
 	})
 	err = errors.Join(errs...)
-	for _, r := range results {
-		if r == nil {
-			continue
+	if o.JSON {
+		doc := &restoreDoc{docHeader: header("restore"), Groups: []restoreGroupDoc{}, Failed: []groupFailure{}}
+		for i, r := range results {
+			if r != nil {
+				doc.Groups = append(doc.Groups, newRestoreGroupDoc(r))
+			}
+			if errs[i] != nil {
+				doc.Failed = append(doc.Failed, groupFailure{Group: chains[i].Group, Error: errs[i].Error()})
+			}
 		}
-		if o.JSON {
-			err = errors.Join(err, printJSON(o.Out, r))
+		doc.OK = len(doc.Failed) == 0
+		for _, g := range doc.Groups {
+			doc.OK = doc.OK && len(g.Problems) == 0
+		}
+		err = errors.Join(err, writeJSON(o.Out, doc))
+	}
+	for _, r := range results {
+		if r == nil || o.JSON {
 			continue
 		}
 		what := "storage group " + r.Group

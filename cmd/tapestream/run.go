@@ -115,7 +115,7 @@ func runRun(ctx context.Context, o runOpts) (*scheduler.Summary, error) {
 	sum, err := r.Run(ctx, o.Job)
 	if sum != nil {
 		if o.JSON {
-			err = errors.Join(err, printJSON(o.Out, sum))
+			err = errors.Join(err, writeJSON(o.Out, &runDoc{header("run"), sum}))
 		} else {
 			printRunSummary(o.Out, sum)
 		}
@@ -130,7 +130,7 @@ func printRunSummary(w io.Writer, sum *scheduler.Summary) {
 			continue
 		}
 		ran++
-		fmt.Fprintf(w, "job %s: %s (%s, %s)\n", j.Job, j.Status, j.Level, (time.Duration(j.DurationMS) * time.Millisecond).Round(time.Millisecond))
+		fmt.Fprintf(w, "job %s: %s (%s, %s)\n", j.Job, j.Status, j.Level, time.Duration(j.DurationSeconds*float64(time.Second)).Round(time.Millisecond))
 		if j.Error != "" && len(j.Groups) == 0 {
 			fmt.Fprintf(w, "  error: %s\n", j.Error)
 		}

@@ -298,8 +298,10 @@ func TestSchedScriptedWeek(t *testing.T) {
 	if err := runCatalogList(context.Background(), catalogOpts{Config: e.cfgPath, JSON: true, Out: &lj}); err != nil {
 		t.Fatal(err)
 	}
-	var listed []*catalog.Set
-	if err := json.Unmarshal(lj.Bytes(), &listed); err != nil || len(listed) != len(all) {
+	var doc catalogListDoc
+	err = json.Unmarshal(lj.Bytes(), &doc)
+	listed := doc.Sets
+	if err != nil || len(listed) != len(all) {
 		t.Fatalf("catalog list --json: %v (%d sets, %d in the catalog)", err, len(listed), len(all))
 	}
 	byID := catalog.NewIndex(listed)

@@ -81,7 +81,7 @@ func runStatus(ctx context.Context, o statusOpts) (*scheduler.Status, error) {
 		out = io.Discard
 	}
 	if o.JSON {
-		if perr := printJSON(out, st); perr != nil {
+		if perr := writeJSON(out, &statusDoc{header("status"), st}); perr != nil {
 			return st, perr
 		}
 	} else {

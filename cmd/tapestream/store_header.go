@@ -41,7 +41,7 @@ func runStoreHeader(_ context.Context, o storeHeaderOpts) error {
 		return err
 	}
 	if o.JSON {
-		return printJSON(o.Out, h)
+		return writeJSON(o.Out, &storeHeaderDoc{header("store header"), o.File, h})
 	}
 	printHeader(o.Out, o.File, h)
 	return nil

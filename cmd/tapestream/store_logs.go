@@ -63,7 +63,7 @@ func runStoreLogs(ctx context.Context, o storeLogsOpts) error {
 			return err
 		}
 		if o.JSON {
-			return printJSON(o.Out, rep)
+			return writeJSON(o.Out, &storeLogsDoc{header("store logs"), rep})
 		}
 		for _, g := range rep.Gens {
 			fmt.Fprintf(o.Out, "%s  gen %d (0x%X)\n", g.File, g.Gen, g.Gen)
@@ -94,7 +94,7 @@ func runStoreLogs(ctx context.Context, o storeLogsOpts) error {
 		return err
 	}
 	if o.JSON {
-		return printJSON(o.Out, rep)
+		return writeJSON(o.Out, &storeLogsDoc{header("store logs"), rep})
 	}
 	byGen := map[uint32]engine.GenReport{}
 	for _, g := range rep.Gens {

@@ -32,11 +32,11 @@ func logReportOf(t *testing.T, dir string, args ...string) engine.LogReport {
 
 func headerOf(t *testing.T, dir, file string) engine.DBHeader {
 	t.Helper()
-	var h engine.DBHeader
-	if err := json.Unmarshal([]byte(mustCLI(t, dir, "store", "header", "--json", file)), &h); err != nil {
+	var doc storeHeaderDoc
+	if err := json.Unmarshal([]byte(mustCLI(t, dir, "store", "header", "--json", file)), &doc); err != nil || doc.Header == nil {
 		t.Fatal(err)
 	}
-	return h
+	return *doc.Header
 }
 
 func keptBy(g engine.GenReport, reason, db string) bool {

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/tapestream/tapestream/catalog"
+	"github.com/tapestream/tapestream/ese"
 	"github.com/tapestream/tapestream/media"
 	"github.com/tapestream/tapestream/scheduler"
 )
@@ -49,7 +50,7 @@ func newTapeCmd() *cobra.Command {
 	label.Flags().StringVar(&lo.BlockSize, "block-size", "1MiB", "record size")
 	var so tapeOpts
 	status := &cobra.Command{
-		Use: "status --tape /dev/nstN|tape:PATH", Short: "Show the label of the loaded tape and what the catalog knows of it", Args: cobra.NoArgs,
+		Use: "status --tape /dev/nstN|tape:PATH [--json]", Short: "Show the label of the loaded tape and what the catalog knows of it", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			so.Out, so.Err = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			return runTapeStatus(cmd.Context(), so)
@@ -58,6 +59,7 @@ func newTapeCmd() *cobra.Command {
 	so.flags(status)
 	status.Flags().StringVar(&so.Tape, "tape", "", "tape device or emulated tape")
 	status.Flags().StringVar(&so.BlockSize, "block-size", "1MiB", "record size")
+	status.Flags().BoolVar(&so.JSON, "json", false, "print JSON")
 	var ldo tapeOpts
 	load := &cobra.Command{
 		Use:   "load --tape tape:PATH N|LABEL",
@@ -126,6 +128,34 @@ func runTapeLabel(_ context.Context, o tapeOpts) error {
 	return nil
 }
 
+// tapeStatusDoc is tape status's document: what is on the loaded tape and
+// what the catalog knows of it.
+type tapeStatusDoc struct {
+	docHeader
+	Tape string `json:"tape"`
+	// Content is what file 0 holds: "label" (a tapestream volume label),
+	// "blank", "set" (an unlabelled volume starting with a set) or
+	// "foreign".
+	Content string `json:"content" jsonschema:"enum=label,enum=blank,enum=set,enum=foreign"`
+	// Volume is the label, for Content "label".
+	Volume *media.VolumeLabel `json:"volume,omitempty"`
+	// CatalogStatus is the volume's status in the catalog (with --config
+	// or --catalog, when it is recorded).
+	CatalogStatus string `json:"catalog_status,omitempty"`
+	// Sets are the catalog's sets on this volume.
+	Sets []tapeSetDoc `json:"sets"`
+}
+
+// tapeSetDoc is one set the catalog has on a tape volume.
+type tapeSetDoc struct {
+	FileNumber int64          `json:"file_number"`
+	SetID      string         `json:"set_id"`
+	Type       ese.BackupType `json:"type"`
+	Group      string         `json:"group"`
+	Created    time.Time      `json:"created"`
+	Status     string         `json:"status"`
+}
+
 func runTapeStatus(_ context.Context, o tapeOpts) error {
 	if o.Tape == "" {
 		return usagef("--tape is required")
@@ -142,41 +172,65 @@ func runTapeStatus(_ context.Context, o tapeOpts) error {
 	if out == nil {
 		out = io.Discard
 	}
+	doc := &tapeStatusDoc{docHeader: header("tape status"), Tape: o.Tape, Sets: []tapeSetDoc{}}
 	switch state {
 	case media.ContentBlank:
-		fmt.Fprintf(out, "%s: blank\n", o.Tape)
-		return nil
+		doc.Content = "blank"
 	case media.ContentSet:
-		fmt.Fprintf(out, "%s: unlabelled; starts with a backup set (a continuation volume written before every cartridge was labelled)\n", o.Tape)
-		return nil
+		doc.Content = "set"
 	case media.ContentForeign:
-		fmt.Fprintf(out, "%s: holds data that is not tapestream's\n", o.Tape)
-		return nil
+		doc.Content = "foreign"
+	default:
+		doc.Content, doc.Volume = "label", vl
 	}
-	fmt.Fprintf(out, "%s: volume %s (pool %q, labelled %s)\n", o.Tape, vl.Label, vl.Pool, vl.Created.Format(time.RFC3339))
-	if vl.SetID != "" {
-		fmt.Fprintf(out, "  file 1: volume %d of set %s\n", vl.SetVolume, vl.SetID)
-	}
-	if o.Config == "" && o.Catalog == "" {
-		return nil
-	}
-	cat, _, err := openCatalog(o.catalogOpts)
-	if err != nil {
-		return err
-	}
-	if v, err := cat.GetVolume(vl.Label); err == nil {
-		fmt.Fprintf(out, "  catalog: %s\n", v.Status)
-	}
-	sets, err := cat.List(catalog.Filter{})
-	if err != nil {
-		return err
-	}
-	for _, s := range sets {
-		for _, tv := range s.Location.Tape {
-			if tv.Label == vl.Label {
-				fmt.Fprintf(out, "  file %d: %s set %s of %s, %s, %s\n", tv.FileNumber, s.Type, short12(s.ID), s.Group, s.Created.UTC().Format(time.RFC3339), s.Status)
+	if doc.Volume != nil && (o.Config != "" || o.Catalog != "") {
+		cat, _, err := openCatalog(o.catalogOpts)
+		if err != nil {
+			return err
+		}
+		if v, err := cat.GetVolume(vl.Label); err == nil {
+			doc.CatalogStatus = v.Status
+		}
+		sets, err := cat.List(catalog.Filter{})
+		if err != nil {
+			return err
+		}
+		for _, s := range sets {
+			for _, tv := range s.Location.Tape {
+				if tv.Label == vl.Label {
+					doc.Sets = append(doc.Sets, tapeSetDoc{FileNumber: tv.FileNumber, SetID: s.ID, Type: s.Type, Group: s.Group, Created: s.Created, Status: s.Status})
+				}
 			}
 		}
 	}
+	if o.JSON {
+		return writeJSON(out, doc)
+	}
+	printTapeStatus(out, doc)
 	return nil
+}
+
+func printTapeStatus(out io.Writer, d *tapeStatusDoc) {
+	switch d.Content {
+	case "blank":
+		fmt.Fprintf(out, "%s: blank\n", d.Tape)
+		return
+	case "set":
+		fmt.Fprintf(out, "%s: unlabelled; starts with a backup set (a continuation volume written before every cartridge was labelled)\n", d.Tape)
+		return
+	case "foreign":
+		fmt.Fprintf(out, "%s: holds data that is not tapestream's\n", d.Tape)
+		return
+	}
+	vl := d.Volume
+	fmt.Fprintf(out, "%s: volume %s (pool %q, labelled %s)\n", d.Tape, vl.Label, vl.Pool, vl.Created.Format(time.RFC3339))
+	if vl.SetID != "" {
+		fmt.Fprintf(out, "  file 1: volume %d of set %s\n", vl.SetVolume, vl.SetID)
+	}
+	if d.CatalogStatus != "" {
+		fmt.Fprintf(out, "  catalog: %s\n", d.CatalogStatus)
+	}
+	for _, s := range d.Sets {
+		fmt.Fprintf(out, "  file %d: %s set %s of %s, %s, %s\n", s.FileNumber, s.Type, short12(s.SetID), s.Group, s.Created.UTC().Format(time.RFC3339), s.Status)
+	}
 }

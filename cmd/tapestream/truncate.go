@@ -97,7 +97,7 @@ func runTruncate(ctx context.Context, o truncateOpts) error {
 		}
 	}
 	if o.JSON {
-		return printJSON(o.Out, map[string]any{"set_id": l.SetID, "group": o.Group, "truncated_logs": names})
+		return writeJSON(o.Out, &truncateDoc{docHeader: header("truncate"), SetID: l.SetID, Group: o.Group, TruncatedLogs: nonNil(names)})
 	}
 	fmt.Fprintf(o.Out, "set %s of %s verified; truncated %d logs", l.SetID, o.Group, len(names))
 	if len(names) > 0 {

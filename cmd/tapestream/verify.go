@@ -150,7 +150,7 @@ func runVerify(ctx context.Context, o verifyOpts) error {
 		rep.Sets = append(rep.Sets, vs)
 	}
 	if o.JSON {
-		if err := printJSON(o.Out, rep); err != nil {
+		if err := writeJSON(o.Out, &verifyDoc{header("verify"), &rep}); err != nil {
 			return err
 		}
 	} else {
