@@ -36,7 +36,7 @@
 //
 //	[job.destination]
 //	dir        = "/backup/mail"
-//	name       = "{group}-{type}-{time}.tar.zst"   # {job} {group} {type} {time} {date} {set}
+//	name       = "{group}-{type}-{time}.tar{ext}"  # {job} {group} {type} {time} {date} {set} {ext}
 //	split_size = "4GiB"
 //	# or tape = "/dev/nst0" (or "tape:/var/lib/vtape?capacity=400GiB"),
 //	#    next_volume_cmd = "mtx -f /dev/sg1 next", label_prefix = "MAIL", pool = "weekly"
