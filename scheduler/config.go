@@ -101,7 +101,8 @@ type Config struct {
 	// Default: "20h"
 	// Example: "12h"
 	DueWindow string `toml:"due_window"`
-	// Jobs are the backup jobs, each a [[job]] table; at least one.
+	// Jobs holds the backup jobs, each a [[job]] table; at least one is
+	// required.
 	Jobs []*Job `toml:"job"`
 
 	// Path is the file the configuration was loaded from.
@@ -252,7 +253,7 @@ type Destination struct {
 	S3Options S3Config `toml:"s3_options"`
 }
 
-// S3Config is a job's S3 settings beyond its URL.
+// S3Config is a job's S3 settings beyond its URL (destination s3).
 type S3Config struct {
 	// Endpoint is the S3 endpoint URL (MinIO, Ceph, versitygw...). Unset:
 	// AWS's, or AWS_ENDPOINT_URL.
@@ -304,7 +305,8 @@ type S3Config struct {
 	partSize int64
 }
 
-// Retention says how many full chains of each group to keep.
+// Retention says how many full chains of each group to keep. A chain is
+// a full and every set depending on it.
 type Retention struct {
 	// KeepFullChains is how many full chains (a full and every set
 	// depending on it) of each group are kept; older chains expire with

@@ -2,6 +2,7 @@ package scheduler
 
 import (
 	"bytes"
+	"cmp"
 	"flag"
 	"fmt"
 	"go/ast"
@@ -43,8 +44,8 @@ type refSection struct {
 	keys  []refKey
 }
 
-// fieldDocs returns the doc comments of the struct fields declared in
-// files, by type and field name.
+// fieldDocs returns the doc comments of the struct types declared in
+// files and of their fields, by type and field name ("" for the type).
 func fieldDocs(t *testing.T, files ...string) map[string]map[string]string {
 	docs := map[string]map[string]string{}
 	fset := token.NewFileSet()
@@ -54,15 +55,16 @@ func fieldDocs(t *testing.T, files ...string) map[string]map[string]string {
 			t.Fatal(err)
 		}
 		ast.Inspect(f, func(n ast.Node) bool {
-			ts, ok := n.(*ast.TypeSpec)
-			if !ok {
+			gd, ok := n.(*ast.GenDecl)
+			if !ok || gd.Tok != token.TYPE || len(gd.Specs) != 1 {
 				return true
 			}
+			ts := gd.Specs[0].(*ast.TypeSpec)
 			st, ok := ts.Type.(*ast.StructType)
 			if !ok {
-				return true
+				return false
 			}
-			m := map[string]string{}
+			m := map[string]string{"": gd.Doc.Text()}
 			for _, fld := range st.Fields.List {
 				for _, id := range fld.Names {
 					m[id.Name] = fld.Doc.Text()
@@ -73,6 +75,15 @@ func fieldDocs(t *testing.T, files ...string) map[string]map[string]string {
 		})
 	}
 	return docs
+}
+
+// nameKey makes a doc comment about the Go name goName one about the
+// TOML key: the Go name starts the comment; the document names the key.
+func nameKey(doc, goName, key string) string {
+	if rest, ok := strings.CutPrefix(doc, goName+" "); ok {
+		return "`" + key + "` " + rest
+	}
+	return doc
 }
 
 var sizeValue = regexp.MustCompile(`^"\d+(KiB|MiB|GiB)"$`)
@@ -111,11 +122,11 @@ func configReference(t *testing.T) []refSection {
 				above = table[:i+1]
 			}
 			if ft.Kind() == reflect.Slice && ft.Elem().Kind() == reflect.Pointer && ft.Elem().Elem().Kind() == reflect.Struct {
-				subs = append(subs, sub{ft.Elem().Elem(), kpath, above + "[[" + kpath + "]]", d})
+				subs = append(subs, sub{ft.Elem().Elem(), kpath, above + "[[" + kpath + "]]", nameKey(d, f.Name, key)})
 				continue
 			}
 			if ft.Kind() == reflect.Struct {
-				subs = append(subs, sub{ft, kpath, above + "[" + kpath + "]", d})
+				subs = append(subs, sub{ft, kpath, above + "[" + kpath + "]", cmp.Or(nameKey(docs[ft.Name()][""], ft.Name(), key), d)})
 				continue
 			}
 			k := refKey{path: kpath, table: table, key: key}
@@ -130,11 +141,7 @@ func configReference(t *testing.T) []refSection {
 					desc = append(desc, line)
 				}
 			}
-			// The Go name starts the comment; the document names the key.
-			k.doc = strings.Join(desc, " ")
-			if rest, ok := strings.CutPrefix(k.doc, f.Name+" "); ok {
-				k.doc = "`" + key + "` " + rest
-			}
+			k.doc = nameKey(strings.Join(desc, " "), f.Name, key)
 			switch ft.Kind() {
 			case reflect.String:
 				k.typ = "string"

@@ -11,8 +11,10 @@ import (
 	"github.com/tapestream/tapestream/ese"
 )
 
-// Schedule is a job's level schedule: either the weekday shorthand (At,
-// Full, Differential, Incremental) or cron lines "SPEC LEVEL".
+// Schedule is a job's level schedule: the weekday shorthand (at, full,
+// differential, incremental) or cron lines "SPEC LEVEL", not both. Without
+// either, the job runs a full on Sunday and an incremental on the other
+// days, at 01:00.
 type Schedule struct {
 	// At is the time of day (local, HH:MM) of the shorthand schedule.
 	// Default: "01:00"
