@@ -45,6 +45,7 @@ func genMan(dir string) (int, error) {
 	root := newRootCmd()
 	root.InitDefaultCompletionCmd()
 	root.DisableAutoGenTag = true
+	root.Long = manOverview
 	header := &doc.GenManHeader{Section: "1", Source: "tapestream", Manual: "tapestream manual"}
 	if os.Getenv("SOURCE_DATE_EPOCH") == "" {
 		header.Date = &manDate
@@ -69,3 +70,61 @@ func genMan(dir string) (int, error) {
 	count(root)
 	return n, nil
 }
+
+// manOverview is the description of tapestream(1), the page the systemd
+// units name: what the commands are for, then the sections a packager's
+// page has. The exit codes are the README's (TestGenMan compares them).
+const manOverview = `tapestream takes online, streaming backups of an ESE-style transactional store: a storage
+group's databases and logs are copied while the store keeps running, into backup sets. A set is a
+POSIX pax archive of compressed chunks, each with a CRC32C, that tar and the codec's own tool can
+also read. Sets go to files, tapes (labelled cartridges, changers), S3 or stdout.
+
+**tapestream backup**, **restore**, **verify**, **list**, **copy** and **truncate** work on sets.
+**tapestream run** (from cron or a systemd timer) and **tapestream daemon** run the jobs of a
+configuration file; **status** says each morning what every storage group can be restored to;
+**config check** checks a configuration; **catalog** lists and rebuilds the catalog of sets and
+cartridges; **tape** labels, loads and shows cartridges; **store** works on a store (init, check,
+header, logs, mount, dismount, recover, serve). Each command has its page, tapestream-COMMAND(1).
+
+# EXIT STATUS
+**0**
+: success.
+
+**1**
+: a failure not listed below.
+
+**2**
+: a usage error (bad flags or arguments), a configuration error, or an encrypted set read without its key.
+
+**3**
+: corruption: a page, log or set failed verification; **store check** or **verify** found problems; **restore --salvage** lost data.
+
+**4**
+: the destination failed or is full (no next volume); a wrong cartridge.
+
+**5**
+: busy: a backup is in progress on the group (-505), or the store is locked by another process.
+
+**6**
+: interrupted (SIGINT/SIGTERM): the session was aborted and no set was left.
+
+**7**
+: **run**: the job's storage group is being backed up by another run.
+
+# FILES
+*/etc/tapestream/jobs.toml*
+: the job configuration of **run**, **daemon** and **status** (**--config**); every key is listed in the configuration reference, docs/config.md in the source.
+
+*/var/lib/tapestream/catalog.db*
+: the catalog (the configuration's **catalog**), which **catalog rebuild** recreates from the media.
+
+# ENVIRONMENT
+**TAPESTREAM_AGE_IDENTITY_FILE**
+: the age identity (or OpenSSH private key) that decrypts encrypted sets, when **--identity** is not given.
+
+**TAPESTREAM_VOLUME**, **TAPESTREAM_VOLUME_LABEL**, **TAPESTREAM_SET_ID**, **TAPESTREAM_DEVICE**
+: set for the **--next-volume-cmd** (**next_volume_cmd**) command: the volume wanted and the cartridge's label.
+
+**TAPESTREAM_JOB**, **TAPESTREAM_STATUS**, **TAPESTREAM_LEVEL**, **TAPESTREAM_ERROR**, **TAPESTREAM_SETS**
+: set for the **notify_cmd** command after each job.
+`

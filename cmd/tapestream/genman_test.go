@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -69,6 +70,33 @@ func TestGenMan(t *testing.T) {
 		}
 		if !bytes.Contains(page, []byte(`\fBtapestream-`+sub.Name()+`(1)\fP`)) {
 			t.Errorf("tapestream.1 does not name tapestream-%s(1)", sub.Name())
+		}
+	}
+	// tapestream.1 documents the README's exit codes, each of them.
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, table, _ := strings.Cut(string(readme), "\n## Exit codes\n")
+	table, _, _ = strings.Cut(table, "\n## ")
+	codes := regexp.MustCompile(`(?m)^\| (\d+) \|`).FindAllStringSubmatch(table, -1)
+	if len(codes) < 8 {
+		t.Fatalf("README's exit codes: found %d rows", len(codes))
+	}
+	_, status, _ := strings.Cut(string(page), ".SH EXIT STATUS")
+	status, _, _ = strings.Cut(status, ".SH ")
+	documented := regexp.MustCompile(`\\fB(\d+)\\fP`).FindAllStringSubmatch(status, -1)
+	if len(documented) != len(codes) {
+		t.Errorf("tapestream.1 documents %d exit codes, the README %d:\n%s", len(documented), len(codes), status)
+	}
+	for i := range min(len(codes), len(documented)) {
+		if codes[i][1] != documented[i][1] {
+			t.Errorf("exit code %d: README %s, tapestream.1 %s", i, codes[i][1], documented[i][1])
+		}
+	}
+	for _, section := range []string{".SH FILES", ".SH ENVIRONMENT", "TAPESTREAM_AGE_IDENTITY_FILE"} {
+		if !bytes.Contains(page, []byte(section)) {
+			t.Errorf("tapestream.1 has no %s", section)
 		}
 	}
 	// The flags of a page are the command's: restore's --group is there.
