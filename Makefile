@@ -1,7 +1,27 @@
 # The README's commands. `make test` is what CI runs.
 GO ?= go
+# `make install` puts the binary in $(DESTDIR)$(BINDIR) and the man pages
+# in $(DESTDIR)$(MANDIR)/man1 (DESTDIR for staged installs by packagers).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+INSTALL ?= install
 
-.PHONY: demo test race fuzz bench
+.PHONY: demo test race fuzz bench build man install
+
+build:
+	$(GO) build -o tapestream ./cmd/tapestream
+
+# The man pages are generated from the commands (cobra's doc package) with
+# a fixed date, or SOURCE_DATE_EPOCH when set.
+man: build
+	rm -rf man
+	./tapestream gen-man man
+
+install: build man
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1
+	$(INSTALL) -m 0755 tapestream $(DESTDIR)$(BINDIR)/tapestream
+	$(INSTALL) -m 0644 man/*.1 $(DESTDIR)$(MANDIR)/man1/
 
 demo:
 	$(GO) run ./cmd/tapestream demo

@@ -36,7 +36,7 @@
 //
 //	[job.destination]
 //	dir        = "/backup/mail"
-//	name       = "{group}-{type}-{time}.tar.zst"   # {job} {group} {type} {time} {date} {set}
+//	name       = "{group}-{type}-{time}.tar{ext}"  # {job} {group} {type} {time} {date} {set} {ext}
 //	split_size = "4GiB"
 //	# or tape = "/dev/nst0" (or "tape:/var/lib/vtape?capacity=400GiB"),
 //	#    next_volume_cmd = "mtx -f /dev/sg1 next", label_prefix = "MAIL", pool = "weekly"
@@ -60,15 +60,50 @@ import (
 	"github.com/tapestream/tapestream/tapeformat/codec"
 )
 
+// The doc comment of every configuration field is its entry in
+// docs/config.md, which TestConfigReference generates from these types: a
+// description, then "Default:" (what validate fills in, checked against
+// it by the test; "required" for a key that must be given) and "Example:"
+// (the value as TOML, decoded by the test). Regenerate with
+// `go test ./scheduler -run TestConfigReference -update`.
+
 // Config is a job configuration file.
 type Config struct {
-	Catalog   string `toml:"catalog"`
-	LockDir   string `toml:"lock_dir"`
-	Textfile  string `toml:"textfile"`
+	// Catalog is the catalog file (bbolt) that records every set, volume
+	// and run; `tapestream catalog rebuild` recreates it from the sets.
+	// Default: required
+	// Example: "/var/lib/tapestream/catalog.db"
+	Catalog string `toml:"catalog"`
+	// LockDir holds the per-group lock files that keep two runs from
+	// backing up one storage group at once.
+	// Default: "locks" in the catalog's directory
+	// Example: "/run/lock/tapestream"
+	LockDir string `toml:"lock_dir"`
+	// Textfile is the node_exporter textfile collector file written after
+	// every run (metrics per job and per storage group). Unset: none.
+	// Example: "/var/lib/prometheus/node-exporter/tapestream.prom"
+	Textfile string `toml:"textfile"`
+	// NotifyCmd is run (sh -c) after every job, on success and failure,
+	// with TAPESTREAM_JOB, TAPESTREAM_STATUS, TAPESTREAM_LEVEL,
+	// TAPESTREAM_ERROR and TAPESTREAM_SETS in its environment and the run's
+	// JSON on stdin. A job's own notify_cmd and `run --notify-cmd`
+	// override it. Unset: none.
+	// Example: "/usr/local/bin/tapestream-notify"
 	NotifyCmd string `toml:"notify_cmd"`
+	// LogFormat is the format of the log on stderr: "text" or "json" (one
+	// object per line, for journald and log shippers).
+	// Default: "text"
+	// Example: "json"
 	LogFormat string `toml:"log_format"`
+	// DueWindow is how late `tapestream run` still starts a missed slot (a
+	// machine that was off, a Persistent= timer firing at boot), a Go
+	// duration.
+	// Default: "20h"
+	// Example: "12h"
 	DueWindow string `toml:"due_window"`
-	Jobs      []*Job `toml:"job"`
+	// Jobs holds the backup jobs, each a [[job]] table; at least one is
+	// required.
+	Jobs []*Job `toml:"job"`
 
 	// Path is the file the configuration was loaded from.
 	Path      string        `toml:"-"`
@@ -77,33 +112,85 @@ type Config struct {
 
 // Job is one configured backup job.
 type Job struct {
-	Name      string   `toml:"name"`
-	Store     string   `toml:"store"`
-	Server    string   `toml:"server"`
-	TokenFile string   `toml:"token_file"`
-	CAFile    string   `toml:"ca_file"`
-	Groups    []string `toml:"groups"`
-	Codec     string   `toml:"codec"`
-	Workers   int      `toml:"workers"`
-	MaxRate   string   `toml:"max_rate"`
-	// Pace is "auto" (the default: online backups adapt their read rate
-	// to the store's commit latency, see package pace) or "off".
-	Pace      string `toml:"pace"`
+	// Name names the job in the catalog, logs, metrics and
+	// `run --job NAME`; unique in the file.
+	// Default: required
+	// Example: "mail"
+	Name string `toml:"name"`
+	// Store is the store directory, backed up in process (the store must
+	// not be open in another process). Give store or server.
+	// Example: "/srv/tapestream/store"
+	Store string `toml:"store"`
+	// Server is the URL of a `tapestream store serve` to back up through.
+	// Give store or server.
+	// Example: "https://mail1:7420"
+	Server string `toml:"server"`
+	// TokenFile holds the bearer token of the server.
+	// Example: "/etc/tapestream/token"
+	TokenFile string `toml:"token_file"`
+	// CAFile is the CA certificate (PEM) that the server's certificate is
+	// checked against. Unset: the system's roots.
+	// Example: "/etc/tapestream/ca.pem"
+	CAFile string `toml:"ca_file"`
+	// Groups are the storage groups to back up, one set each, or ["*"] for
+	// every group of the store. A group the store does not have is an
+	// error at `config check` and at run time.
+	// Default: required
+	// Example: ["SG1", "SG2"]
+	Groups []string `toml:"groups"`
+	// Codec compresses each chunk: zstd, lz4, gzip or none, with an
+	// optional level (zstd:1..4, gzip:1..9, lz4:0..9).
+	// Default: "zstd"
+	// Example: "lz4"
+	Codec string `toml:"codec"`
+	// Workers is the number of compression workers.
+	// Default: the number of CPUs
+	// Example: 4
+	Workers int `toml:"workers"`
+	// MaxRate caps the read rate of a backup, a size per second. Unset:
+	// no cap.
+	// Example: "200MiB"
+	MaxRate string `toml:"max_rate"`
+	// Pace is "auto" (online backups adapt their read rate to the store's
+	// commit latency, the job's groups sharing one budget; see package
+	// pace) or "off".
+	// Default: "auto"
+	// Example: "off"
+	Pace string `toml:"pace"`
+	// BlockSize is the record size, a multiple of 512: on tape, the block
+	// size of the variable-block drive (read the set back with the same).
+	// Default: "1MiB"
+	// Example: "256KiB"
 	BlockSize string `toml:"block_size"`
-	// SegmentSize bounds a member (a segment of a file): with split_size
-	// or small tapes it must fit in a volume.
+	// SegmentSize bounds a member (a segment of a file), 64KiB..1GiB: with
+	// split_size or small tapes it must fit in a volume.
+	// Default: "32MiB"
+	// Example: "8MiB"
 	SegmentSize string `toml:"segment_size"`
-	NotifyCmd   string `toml:"notify_cmd"`
-	// EncryptTo and EncryptToFile name the public keys the job's sets are
-	// encrypted to (age1..., ssh-ed25519/ssh-rsa lines; a recipients file
-	// of those); EncryptPostQuantum also accepts age1pq1... keys.
-	EncryptTo          []string `toml:"encrypt_to"`
-	EncryptToFile      string   `toml:"encrypt_to_file"`
-	EncryptPostQuantum bool     `toml:"encrypt_post_quantum"`
+	// NotifyCmd overrides the top-level notify_cmd for this job.
+	// Example: "/usr/local/bin/mail-backup-notify"
+	NotifyCmd string `toml:"notify_cmd"`
+	// EncryptTo are public keys (age1..., ssh-ed25519 or ssh-rsa lines)
+	// the job's sets are encrypted to with age; each one decrypts alone,
+	// and the backup host needs no private key. Unset: not encrypted.
+	// Example: ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"]
+	EncryptTo []string `toml:"encrypt_to"`
+	// EncryptToFile is a file of such public keys, one per line (#
+	// comments), as `age -R` reads it; added to encrypt_to.
+	// Example: "/etc/tapestream/recipients.txt"
+	EncryptToFile string `toml:"encrypt_to_file"`
+	// EncryptPostQuantum also accepts post-quantum age1pq1... keys
+	// (Debian's age 1.1.1 cannot decrypt those sets).
+	// Default: false
+	// Example: true
+	EncryptPostQuantum bool `toml:"encrypt_post_quantum"`
 
-	Schedule    Schedule    `toml:"schedule"`
+	// Schedule is the job's level schedule.
+	Schedule Schedule `toml:"schedule"`
+	// Destination is where the sets go.
 	Destination Destination `toml:"destination"`
-	Retention   Retention   `toml:"retention"`
+	// Retention is what is kept.
+	Retention Retention `toml:"retention"`
 
 	codec       codec.Codec
 	maxRate     int64
@@ -113,55 +200,120 @@ type Job struct {
 	recipients  []*agestream.Recipient
 }
 
-// Destination is where a job's sets go: a directory or a tape.
+// Destination is where a job's sets go: a directory, a tape or an object
+// store (one of dir, tape and s3).
 type Destination struct {
-	Dir           string `toml:"dir"`
-	Name          string `toml:"name"`
-	SplitSize     string `toml:"split_size"`
-	Tape          string `toml:"tape"`
+	// Dir is the directory the sets are written to as files.
+	// Example: "/backup/mail"
+	Dir string `toml:"dir"`
+	// Name is the file name template of a set: {job} {group} {type}
+	// {time} (UTC, 20261105T013000Z) {date} {set} (the set ID) and {ext}
+	// (the codec's extension: .zst, .lz4, .gz or none). It must contain
+	// {group} and {time} or {set}.
+	// Default: "{group}-{type}-{time}.tar{ext}"
+	// Example: "{job}-{group}-{type}-{date}-{set}.tar{ext}"
+	Name string `toml:"name"`
+	// SplitSize splits a file set into volumes NAME.001, NAME.002, ... of
+	// at most this size. Unset: one file.
+	// Example: "4GiB"
+	SplitSize string `toml:"split_size"`
+	// Tape is the tape drive (/dev/nstN, the non-rewinding device) or an
+	// emulated tape directory, tape:PATH?capacity=SIZE.
+	// Example: "/dev/nst0"
+	Tape string `toml:"tape"`
+	// NextVolumeCmd is run (sh -c) when a set needs another cartridge, and
+	// again after a refused one; it must exit 0 once the cartridge is
+	// loaded. It gets TAPESTREAM_VOLUME, TAPESTREAM_VOLUME_LABEL,
+	// TAPESTREAM_SET_ID and TAPESTREAM_DEVICE. Unset: a set that needs
+	// another cartridge fails (exit 4).
+	// Example: "mtx -f /dev/sg1 next"
 	NextVolumeCmd string `toml:"next_volume_cmd"`
-	LabelPrefix   string `toml:"label_prefix"`
-	Pool          string `toml:"pool"`
-	// AutoLabel labels a blank tape when it is first used (default true).
+	// LabelPrefix starts the labels given to blank cartridges (PREFIX0001,
+	// PREFIX0002, ...); no spaces or slashes.
+	// Default: "TS"
+	// Example: "MAIL"
+	LabelPrefix string `toml:"label_prefix"`
+	// Pool is the pool the job's cartridges belong to: a cartridge of
+	// another pool is refused before anything is written on it.
+	// Default: "" (the unnamed pool)
+	// Example: "weekly"
+	Pool string `toml:"pool"`
+	// AutoLabel labels a blank tape when it is first used.
+	// Default: true
+	// Example: false
 	AutoLabel *bool `toml:"auto_label"`
 	// S3 is an object store location, s3://BUCKET/PREFIX: each set is an
 	// object PREFIX/JOB/GROUP/NAME (written once, never replaced), and
 	// PREFIX/leases/GROUP is the lease that keeps two archiver hosts from
 	// backing up one group at once. Credentials and endpoint come from the
-	// AWS environment, shared files, the URL's query or S3Options.
-	S3        string   `toml:"s3"`
+	// AWS environment, shared files, the URL's query or s3_options.
+	// Example: "s3://backups/mail"
+	S3 string `toml:"s3"`
+	// S3Options are the S3 settings beyond the URL.
 	S3Options S3Config `toml:"s3_options"`
 }
 
-// S3Config is a job's S3 settings beyond its URL.
+// S3Config is a job's S3 settings beyond its URL (destination s3).
 type S3Config struct {
-	Endpoint  string `toml:"endpoint"`
-	Region    string `toml:"region"`
-	Profile   string `toml:"profile"`
-	CAFile    string `toml:"ca_file"`
-	PathStyle string `toml:"path_style"` // "true", "false" or "" (auto)
-	// Concurrency is the parts (and ranges) in flight; PartSize the first
-	// part's size (parts grow as an upload goes).
-	Concurrency int    `toml:"concurrency"`
-	PartSize    string `toml:"part_size"`
-	// ObjectLockMode (GOVERNANCE or COMPLIANCE) and RetainDays put an
-	// Object Lock retention on every set (the bucket must have Object Lock
-	// enabled): nobody deletes or overwrites them before then.
+	// Endpoint is the S3 endpoint URL (MinIO, Ceph, versitygw...). Unset:
+	// AWS's, or AWS_ENDPOINT_URL.
+	// Example: "https://s3.example.net:9000"
+	Endpoint string `toml:"endpoint"`
+	// Region is the bucket's region. Unset: from the AWS configuration.
+	// Example: "eu-west-1"
+	Region string `toml:"region"`
+	// Profile is the AWS shared-configuration profile for credentials.
+	// Example: "backup"
+	Profile string `toml:"profile"`
+	// CAFile is a CA certificate (PEM) the endpoint is checked against.
+	// Example: "/etc/tapestream/s3-ca.pem"
+	CAFile string `toml:"ca_file"`
+	// PathStyle is "true" (bucket in the path), "false" (virtual-hosted)
+	// or unset (automatic).
+	// Example: "true"
+	PathStyle string `toml:"path_style"`
+	// Concurrency is the number of parts (and ranges, reading) in flight.
+	// Default: 4
+	// Example: 8
+	Concurrency int `toml:"concurrency"`
+	// PartSize is the first part's size, 5MiB or more (parts grow as an
+	// upload goes).
+	// Default: "8MiB"
+	// Example: "16MiB"
+	PartSize string `toml:"part_size"`
+	// ObjectLockMode (GOVERNANCE or COMPLIANCE) with retain_days puts an
+	// Object Lock retention on every set: nobody deletes or overwrites
+	// them before then. The bucket must have Object Lock enabled.
+	// Example: "COMPLIANCE"
 	ObjectLockMode string `toml:"object_lock_mode"`
-	RetainDays     int    `toml:"retain_days"`
-	// LeaseTTL is how long a group's lease holds without renewal (default
-	// 1h; renewed every third of it while the backup runs).
+	// RetainDays is the Object Lock retention, in days from the backup's
+	// start; goes with object_lock_mode.
+	// Example: 35
+	RetainDays int `toml:"retain_days"`
+	// LeaseTTL is how long a group's lease holds without renewal (renewed
+	// every third of it while the backup runs), a minute or more.
+	// Default: "1h"
+	// Example: "30m"
 	LeaseTTL string `toml:"lease_ttl"`
-	// StateDir keeps the state of uploads, so that a killed run's upload is
-	// resumed or cleaned up (default: the user's cache directory).
+	// StateDir keeps the state of uploads, so that a killed run's upload
+	// is resumed or cleaned up.
+	// Default: the user's cache directory
+	// Example: "/var/lib/tapestream/s3"
 	StateDir string `toml:"state_dir"`
 
 	leaseTTL time.Duration
 	partSize int64
 }
 
-// Retention says how many full chains of each group to keep.
+// Retention says how many full chains of each group to keep. A chain is
+// a full and every set depending on it.
 type Retention struct {
+	// KeepFullChains is how many full chains (a full and every set
+	// depending on it) of each group are kept; older chains expire with
+	// all their sets (files deleted, tape sets marked expired). The newest
+	// valid chain never expires. 0 keeps everything.
+	// Default: 0
+	// Example: 2
 	KeepFullChains int `toml:"keep_full_chains"`
 }
 

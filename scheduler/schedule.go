@@ -11,14 +11,34 @@ import (
 	"github.com/tapestream/tapestream/ese"
 )
 
-// Schedule is a job's level schedule: either the weekday shorthand (At,
-// Full, Differential, Incremental) or cron lines "SPEC LEVEL".
+// Schedule is a job's level schedule: the weekday shorthand (at, full,
+// differential, incremental) or cron lines "SPEC LEVEL", not both. Without
+// either, the job runs a full on Sunday and an incremental on the other
+// days, at 01:00.
 type Schedule struct {
-	At           string   `toml:"at"`
-	Full         []string `toml:"full"`
+	// At is the time of day (local, HH:MM) of the shorthand schedule.
+	// Default: "01:00"
+	// Example: "01:30"
+	At string `toml:"at"`
+	// Full are the weekdays (sun, mon, ...) of full backups; "*" or
+	// "daily": every day not named by another level.
+	// Default: ["sun"] when no level is named
+	// Example: ["sun"]
+	Full []string `toml:"full"`
+	// Differential are the weekdays of differential backups (every log
+	// since the full; truncates nothing).
+	// Example: ["wed"]
 	Differential []string `toml:"differential"`
-	Incremental  []string `toml:"incremental"`
-	Cron         []string `toml:"cron"`
+	// Incremental are the weekdays of incremental backups (the logs since
+	// the last set; truncates them).
+	// Default: every day not named by full or differential
+	// Example: ["mon", "tue", "thu", "fri", "sat"]
+	Incremental []string `toml:"incremental"`
+	// Cron are lines "MIN HOUR DOM MON DOW LEVEL" or "@daily LEVEL",
+	// instead of the shorthand; the highest level wins when several fire
+	// at once.
+	// Example: ["30 1 * * 0 full", "30 1 * * 1-6 incremental"]
+	Cron []string `toml:"cron"`
 
 	entries []entry
 }

@@ -4,7 +4,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 )
@@ -31,37 +30,18 @@ func TestREADMEExamples(t *testing.T) {
 	}
 	repo, _ := filepath.Abs("../..")
 	dir := t.TempDir()
-	blocks := regexp.MustCompile("(?s)```sh\n(.*?)```").FindAllSubmatch(readme, -1)
-	if len(blocks) < 5 {
-		t.Fatalf("found only %d sh blocks in README.md", len(blocks))
+	cmds, blocks := docCommands(readme)
+	if blocks < 5 {
+		t.Fatalf("found only %d sh blocks in README.md", blocks)
 	}
-	n := 0
-	for _, b := range blocks {
-		for _, line := range strings.Split(strings.TrimSpace(string(b[1])), "\n") {
-			line = strings.TrimSpace(line)
-			if line == "" || strings.HasPrefix(line, "#") {
-				continue
-			}
-			if strings.HasPrefix(line, "go build ") {
-				// Build from the repository into the scratch directory.
-				line = strings.Replace(line, "-o tapestream", "-o "+filepath.Join(dir, "tapestream"), 1)
-				cmd := exec.Command("sh", "-c", line)
-				cmd.Dir = repo
-				if out, err := cmd.CombinedOutput(); err != nil {
-					t.Fatalf("README: %s: %v\n%s", line, err, out)
-				}
-				n++
-				continue
-			}
-			cmd := exec.Command("sh", "-c", line)
-			cmd.Dir = dir
-			out, err := cmd.CombinedOutput()
-			if err != nil {
-				t.Fatalf("README: %s: %v\n%s", line, err, out)
-			}
-			t.Logf("$ %s\n%s", line, out)
-			n++
+	runDocCommands(t, "README", cmds, dir, nil, func(line string) *exec.Cmd {
+		if !strings.HasPrefix(line, "go build ") {
+			return nil
 		}
-	}
-	t.Logf("ran %d README commands", n)
+		// Build from the repository into the scratch directory.
+		line = strings.Replace(line, "-o tapestream", "-o "+filepath.Join(dir, "tapestream"), 1)
+		cmd := exec.Command("sh", "-c", line)
+		cmd.Dir = repo
+		return cmd
+	})
 }
