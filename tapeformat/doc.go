@@ -51,8 +51,8 @@
 // holds.
 //
 // Encryption (FORMAT.md 5.3): with WriterOptions.Recipients each segment's
-// data is one age file (tar + age -d + zstd -d recover it), sealed on its
-// own goroutine while the next segment fills; header snapshots and file
+// data is one age file (tar + age -d + zstd -d recover it), sealed a MiB
+// at a time as the segment fills; header snapshots and file
 // digests are sealed too. A Reader with ReaderOptions.Identities decrypts
 // each 64 KiB chunk on its own, on several cores, so damage still costs
 // only what it covers; a wrong identity is a *KeyError. Without an

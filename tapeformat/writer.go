@@ -39,10 +39,9 @@ type WriterOptions struct {
 	// Recipients, if any, encrypt the set (FORMAT.md 5.3): each segment's
 	// data becomes an age file that every recipient decrypts alone, and
 	// what the plain parts of a set would show of the files' contents
-	// (header snapshots, digests) is sealed too. Segments are encrypted
-	// on their own goroutines, up to two at a time, while the next one
-	// fills; that holds up to two more segments in memory, and the age
-	// files of those being encrypted.
+	// (header snapshots, digests) is sealed too. A segment is encrypted
+	// as it fills, into its member's buffer: memory is that of a plain
+	// set, plus a MiB of plaintext.
 	Recipients []*agestream.Recipient
 }
 
@@ -140,7 +139,11 @@ type Writer struct {
 	segInfo  int         // encrypted: length of the file-info frame at its start
 	part     int
 	free     [][]byte
-	sealing  []*sealJob // encrypted segments in flight, in member order
+	// encrypted: the open segment's age file (seal.go); w.seg gathers
+	// at most sealFlush of plaintext, segFlushed counts what went in.
+	sealer     *agestream.Writer
+	sealOut    *appendBuf
+	segFlushed int
 
 	enc    *codec.Encoder  // for CreateFile
 	tag    uint64          // set tag stamped into every chunk record
@@ -364,11 +367,7 @@ func (w *Writer) commitRecord(rec []byte) error {
 }
 
 func (w *Writer) release(m *member) {
-	keep := 2
-	if w.encrypted() {
-		keep += maxSealing
-	}
-	if m.buf != nil && len(w.free) < keep {
+	if m.buf != nil && len(w.free) < 2 && cap(m.buf) >= w.bufCap() {
 		w.free = append(w.free, m.buf[:0])
 	}
 }
@@ -605,15 +604,16 @@ func (w *Writer) BeginFile(fi FileInfo) (index int, err error) {
 }
 
 func (w *Writer) resetSeg() {
-	if w.seg == nil {
-		if n := len(w.free); n > 0 {
-			w.seg = w.free[n-1]
-			w.free = w.free[:n-1]
-		} else {
-			w.seg = make([]byte, 0, w.bufCap())
-		}
+	switch {
+	case w.seg != nil:
+	case w.encrypted():
+		// Plaintext is gathered here and sealed a MiB at a time.
+		w.seg = make([]byte, 0, sealFlush+w.opts.FrameSize+64<<10)
+	default:
+		w.seg = w.takeBuf()
 	}
 	w.seg = w.seg[:0]
+	w.segFlushed = 0
 	w.segStart, w.segLen, w.segChk, w.segInfo = w.curOff, 0, 0, 0
 	w.segTable = w.segTable[:0]
 	w.segUnits = nil
@@ -645,15 +645,15 @@ func (w *Writer) WriteFrame(unit []byte, meta codec.ChunkMeta) error {
 			return w.fail(fmt.Errorf("tapeformat: unit does not match its chunk meta or codec: %v", err))
 		}
 	}
-	if w.segChk > 0 && len(w.seg)+len(unit) > w.opts.SegmentSize {
+	if w.segChk > 0 && w.segPlain()+len(unit) > w.opts.SegmentSize {
 		if err := w.emitSegment(false); err != nil {
 			return w.fail(err)
 		}
 	}
-	at := len(w.seg)
+	at, local := w.segPlain(), len(w.seg)
 	w.seg = append(w.seg, unit...)
 	if w.opts.Codec.Kind != codec.None {
-		if err := codec.StampSet(w.seg[at:], w.tag); err != nil {
+		if err := codec.StampSet(w.seg[local:], w.tag); err != nil {
 			return w.fail(err)
 		}
 	}
@@ -665,6 +665,9 @@ func (w *Writer) WriteFrame(unit []byte, meta codec.ChunkMeta) error {
 	switch {
 	case w.encrypted():
 		w.segUnits = append(w.segUnits, [2]uint32{uint32(len(unit)), meta.Length})
+		if err := w.flushSeal(false); err != nil {
+			return w.fail(fmt.Errorf("tapeformat: encrypting %s: %w", w.curInfo.Name, err))
+		}
 	case w.opts.Codec.Kind == codec.None:
 		w.segTable = append(w.segTable, [2]uint32{meta.Length, meta.CRC32C})
 	}
@@ -759,7 +762,7 @@ func (w *Writer) EndFile(sum FileSummary) error {
 	w.totals.Bytes += w.curOff
 	w.files = append(w.files, w.cur)
 	w.cur = nil
-	if w.seg != nil {
+	if w.seg != nil && !w.encrypted() {
 		w.release(&member{buf: w.seg})
 		w.seg = nil
 	}
@@ -785,9 +788,6 @@ func (w *Writer) Close() error {
 		return w.fail(ErrFileOpen)
 	}
 	w.closed = true
-	if err := w.drainSealing(); err != nil {
-		return w.fail(err)
-	}
 	w.totals.Members++ // the manifest
 	w.totals.Volumes = w.vol
 	vl := append([]VolumeInfo(nil), w.volList...)
@@ -936,9 +936,6 @@ func (f *fileWriter) Close() error {
 func (w *Writer) EndVolume() error {
 	if err := w.check(); err != nil {
 		return err
-	}
-	if err := w.drainSealing(); err != nil {
-		return w.fail(err)
 	}
 	return w.fail0(w.endVolume())
 }
