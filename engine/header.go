@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/tapestream/tapestream/engine/page"
@@ -178,7 +179,9 @@ func ParseHeaderPages(name string, pages []byte) (*DBHeader, error) {
 	case err1 == nil:
 		return h1, nil
 	}
-	if page.KindOf(pages[:page.Size]) != page.KindDBHeader && page.KindOf(pages[page.Size:2*page.Size]) != page.KindDBHeader {
+	p0, p1 := pages[:page.Size], pages[page.Size:2*page.Size]
+	zero := func(p []byte) bool { return !slices.ContainsFunc(p, func(b byte) bool { return b != 0 }) }
+	if page.KindOf(p0) != page.KindDBHeader && page.KindOf(p1) != page.KindDBHeader && !zero(p0) && !zero(p1) {
 		// Neither page even claims to be a header: most likely not a
 		// database at all (a set, a log), rather than a damaged one.
 		return nil, fmt.Errorf("%s is not a database file: neither of its first two pages is a database header (%v)", name, err0)

@@ -145,32 +145,39 @@ func CheckStore(root string) error {
 	case !st.IsDir():
 		return &NotStoreError{Root: root, Reason: "not a directory"}
 	}
-	cfgs, err := ListGroups(root)
-	if err != nil {
-		return err
-	}
-	if len(cfgs) == 0 {
+	if len(groupDirs(root)) == 0 {
 		return &NotStoreError{Root: root, Reason: "no storage group in it"}
 	}
 	return nil
 }
 
+// groupDirs names the directories under root that hold a group.json,
+// whether or not it parses: a damaged configuration of one group must not
+// keep the repair tools away from the others.
+func groupDirs(root string) []string {
+	ents, _ := os.ReadDir(root)
+	var out []string
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(root, e.Name(), groupConfigFile)); err == nil {
+			out = append(out, e.Name())
+		}
+	}
+	return out
+}
+
 // CheckGroup is CheckStore, and then a *NoGroupError unless the store has
-// a storage group of that name. It writes nothing.
+// a storage group of that name (a directory with a group.json; its
+// content is the opener's to judge). It writes nothing.
 func CheckGroup(root, group string) error {
 	if err := CheckStore(root); err != nil {
 		return err
 	}
-	cfgs, err := ListGroups(root)
-	if err != nil {
-		return err
-	}
-	var have []string
-	for _, c := range cfgs {
-		if c.Name == group {
-			return nil
-		}
-		have = append(have, c.Name)
+	have := groupDirs(root)
+	if slices.Contains(have, group) {
+		return nil
 	}
 	return &NoGroupError{Root: root, Group: group, Have: have}
 }

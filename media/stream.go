@@ -275,7 +275,9 @@ type readChunk struct {
 var stdinBuffers = sync.Pool{New: func() any { b := make([]byte, 256<<10); return &b }}
 
 func (r *ctxReader) start() {
-	raisePipeSize(os.Stdin, PipeBufferSize)
+	if f, ok := r.src.(*os.File); ok {
+		raisePipeSize(f, PipeBufferSize)
+	}
 	r.ch = make(chan readChunk, 4)
 	go func() {
 		defer close(r.ch)

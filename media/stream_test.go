@@ -2,13 +2,16 @@ package media
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
+	"math/rand/v2"
 	"os"
 	"runtime"
 	"strings"
 	"syscall"
 	"testing"
+	"testing/iotest"
 	"time"
 )
 
@@ -198,5 +201,47 @@ func TestClassify(t *testing.T) {
 		if got := Classify(name); got != want {
 			t.Errorf("Classify(%q) = %v, want %v", name, got, want)
 		}
+	}
+}
+
+// InterruptibleStdin's reader gives back the stream exactly, through
+// short and empty reads, and a read blocked on a silent pipe returns
+// when its context ends.
+func TestCtxReader(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for round := range 10 {
+		want := make([]byte, rng.IntN(3<<20))
+		for i := range want {
+			want[i] = byte(rng.Uint32())
+		}
+		pr, pw := io.Pipe()
+		go func() {
+			for rest := want; len(rest) > 0; {
+				n := min(len(rest), 1+rng.IntN(300<<10))
+				pw.Write(rest[:n])
+				rest = rest[n:]
+			}
+			pw.Close()
+		}()
+		r := &ctxReader{ctx: context.Background(), src: pr}
+		got, err := io.ReadAll(iotest.HalfReader(r))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("round %d: %d bytes back of %d, err %v", round, len(got), len(want), err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	defer pw.Close()
+	r := &ctxReader{ctx: ctx, src: pr}
+	done := make(chan error)
+	go func() { _, err := r.Read(make([]byte, 10)); done <- err }()
+	cancel()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("a read on a silent pipe after cancel: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a read on a silent pipe did not return when its context ended")
 	}
 }

@@ -167,7 +167,7 @@ func peekLabel(r io.Reader) ([]byte, tapeformat.Label, error) {
 
 func runCopy(ctx context.Context, o copyOpts) (err error) {
 	t0 := time.Now()
-	ro, err := o.Read.options(ctx)
+	ro, err := o.Read.options(ctx, o.Src)
 	if err != nil {
 		return err
 	}

@@ -57,6 +57,16 @@ func TestExitCodes(t *testing.T) {
 			t.Fatalf("tapestream %s says:\n%s\nwant it to say %q", strings.Join(c.args, " "), errs, c.say)
 		}
 	}
+	// A damaged configuration of one group keeps the repair tools away
+	// from that group only.
+	run(exitOK, "store", "init", "--dir", "two", "--group", "SG1", "--group", "SG2", "--log-size", "256KiB")
+	if err := os.WriteFile(filepath.Join(dir, "two", "SG2", "group.json"), []byte("garbage"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(exitOK, "store", "check", "--dir", "two", "--group", "SG1")
+	if errs := run(exitUsage, "store", "check", "--dir", "two", "--group", "SG3"); !strings.Contains(errs, `no storage group "SG3" (have SG1, SG2)`) {
+		t.Fatalf("store check of a missing group beside a damaged one says:\n%s", errs)
+	}
 	for _, p := range []string{"nosuch", "x.tar", "nosuch-target", "nosuch.db"} {
 		if _, err := os.Lstat(filepath.Join(dir, p)); err == nil {
 			t.Fatalf("a refused command created %s", p)

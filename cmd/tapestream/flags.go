@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -205,10 +206,15 @@ func (m *readMediaFlags) add(c *cobra.Command) {
 	f.StringVar(&m.NextVolumeCmd, "next-volume-cmd", "", "command run to load the next tape volume")
 }
 
-// options are the media options of reading; ctx ends a read waiting on
-// standard input.
-func (m readMediaFlags) options(ctx context.Context) (media.Options, error) {
-	o := media.Options{NextVolumeCmd: m.NextVolumeCmd, FileNumber: m.FileNumber, Stdin: media.InterruptibleStdin(ctx)}
+// options are the media options of reading sources. When one of them is
+// standard input ("-"), it is read so that ctx ends a read waiting on it;
+// otherwise Stdin stays unset, and a real tape drive may prompt on the
+// terminal for its next volume.
+func (m readMediaFlags) options(ctx context.Context, sources ...string) (media.Options, error) {
+	o := media.Options{NextVolumeCmd: m.NextVolumeCmd, FileNumber: m.FileNumber}
+	if slices.Contains(sources, "-") {
+		o.Stdin = media.InterruptibleStdin(ctx)
+	}
 	if m.BlockSize != "" {
 		n, err := parseSize("block-size", m.BlockSize)
 		if err != nil {

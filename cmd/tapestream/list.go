@@ -42,7 +42,7 @@ func newListCmd() *cobra.Command {
 }
 
 func runList(ctx context.Context, o listOpts) error {
-	ro, err := readOptions(ctx, o.Read, true)
+	ro, err := readOptions(ctx, o.Read, true, []string{o.Set})
 	if err != nil {
 		return err
 	}

@@ -150,8 +150,8 @@ func setSources(paths []string, fileNumber int) []restore.SetSource {
 }
 
 // readOptions are the options of reading sets back (restore, verify, list).
-func readOptions(ctx context.Context, m readMediaFlags, salvage bool) (restore.Options, error) {
-	mo, err := m.options(ctx)
+func readOptions(ctx context.Context, m readMediaFlags, salvage bool, sources []string) (restore.Options, error) {
+	mo, err := m.options(ctx, sources...)
 	if err != nil {
 		return restore.Options{}, err
 	}
@@ -169,7 +169,7 @@ func runRestore(ctx context.Context, o restoreOpts) ([]*restore.Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	ro, err := readOptions(ctx, o.Read, o.Salvage)
+	ro, err := readOptions(ctx, o.Read, o.Salvage, o.Sets)
 	if err != nil {
 		return nil, err
 	}

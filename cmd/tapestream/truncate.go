@@ -47,7 +47,7 @@ database headers record it, and only then deletes the logs it made unnecessary.`
 }
 
 func runTruncate(ctx context.Context, o truncateOpts) error {
-	ro, err := readOptions(ctx, o.Read, false)
+	ro, err := readOptions(ctx, o.Read, false, []string{o.Set})
 	if err != nil {
 		return err
 	}

@@ -109,7 +109,7 @@ type verifySet struct {
 }
 
 func runVerify(ctx context.Context, o verifyOpts) error {
-	ro, err := readOptions(ctx, o.Read, true)
+	ro, err := readOptions(ctx, o.Read, true, o.Sets)
 	if err != nil {
 		return err
 	}
