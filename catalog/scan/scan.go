@@ -88,6 +88,14 @@ func ScanFiles(ctx context.Context, paths []string, o ScanOptions) ([]*catalog.S
 			return nil, err
 		}
 		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) {
+			// NAME of a split set is read from NAME.001 on, as a
+			// restore or verify of NAME does.
+			if _, err2 := os.Stat(p + ".001"); err2 == nil {
+				add(p + ".001")
+				continue
+			}
+		}
 		if err != nil {
 			return nil, err
 		}
