@@ -3,7 +3,10 @@ package tapeformat
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/tapestream/tapestream/tapeformat/agestream"
 )
 
 // TestManifestAtEndOfMedium sweeps the volume capacity so that the end of
@@ -21,8 +24,15 @@ import (
 // manifest moved to the next volume still counted the volumes it was
 // built for.
 func TestManifestAtEndOfMedium(t *testing.T) {
-	for _, c := range []string{"zstd", "none"} {
-		opts := smallOpts(t, c)
+	for _, c := range []string{"zstd", "none", "zstd+age"} {
+		opts := smallOpts(t, strings.TrimSuffix(c, "+age"))
+		var ids []*agestream.Identity
+		if strings.HasSuffix(c, "+age") {
+			// encrypted: the manifest rebuilt on the next volume seals
+			// its digests again
+			k := x25519TestKey(t)
+			opts.Recipients, ids = recipients(k), k.ids
+		}
 		tornManifest := 0
 		// the log's size moves the manifest across a record
 		for logSize := 30_000; logSize < 30_000+opts.RecordSize; logSize += 1000 {
@@ -49,7 +59,7 @@ func TestManifestAtEndOfMedium(t *testing.T) {
 							t.Errorf("%s: volume %d of %d holds only its label", name, i+1, len(tape.vols))
 						}
 					}
-					res, err := readSet(t, &volReader{vols: tape.vols}, ReaderOptions{Strict: true, RecordSize: opts.RecordSize})
+					res, err := readSet(t, &volReader{vols: tape.vols}, ReaderOptions{Strict: true, RecordSize: opts.RecordSize, Identities: ids})
 					if err != nil {
 						t.Errorf("%s: %d volumes: %v", name, len(tape.vols), err)
 						continue
