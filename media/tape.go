@@ -87,6 +87,9 @@ type tapeSink struct {
 
 	drive  Drive
 	ewSent bool
+	// relocated: volume 1 was moved off a full cartridge once
+	// (startElsewhere); a second full one is left to the writer.
+	relocated bool
 
 	// infoMu guards vols so that Volumes (progress display) does not wait
 	// behind a volume change blocked on an operator.
@@ -120,7 +123,54 @@ func openTapeSink(ld loader, opts Options) (*tapeSink, error) {
 		return nil, err
 	}
 	s.vols[0].Label = label
+	if opts.Append {
+		if st, err := s.drive.Status(); err == nil && st.EOT {
+			if err := s.startElsewhere("its recorded data ends past the early-warning mark"); err != nil {
+				if s.drive != nil {
+					s.drive.Close()
+				}
+				cancel()
+				return nil, err
+			}
+		}
+	}
 	return s, nil
+}
+
+// startElsewhere puts volume 1 of the set on another cartridge when the
+// one loaded has no room for it and nothing of the set is written on it
+// (the set would otherwise begin with a volume of nothing but its
+// filemark, which no reader takes for the set's start): that cartridge is
+// released untouched and the next one asked for as for a continuation,
+// but labelled as a first cartridge. Held s.mu or not yet shared.
+func (s *tapeSink) startElsewhere(why string) error {
+	dev := s.ld.name()
+	name := dev
+	if l := s.vols[0].Label; l != "" {
+		name = l
+	}
+	fmt.Fprintf(s.opts.stderr(), "tapestream: %s is full (%s): the set starts on another cartridge\n", name, why)
+	s.relocated = true
+	err := s.drive.Close()
+	s.drive = nil
+	if err != nil {
+		return newErr("close", dev, err)
+	}
+	s.infoMu.Lock()
+	s.vols = s.vols[:0]
+	s.infoMu.Unlock()
+	if s.opts.Labeler != nil {
+		return s.labelledVolume(1)
+	}
+	if err := s.ld.change(s.ctx, wantVolume{n: 1, write: true}); err != nil {
+		return newErr("next volume", dev, err)
+	}
+	d, err := s.ld.open()
+	if err != nil {
+		return err
+	}
+	s.drive = d
+	return s.prepare(1, false)
 }
 
 // checkFirstCartridge refuses, before anything is written, a first
@@ -269,6 +319,15 @@ func (s *tapeSink) Write(p []byte) (int, error) {
 		return 0, newErr("write", dev, err)
 	}
 	n, err := s.drive.WriteRecord(p)
+	if errors.Is(err, tapeformat.ErrEndOfMedium) && !s.relocated && len(s.vols) == 1 && s.vols[0].Records == 0 {
+		// The set's first block does not fit on the cartridge (a drive
+		// that did not report early warning at the end of data).
+		if err := s.startElsewhere("the set's first block did not fit"); err != nil {
+			s.failErr = err
+			return 0, err
+		}
+		n, err = s.drive.WriteRecord(p)
+	}
 	s.infoMu.Lock()
 	defer s.infoMu.Unlock()
 	v := &s.vols[len(s.vols)-1]
@@ -394,6 +453,10 @@ func (s *tapeSink) chooseLabel(w wantVolume) (VolumeLabel, string, error) {
 	dev := s.ld.name()
 	lb := s.opts.Labeler
 	fresh := VolumeLabel{Label: w.label, Pool: lb.Pool, Created: lb.now(), SetID: lb.SetID, SetVolume: w.n}
+	if w.n == 1 {
+		// a first cartridge names no set (see VolumeLabel)
+		fresh.SetID, fresh.SetVolume = "", 0
+	}
 	st, err := s.drive.Status()
 	if err != nil {
 		return VolumeLabel{}, "", newErr("status", dev, err)
@@ -429,7 +492,9 @@ func (s *tapeSink) chooseLabel(w wantVolume) (VolumeLabel, string, error) {
 		if p1.content != ContentBlank {
 			return VolumeLabel{}, fmt.Sprintf("it is %s, which holds sets (a set continues on a blank cartridge)", l), nil
 		}
-		l.SetID, l.SetVolume = lb.SetID, w.n
+		if w.n > 1 {
+			l.SetID, l.SetVolume = lb.SetID, w.n
+		}
 		return l, "", nil
 	}
 	if s.opts.Overwrite && w.label != "" {

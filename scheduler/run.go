@@ -800,7 +800,11 @@ func (r *Runner) labeler(cat *catalog.Catalog, j *Job, setID string, start time.
 			return NextLabel(cat, d.LabelPrefix)
 		},
 		Labelled: func(l media.VolumeLabel, cartridge int) error {
-			r.log().Info("labelled a continuation cartridge", "job", j.Name, "label", l.Label, "set", setID, "volume", l.SetVolume, "tape", d.Tape)
+			if l.SetVolume == 0 {
+				r.log().Info("labelled a cartridge for the set's first volume", "job", j.Name, "label", l.Label, "set", setID, "tape", d.Tape)
+			} else {
+				r.log().Info("labelled a continuation cartridge", "job", j.Name, "label", l.Label, "set", setID, "volume", l.SetVolume, "tape", d.Tape)
+			}
 			return cat.PutVolume(&catalog.Volume{Label: l.Label, Target: media.BaseTarget(d.Tape), Number: cartridge, Created: l.Created,
 				Pool: l.Pool, Status: catalog.CartridgeAppend, LastUsed: start.UTC()})
 		},

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -201,6 +202,16 @@ func (r *Reader) readManifest(start int64, h *tar.Header, rec *memberRecord) err
 	}
 	data := make([]byte, h.Size)
 	if err := r.readData(data); err != nil {
+		if r.vr != nil && errors.Is(err, ErrTruncated) {
+			// The volume ends inside the manifest: the writer met the
+			// end of the medium there and rewrote the manifest whole
+			// on the next volume, as it does every member cut so.
+			r.skip(1 << 62)
+			if ok, nerr := r.nextVolume(); ok {
+				return nerr
+			}
+			r.done = true
+		}
 		return r.damage(start, h.Name, err)
 	}
 	r.manRead = true

@@ -192,19 +192,26 @@ func (r *Reader) endVolume() error {
 		r.done = true
 		return nil
 	}
-	if r.vr != nil {
-		if err := r.vr.NextVolume(); err == nil {
-			r.br = bufio.NewReaderSize(r.vr, r.br.Size())
-			r.off = 0
-			if err := r.readLabel(); err != nil {
-				r.done = true
-				return r.damageOr(err)
-			}
-			return nil
-		}
+	if ok, err := r.nextVolume(); ok {
+		return err
 	}
 	r.done = true
 	return r.damage(r.off, "", fmt.Errorf("%w: no manifest", ErrTruncated))
+}
+
+// nextVolume moves to the next volume of a VolumeReader and reads its
+// label; ok is false when there is none.
+func (r *Reader) nextVolume() (ok bool, err error) {
+	if r.vr == nil || r.vr.NextVolume() != nil {
+		return false, nil
+	}
+	r.br = bufio.NewReaderSize(r.vr, r.br.Size())
+	r.off = 0
+	if err := r.readLabel(); err != nil {
+		r.done = true
+		return true, r.damageOr(err)
+	}
+	return true, nil
 }
 
 func (r *Reader) damageOr(err error) error {

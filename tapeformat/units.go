@@ -183,7 +183,8 @@ func (r *Reader) nextUnit() (meta codec.ChunkMeta, ok bool, err error) {
 			var herr error
 			h, herr = codec.ParseHeader(b)
 			if herr != nil {
-				if info, n, ierr := codec.ParseInfo(b); ierr == nil {
+				info, n, ierr := codec.ParseInfo(b)
+				if ierr == nil {
 					r.memPos += n
 					if r.memRec != nil && r.memRec.info != nil && r.labelFull {
 						continue // all it says is known (its checksum is good)
@@ -192,6 +193,9 @@ func (r *Reader) nextUnit() (meta codec.ChunkMeta, ok bool, err error) {
 						return meta, false, err
 					}
 					continue
+				}
+				if r.memTorn && n > len(b) {
+					break // a file-info frame cut at the tear
 				}
 			}
 			if r.memTorn && (len(b) < codec.MinHeaderLen || herr == nil && h.UnitLen > len(b)) {

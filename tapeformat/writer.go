@@ -119,6 +119,7 @@ type Writer struct {
 	label   Label
 	begun   bool
 	closed  bool
+	closing bool // writing the manifest
 	err     error
 	mtime   time.Time
 	volList []VolumeInfo
@@ -499,6 +500,12 @@ func (w *Writer) newVolume(redo []*member) error {
 				break
 			}
 			m.moves++
+			if w.closing && m.name == ManifestName {
+				err = w.buildManifest(m)
+				if err != nil {
+					return err
+				}
+			}
 			err = w.writeMember(m)
 		}
 		if err == errEOM {
@@ -517,7 +524,7 @@ func (w *Writer) newVolume(redo []*member) error {
 		if err != nil {
 			return err
 		}
-		if w.early {
+		if w.early && !w.closing {
 			return w.endVolume()
 		}
 		return nil
@@ -788,10 +795,55 @@ func (w *Writer) Close() error {
 		return w.fail(ErrFileOpen)
 	}
 	w.closed = true
+	w.closing = true
 	w.totals.Members++ // the manifest
+	vi := &w.volList[len(w.volList)-1]
+	vi.Members = append(vi.Members, ManifestName)
+	m := &member{name: ManifestName, keep: true}
+	if err := w.buildManifest(m); err != nil {
+		return w.fail(err)
+	}
+	// The manifest is the set's last member: an early warning while it
+	// is written ends no volume (the trailer goes into the reserve). At
+	// the end of the medium in the manifest, it is rewritten whole on the
+	// next volume (it stays pending until the trailer is written), rebuilt
+	// there to list that volume. A trailer that does not fit after a
+	// manifest written whole is left out: the set ends with its manifest
+	// (readers, GNU tar and Go's archive/tar take the end of the volume
+	// for the end of the archive), and the manifest lists the volumes
+	// really written, which a copy on one more volume would contradict.
+	err := w.writeMember(m)
+	for {
+		if err == nil {
+			err = w.trailer()
+		}
+		if err != errEOM {
+			break
+		}
+		if m.end >= 0 && m.end <= w.committed {
+			err = nil
+			break
+		}
+		// switchVolume refuses the manifest's third move (tooSmall)
+		err = w.switchVolume()
+	}
+	if err != nil {
+		return w.fail(err)
+	}
+	if m.end < 0 || m.end > w.committed {
+		// Never report a set complete whose manifest the destination
+		// did not take whole.
+		return w.fail(fmt.Errorf("tapeformat: the manifest was not written whole (%d of %d bytes of volume %d taken)", w.committed, m.end, w.vol))
+	}
+	w.pending = nil
+	return nil
+}
+
+// buildManifest (re)builds the manifest member m from the volumes and
+// members written so far: it is built again when it moves to another
+// volume.
+func (w *Writer) buildManifest(m *member) error {
 	w.totals.Volumes = w.vol
-	vl := append([]VolumeInfo(nil), w.volList...)
-	vl[len(vl)-1].Members = append(append([]string(nil), vl[len(vl)-1].Members...), ManifestName)
 	if w.info.SetType == "" {
 		w.info.SetType = w.label.SetType
 	}
@@ -800,6 +852,10 @@ func (w *Writer) Close() error {
 	}
 	if w.info.LogPrefix == "" {
 		w.info.LogPrefix = w.label.LogPrefix
+	}
+	vl := make([]VolumeInfo, len(w.volList))
+	for i, v := range w.volList {
+		vl[i] = VolumeInfo{Volume: v.Volume, Members: append([]string(nil), v.Members...)}
 	}
 	man := Manifest{
 		FormatVersion: FormatVersion, SetID: w.label.SetID, Codec: w.opts.Codec.String(),
@@ -821,49 +877,22 @@ func (w *Writer) Close() error {
 		}
 		sealed, err := w.sealJSON(sm)
 		if err != nil {
-			return w.fail(err)
+			return err
 		}
 		man.Sealed = sealed
 	}
 	js, err := json.MarshalIndent(man, "", " ")
 	if err != nil {
-		return w.fail(err)
+		return err
 	}
 	js = append(js, '\n')
 	sum := sha256.Sum256(js)
 	hdr, err := w.header(ManifestName, int64(len(js)), &memberRecord{Type: mtManifest, File: -1,
 		Length: int64(len(js)), SHA256: hex.EncodeToString(sum[:])})
 	if err != nil {
-		return w.fail(err)
+		return err
 	}
-	w.totals.Members-- // emit counts it
-	if err := w.emit(&member{name: ManifestName, hdr: hdr, data: js, keep: true}); err != nil {
-		return w.fail(err)
-	}
-	for range 3 {
-		err = w.trailer()
-		if err != errEOM {
-			break
-		}
-		for _, m := range w.pending {
-			m.keep = false
-		}
-		if err = w.switchVolume(); err != nil {
-			break
-		}
-		for _, m := range w.pending {
-			if m.name == ManifestName {
-				m.keep = true
-			}
-		}
-	}
-	if err != nil {
-		if err == errEOM {
-			err = ErrVolumeTooSmall
-		}
-		return w.fail(err)
-	}
-	w.pending = nil
+	m.hdr, m.data = hdr, js
 	return nil
 }
 

@@ -70,7 +70,9 @@ func AppendInfo(dst []byte, k Kind, info []byte) []byte {
 
 // ParseInfo parses the file-info frame at the start of b: it returns the
 // description and the frame's length. The checksum, the framing and (for
-// gzip) the empty body are checked.
+// gzip) the empty body are checked. When b holds only the start of what
+// its framing says is a longer frame, err wraps ErrCorrupt and n is that
+// length (> len(b)), so that a frame cut at a tear is told from damage.
 func ParseInfo(b []byte) (info []byte, n int, err error) {
 	var p, size, end int // payload start and size, frame end
 	switch {
@@ -90,7 +92,11 @@ func ParseInfo(b []byte) (info []byte, n int, err error) {
 	default:
 		return nil, 0, ErrCorrupt
 	}
-	if end > len(b) || string(b[p:p+4]) != InfoMagic || b[p+4] != infoVersion || b[p+5]|b[p+6]|b[p+7] != 0 {
+	if end > len(b) {
+		// only the start of a frame: n says how long it is
+		return nil, end, fmt.Errorf("%w: file-info frame of %d bytes cut after %d", ErrCorrupt, end, len(b))
+	}
+	if string(b[p:p+4]) != InfoMagic || b[p+4] != infoVersion || b[p+5]|b[p+6]|b[p+7] != 0 {
 		return nil, 0, ErrCorrupt
 	}
 	if int(binary.LittleEndian.Uint32(b[p+8:])) != size-infoHeaderLen {
