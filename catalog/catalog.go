@@ -200,18 +200,27 @@ func Open(path string) (*Catalog, error) {
 	return c, nil
 }
 
-// OpenExisting returns the catalog at path for commands that read it: a
-// missing file is an error wrapping ErrNoCatalog (a typo must not create
-// an empty catalog and then report that it holds no sets).
-func OpenExisting(path string) (*Catalog, error) {
+// Exists returns nil if path holds a catalog file, else an error wrapping
+// ErrNoCatalog that says how one is made: commands that only read a
+// catalog check it first, so that a typo does not create an empty catalog
+// and then report that it holds no sets.
+func Exists(path string) error {
 	fi, err := os.Stat(path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, fmt.Errorf("%w at %s: a job's first backup creates it, and `tapestream catalog rebuild --catalog %s SET...` makes one from the sets on their media", ErrNoCatalog, path, path)
+		return fmt.Errorf("%w at %s: a job's first backup creates it, and `tapestream catalog rebuild --catalog %s SET...` makes one from the sets on their media", ErrNoCatalog, path, path)
 	case err != nil:
-		return nil, fmt.Errorf("catalog %s: %w", path, err)
+		return fmt.Errorf("catalog %s: %w", path, err)
 	case fi.IsDir():
-		return nil, fmt.Errorf("%w at %s: it is a directory (give the catalog file, e.g. %s)", ErrNoCatalog, path, filepath.Join(path, "catalog.db"))
+		return fmt.Errorf("%w at %s: it is a directory (give the catalog file, e.g. %s)", ErrNoCatalog, path, filepath.Join(path, "catalog.db"))
+	}
+	return nil
+}
+
+// OpenExisting is Open for a catalog that must exist (Exists).
+func OpenExisting(path string) (*Catalog, error) {
+	if err := Exists(path); err != nil {
+		return nil, err
 	}
 	return Open(path)
 }

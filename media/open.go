@@ -186,11 +186,22 @@ func OpenReader(source string, opts Options) (Reader, error) {
 			return openFileReader(strings.TrimSuffix(source, m[0]), true, n)
 		}
 	}
-	_, err := os.Stat(source)
-	if errors.Is(err, fs.ErrNotExist) {
-		if _, err2 := os.Stat(splitName(source, 1)); err2 == nil {
-			return openFileReader(source, true, 1)
-		}
+	if first, err := FileSetPath(source); err == nil && first != source {
+		return openFileReader(source, true, 1)
 	}
 	return openFileReader(source, false, 0)
+}
+
+// FileSetPath is the first file of the file set named name: name itself,
+// or name.001 when the set was split into volumes and name is not there.
+// Neither is an error wrapping ErrNoSet that names name.
+func FileSetPath(name string) (string, error) {
+	_, err := os.Stat(name)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, err2 := os.Stat(splitName(name, 1)); err2 == nil {
+			return splitName(name, 1), nil
+		}
+		return "", &Error{Op: "open", Target: name, Err: fmt.Errorf("%w: %w", ErrNoSet, fs.ErrNotExist)}
+	}
+	return name, err
 }

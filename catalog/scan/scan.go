@@ -87,15 +87,13 @@ func ScanFiles(ctx context.Context, paths []string, o ScanOptions) ([]*catalog.S
 		if err != nil {
 			return nil, err
 		}
-		fi, err := os.Stat(p)
-		if errors.Is(err, fs.ErrNotExist) {
-			// NAME of a split set is read from NAME.001 on, as a
-			// restore or verify of NAME does.
-			if _, err2 := os.Stat(p + ".001"); err2 == nil {
-				add(p + ".001")
-				continue
-			}
+		// NAME of a split set is read from NAME.001 on, as a restore or
+		// verify of NAME reads it.
+		if first, err := media.FileSetPath(p); err == nil && first != p {
+			add(first)
+			continue
 		}
+		fi, err := os.Stat(p)
 		if err != nil {
 			return nil, err
 		}

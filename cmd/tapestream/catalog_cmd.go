@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -130,7 +129,7 @@ func openCatalog(o catalogOpts) (*catalog.Catalog, *scheduler.Config, error) {
 // --config may not exist yet (no job has run): it reads as empty.
 func readCatalog(o catalogOpts) (*catalog.Catalog, *scheduler.Config, error) {
 	if o.Catalog != "" {
-		if _, err := catalog.OpenExisting(o.Catalog); err != nil {
+		if err := catalog.Exists(o.Catalog); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -241,10 +240,8 @@ func runCatalogRebuild(ctx context.Context, o catalogOpts, targets []string) err
 		if media.Classify(t) != media.KindFile {
 			continue
 		}
-		if _, err := os.Stat(t); errors.Is(err, fs.ErrNotExist) {
-			if _, err := os.Stat(t + ".001"); errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("catalog rebuild: %s: %w", t, media.ErrNoSet)
-			}
+		if _, err := media.FileSetPath(t); errors.Is(err, media.ErrNoSet) {
+			return fmt.Errorf("catalog rebuild: %w", err)
 		}
 	}
 	cat, cfg, err := openCatalog(o)

@@ -267,24 +267,7 @@ func TestCrashMatrixRestore(t *testing.T) {
 					t.Fatalf("leftover %s after a crash at %s and the next open", e.Name(), point)
 				}
 			}
-			// The restore runs again, and so does the next backup.
-			if code, _, errs := cli(t, dir, "restore", "base.tar", "--to", "store", "--force"); code != 0 {
-				t.Fatalf("the restore again after a crash at %s: exit %d: %s", point, code, errs)
-			}
-			if got := dumpOf(t, dir, "store", "SG1"); got != dump0 {
-				t.Fatalf("commits lost by the restore rerun after a crash at %s", point)
-			}
-			// After a restore the chain starts again with a full (ESE: the
-			// restored databases name no previous backup).
-			if code, _, errs := cli(t, dir, "backup", "--store", "store", "--type", "full", "-o", "next.tar", "--progress", "never"); code != 0 {
-				t.Fatalf("the full after a crash at %s: exit %d: %s", point, code, errs)
-			}
-			if code, _, errs := cli(t, dir, "restore", "next.tar", "--to", "restored", "--group", "R"); code != 0 {
-				t.Fatalf("restore of the next full after a crash at %s: exit %d: %s", point, code, errs)
-			}
-			if got := dumpOf(t, dir, "restored", "R"); got != dump0 {
-				t.Fatalf("the full taken after a crash at %s does not restore like the source", point)
-			}
+			restoreAgainAfterCrash(t, dir, point, "base.tar", dump0)
 		})
 	}
 	t.Logf("restore crash matrix: %d cases, %d killed at their step, 0 invariant violations", cases, crashed)
@@ -366,21 +349,7 @@ func TestCrashMatrixDatabaseRestore(t *testing.T) {
 			if h := headerOf(t, dir, "store/SG1/Public.edb"); h.PatchCurrentFull != nil || h.State == engine.StateRestored {
 				t.Fatalf("Public after a crash at %s: state %s, Patch Current Full Backup %+v", point, h.State, h.PatchCurrentFull)
 			}
-			if code, _, errs := cli(t, dir, "restore", "pub.tar", "--to", "store", "--force"); code != 0 {
-				t.Fatalf("the restore again after a crash at %s: exit %d: %s", point, code, errs)
-			}
-			if got := dumpOf(t, dir, "store", "SG1"); got != dump0 {
-				t.Fatalf("commits lost by the restore rerun after a crash at %s", point)
-			}
-			if code, _, errs := cli(t, dir, "backup", "--store", "store", "--type", "full", "-o", "next.tar", "--progress", "never"); code != 0 {
-				t.Fatalf("the full after a crash at %s: exit %d: %s", point, code, errs)
-			}
-			if code, _, errs := cli(t, dir, "restore", "next.tar", "--to", "restored", "--group", "R"); code != 0 {
-				t.Fatalf("restore of the next full after a crash at %s: exit %d: %s", point, code, errs)
-			}
-			if got := dumpOf(t, dir, "restored", "R"); got != dump0 {
-				t.Fatalf("the full taken after a crash at %s does not restore like the source", point)
-			}
+			restoreAgainAfterCrash(t, dir, point, "pub.tar", dump0)
 		})
 	}
 	t.Logf("database restore crash matrix: %d cases, %d killed at their step, 0 invariant violations", cases, crashed)
@@ -440,5 +409,28 @@ func TestCrashMatrixRollbackRefused(t *testing.T) {
 				t.Fatal("the group after the rollback does not back up and restore")
 			}
 		})
+	}
+}
+
+// restoreAgainAfterCrash: after a restore was killed at point, the same
+// restore of set into the live group runs again and gives the source's
+// dump0; then the chain starts again with a full (ESE: the restored
+// databases name no previous backup), which restores like the source.
+func restoreAgainAfterCrash(t *testing.T, dir, point, set, dump0 string) {
+	t.Helper()
+	if code, _, errs := cli(t, dir, "restore", set, "--to", "store", "--force"); code != 0 {
+		t.Fatalf("the restore again after a crash at %s: exit %d: %s", point, code, errs)
+	}
+	if got := dumpOf(t, dir, "store", "SG1"); got != dump0 {
+		t.Fatalf("commits lost by the restore rerun after a crash at %s", point)
+	}
+	if code, _, errs := cli(t, dir, "backup", "--store", "store", "--type", "full", "-o", "next.tar", "--progress", "never"); code != 0 {
+		t.Fatalf("the full after a crash at %s: exit %d: %s", point, code, errs)
+	}
+	if code, _, errs := cli(t, dir, "restore", "next.tar", "--to", "restored", "--group", "R"); code != 0 {
+		t.Fatalf("restore of the next full after a crash at %s: exit %d: %s", point, code, errs)
+	}
+	if got := dumpOf(t, dir, "restored", "R"); got != dump0 {
+		t.Fatalf("the full taken after a crash at %s does not restore like the source", point)
 	}
 }
