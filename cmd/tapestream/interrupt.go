@@ -26,8 +26,10 @@ func (e *interruptedError) Error() string {
 func (e *interruptedError) Unwrap() error { return e.err }
 
 // interruptedState is what each command leaves when a signal stops it, by
-// command path. Each sentence is what the command's flow guarantees (and
-// a test interrupts it); a command not listed only reads.
+// command path: what the command's flow guarantees.
+// TestInterruptedSaysWhatItLeft interrupts restore, copy, store load and
+// the readers and checks the state; backup says its own
+// (backup.InterruptedError). A command not listed only reads.
 var interruptedState = map[string]string{
 	"tapestream restore": "the restore was undone: the target's storage groups are as they were (the staged copy was removed)",
 	"tapestream copy":    "the partial copy was removed; the source set is unchanged",
@@ -37,8 +39,10 @@ var interruptedState = map[string]string{
 	"tapestream store load": "every transaction committed before the signal is in the log and kept; none after it was acknowledged",
 	"tapestream store recover": "recovery stopped before the end of the log; nothing is lost: the next open replays from the " +
 		"checkpoint",
-	"tapestream store init": "the store may be partly created: remove the directory and run store init again",
-	"tapestream tape label": "the volume may hold a partial label: label it again",
+	"tapestream store init":     "the store may be partly created: remove the directory and run store init again",
+	"tapestream tape label":     "the volume may hold a partial label: label it again",
+	"tapestream store mount":    "the database may or may not be mounted now: store header shows its mount state",
+	"tapestream store dismount": "the database may or may not be dismounted now: store header shows its mount state",
 	"tapestream catalog rebuild": "the sets merged before the signal are in the catalog (each medium's are one " +
 		"transaction); run the rebuild again: it merges, never duplicates",
 	"tapestream demo": "the demo stopped; its directory holds what it had made so far",
