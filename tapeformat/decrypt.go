@@ -14,12 +14,12 @@ import (
 
 // Encrypted sets on the reading side (FORMAT.md 5.3). A segment's data is
 // an age file. With an identity the Reader opens it, decrypts its chunks
-// on up to Workers goroutines and parses the plaintext as it would a
-// plain member's data, a lost ciphertext chunk being a hole in it: the
-// units the hole overlaps are lost, the others delivered. Without one
-// (sealed) it checks the member's ciphertext against the age record in
-// its member record and accounts for the units by the layout the record
-// gives, delivering nothing.
+// on up to Workers goroutines in the buffer it was read into, and parses
+// the plaintext as it would a plain member's data, a lost ciphertext
+// chunk being a hole in it: the units the hole overlaps are lost, the
+// others delivered. Without one (sealed) it checks the member's
+// ciphertext against the age record in its member record and accounts
+// for the units by the layout the record gives, delivering nothing.
 
 // hole is a lost plaintext range of the member being parsed.
 type hole struct {
@@ -210,8 +210,9 @@ func (r *Reader) sealedSegment(start int64, h *tar.Header, rec *memberRecord) er
 				}
 			}
 		default:
-			plain, losses := s.DecryptParallel(r.plainBuf[:0], r.opts.Workers)
-			r.plainBuf, r.mem = plain, plain
+			// data is the member buffer, read again only for the next member.
+			plain, losses := s.DecryptInPlace(r.opts.Workers)
+			r.mem = plain
 			if err := r.addHoles(losses, dataAt+int64(s.Header().PayloadOffset()), torn, len(plain)); err != nil {
 				return err
 			}

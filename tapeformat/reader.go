@@ -198,7 +198,6 @@ type Reader struct {
 	holes    []hole  // plaintext ranges of the member lost
 	holeSaid int     // holes reported so far
 	starts   []int   // where the member's units start in its plaintext
-	plainBuf []byte  // the member's plaintext
 	salvAge  []ageAt // age files found in a damaged region, read in turn
 
 	// chunks of files not yet identified (salvage.go)

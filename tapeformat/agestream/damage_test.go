@@ -54,6 +54,22 @@ func (f *damageFixture) open(t *testing.T, member []byte, rec *Record) ([]Loss, 
 	if !bytes.Equal(pgot[6:], got) || !slices.EqualFunc(plosses, losses, func(a, b Loss) bool { return a.String() == b.String() }) {
 		t.Fatalf("DecryptParallel: %d bytes, losses %v; Decrypt: %d bytes, losses %v", len(pgot)-6, plosses, len(got), losses)
 	}
+	// In the member's own buffer, on one goroutine and on several: the
+	// same bytes and the same losses.
+	for _, workers := range []int{1, 3} {
+		buf := slices.Clone(member)
+		s, err := Open(buf, f.x.id, rec)
+		if err != nil {
+			t.Fatalf("Open of a copy: %v", err)
+		}
+		igot, ilosses := s.DecryptInPlace(workers)
+		if !bytes.Equal(igot, got) || !slices.EqualFunc(ilosses, losses, func(a, b Loss) bool { return a.String() == b.String() }) {
+			t.Fatalf("DecryptInPlace(%d): %d bytes, losses %v; Decrypt: %d bytes, losses %v", workers, len(igot), ilosses, len(got), losses)
+		}
+		if len(igot) > 0 && &igot[0] != &buf[0] {
+			t.Fatalf("DecryptInPlace(%d) returned a new buffer", workers)
+		}
+	}
 	return losses, nil
 }
 

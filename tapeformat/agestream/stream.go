@@ -209,7 +209,13 @@ func (s *Stream) DecryptChunk(dst []byte, i int) ([]byte, error) {
 	if i < 0 || i >= s.l.n {
 		return dst, fmt.Errorf("agestream: chunk %d of %d", i, s.l.n)
 	}
-	p := s.l.piece(i)
+	return s.open(dst, i, s.l.piece(i))
+}
+
+// open is DecryptChunk with chunk i's sealed bytes in p, which dst must
+// not overlap: a failed Open zeroes its output, and p is read again after
+// one (the other last-chunk flag, the record's checksum).
+func (s *Stream) open(dst []byte, i int, p []byte) ([]byte, error) {
 	last := i == s.l.n-1
 	if want := s.l.expectLen(i); s.rec != nil && len(p) < int(want)+TagSize {
 		return dst, fmt.Errorf("%w: chunk %d has %d of %d bytes", ErrTruncated, i, len(p), want+TagSize)
@@ -258,6 +264,22 @@ func (s *Stream) Decrypt(dst []byte) ([]byte, []Loss) { return s.DecryptParallel
 // Decrypt does. A restore reads members of 32 MiB; one core opens about
 // 800 MB/s of them, which a restore on several cores must not wait for.
 func (s *Stream) DecryptParallel(dst []byte, workers int) ([]byte, []Loss) {
+	return s.decrypt(dst, false, workers)
+}
+
+// DecryptInPlace is DecryptParallel into the member's own buffer, which
+// it overwrites: the plaintext returned starts at the member's first
+// byte. Each chunk is opened where it lies (from a copy, see open) and
+// then moved down to its place, which never reaches a chunk not yet
+// moved (chunk i's plaintext ends at (i+1)*ChunkSize, before chunk i+1's
+// sealed bytes). A restore so holds one buffer per member instead of two
+// (peak RSS of a 1 GiB restore 69 MiB instead of 141, where a plain set
+// takes 68). The Stream must not be used afterwards.
+func (s *Stream) DecryptInPlace(workers int) ([]byte, []Loss) {
+	return s.decrypt(nil, true, workers)
+}
+
+func (s *Stream) decrypt(dst []byte, inPlace bool, workers int) ([]byte, []Loss) {
 	start := len(dst)
 	// Only chunks with data in the member can yield plaintext: a record
 	// is no licence to allocate what it claims.
@@ -265,20 +287,38 @@ func (s *Stream) DecryptParallel(dst []byte, workers int) ([]byte, []Loss) {
 	if n := len(s.l.data) - s.l.po; n > 0 {
 		have = min(s.l.n, (n+SealedChunkSize-1)/SealedChunkSize)
 	}
-	dst = slices.Grow(dst, have*ChunkSize)[:start+have*ChunkSize]
+	// slot is where chunk i's plaintext is opened.
+	slot := func(i int) int { return start + i*ChunkSize }
+	if inPlace {
+		dst = s.l.data
+		slot = func(i int) int { return s.l.po + i*SealedChunkSize }
+	} else {
+		dst = slices.Grow(dst, have*ChunkSize)[:start+have*ChunkSize]
+	}
 	type result struct {
 		n   int
 		err error
 	}
 	res := make([]result, s.l.n)
-	open := func(i int) {
-		at := start + i*ChunkSize
-		out, err := s.DecryptChunk(dst[at:at:at+ChunkSize], i)
+	open := func(i int, scratch []byte) {
+		p := s.l.piece(i)
+		if inPlace {
+			p = append(scratch[:0], p...)
+		}
+		at := slot(i)
+		out, err := s.open(dst[at:at:min(at+ChunkSize, len(dst))], i, p)
 		res[i] = result{len(out), err}
 	}
+	newScratch := func() []byte {
+		if inPlace {
+			return make([]byte, SealedChunkSize)
+		}
+		return nil
+	}
 	if workers <= 1 || have < 2 {
+		scratch := newScratch()
 		for i := range have {
-			open(i)
+			open(i, scratch)
 		}
 	} else {
 		var wg sync.WaitGroup
@@ -289,8 +329,9 @@ func (s *Stream) DecryptParallel(dst []byte, workers int) ([]byte, []Loss) {
 		close(next)
 		for range min(workers, have) {
 			wg.Go(func() {
+				scratch := newScratch()
 				for i := range next {
-					open(i)
+					open(i, scratch)
 				}
 			})
 		}
@@ -301,10 +342,16 @@ func (s *Stream) DecryptParallel(dst []byte, workers int) ([]byte, []Loss) {
 		_, err := s.DecryptChunk(nil, i)
 		res[i] = result{0, err}
 	}
+	if s.l.n == 0 {
+		dst = dst[:start] // in place: the member holds no plaintext
+	}
 	var losses lossList
 	for i := range s.l.n {
 		at := start + i*ChunkSize
 		got, err := int64(res[i].n), res[i].err
+		if inPlace && got > 0 {
+			copy(dst[at:], dst[slot(i):slot(i)+int(got)])
+		}
 		switch {
 		case err == nil:
 		case errors.Is(err, ErrTrailing):

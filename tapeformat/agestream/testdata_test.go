@@ -134,5 +134,14 @@ func FuzzDecrypt(f *testing.F) {
 		if len(losses) == 0 && refErr != nil {
 			t.Fatalf("the reader delivers %d bytes without loss, age fails: %v", len(got), refErr)
 		}
+		// In the member's own buffer, as a restore decrypts: the same.
+		buf := bytes.Clone(member)
+		if s, err = Open(buf, ids, nil); err != nil {
+			t.Fatalf("Open of a copy: %v", err)
+		}
+		igot, ilosses := s.DecryptInPlace(2)
+		if !bytes.Equal(igot, got) || fmt.Sprint(ilosses) != fmt.Sprint(losses) {
+			t.Fatalf("DecryptInPlace: %d bytes, losses %v; Decrypt: %d bytes, losses %v", len(igot), ilosses, len(got), losses)
+		}
 	})
 }
