@@ -47,7 +47,7 @@ func TestBackupPaceAuto(t *testing.T) {
 		t.Fatalf("pace summary %+v\n%s", p, out.String())
 	}
 	// Points from the start, at the first rate.
-	if len(p.Series) < 2 || p.Series[0].T != 0 || p.Series[0].Rate != 32<<20 {
+	if len(p.Series) < 2 || p.Series[0].T != 0 || p.Series[0].Rate != 8<<20 {
 		t.Errorf("series %v", p.Series)
 	}
 	if !strings.Contains(out.String(), `"series": [`) || p.Baseline("SG1") <= 0 {
