@@ -7,9 +7,9 @@
 //	every Interval:   poll each watched group ──► mean latency of its
 //	                  commits in the last Window / its unloaded baseline
 //	                  = ratio (worst group) ──┬─ <= Tolerance: rate += Step
-//	                                          │  (x SlowStart from Start until the
-//	                                          │  last interval's ratio is halfway
-//	                                          │  to Tolerance, or the first decrease)
+//	                                          │  (x SlowStart from Start until two
+//	                                          │  intervals in a row are halfway to
+//	                                          │  Tolerance, or the first decrease)
 //	                                          └─ >  Tolerance: rate *= Decrease,
 //	                                             or Tolerance/ratio (at least 0.5)
 //	                                             (at most every HoldOff)
@@ -83,11 +83,13 @@ type Config struct {
 	// HoldOff is the least time between decreases, so that one excess is
 	// answered once (default 2 intervals).
 	HoldOff time.Duration
-	// SlowStart multiplies the rate per interval until the first decrease
+	// SlowStart multiplies the rate per interval until the first decrease,
+	// or until two intervals in a row had a latency halfway to Tolerance
 	// (default 1.5).
 	SlowStart float64
 	// Step is the additive increase per interval (default: 1/32 of the
-	// rate at the last decrease, at least Min/4).
+	// rate at the last decrease or at the end of the slow start, at least
+	// Min/4).
 	Step float64
 	// ProbeEvery is the period of baseline probes (default 30 s; negative:
 	// never); ProbeLen their length (default 2 intervals).
@@ -223,7 +225,8 @@ type Controller struct {
 	names     []string
 	started   time.Time
 	rate      float64
-	slow      bool // slow start until the first decrease
+	slow      bool // slow start until the first decrease or its end (decide)
+	slowHigh  int  // intervals in a row of the slow start halfway to the tolerance
 	step      float64
 	ratio     float64 // the last known, over Window
 	lastDec   time.Time
@@ -511,7 +514,7 @@ func (c *Controller) decide(now time.Time, ratio, last float64, known, blind boo
 		// Far above the tolerance the store is far past its knee: one
 		// decrease takes the rate back in proportion (down to half), not
 		// by Decrease a HoldOff at a time while the store suffers.
-		c.rate *= max(min(c.cfg.Decrease, c.cfg.Tolerance/c.ratio), 0.5)
+		c.rate *= max(min(c.cfg.Decrease, c.cfg.Tolerance/c.ratio), min(0.5, c.cfg.Decrease))
 		c.slow = false
 		c.lastDec = now
 		c.decreases++
@@ -519,12 +522,17 @@ func (c *Controller) decide(now time.Time, ratio, last float64, known, blind boo
 		return
 	case c.slow && last > 1+(c.cfg.Tolerance-1)/2:
 		// The last interval's latency is halfway to the tolerance: the
-		// slow start ends here (as TCP's HyStart leaves slow start on a
-		// rise in delay), before the mean over the window, a second
-		// behind a rate growing x1.5 an interval, passes the tolerance
-		// at several times the knee.
-		c.slow = false
-		c.step = max(c.rate/32, c.cfg.Min/4)
+		// rate holds, and a second such interval in a row ends the slow
+		// start (as TCP's HyStart leaves slow start on a rise in delay),
+		// before the mean over the window, a second behind a rate growing
+		// x1.5 an interval, passes the tolerance at several times the
+		// knee. One interval is a few commits, and on a shared machine
+		// one slow fsync would end it at the start rate, from which the
+		// additive increase takes many seconds.
+		if c.slowHigh++; c.slowHigh >= 2 {
+			c.slow = false
+			c.step = max(c.rate/32, c.cfg.Min/4)
+		}
 		return
 	case readRate < c.rate/2:
 		// The pipelines read at less than half the budget (their own
@@ -533,6 +541,7 @@ func (c *Controller) decide(now time.Time, ratio, last float64, known, blind boo
 		return
 	default:
 		// The store is unaffected (or idle): increase.
+		c.slowHigh = 0
 		if c.slow {
 			c.rate *= c.cfg.SlowStart
 		} else {

@@ -369,11 +369,11 @@ func TestStallsCountThoughTheMedianHolds(t *testing.T) {
 }
 
 // TestSlowStartLeavesBeforeTheKnee: a backup of a few seconds is mostly
-// its start. The slow start begins low (8 MiB/s) and ends when the last
-// interval's latency is halfway to the tolerance, as TCP's HyStart leaves
-// slow start on a rise in delay, rather than when the mean over the
-// window, a second behind a rate growing x1.5 an interval, passes the
-// tolerance. Before, a store whose knee is 15 MB/s (an in-process store
+// its start. The slow start begins low (8 MiB/s) and ends when two
+// intervals in a row had a latency halfway to the tolerance, as TCP's
+// HyStart leaves slow start on a rise in delay, rather than when the mean
+// over the window, a second behind a rate growing x1.5 an interval,
+// passes the tolerance. Before, a store whose knee is 15 MB/s (an in-process store
 // on a 2-core VM felt 18 MB/s) got 50 MB/s, then 35, 25 and 17, a second
 // each: 3.5 of the first 10 s far above its knee. A store with room still
 // gets its rate within a few seconds.

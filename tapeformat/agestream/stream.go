@@ -274,7 +274,7 @@ func (s *Stream) DecryptParallel(dst []byte, workers int) ([]byte, []Loss) {
 // moved (chunk i's plaintext ends at (i+1)*ChunkSize, before chunk i+1's
 // sealed bytes). A restore so holds one buffer per member instead of two
 // (peak RSS of a 1 GiB restore 69 MiB instead of 141, where a plain set
-// takes 68). The Stream must not be used afterwards.
+// takes 68). The Stream must not be used afterwards, but for Header.
 func (s *Stream) DecryptInPlace(workers int) ([]byte, []Loss) {
 	return s.decrypt(nil, true, workers)
 }
