@@ -342,9 +342,6 @@ func (s *Stream) decrypt(dst []byte, inPlace bool, workers int) ([]byte, []Loss)
 		_, err := s.DecryptChunk(nil, i)
 		res[i] = result{0, err}
 	}
-	if s.l.n == 0 {
-		dst = dst[:start] // in place: the member holds no plaintext
-	}
 	var losses lossList
 	for i := range s.l.n {
 		at := start + i*ChunkSize
