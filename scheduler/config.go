@@ -164,8 +164,8 @@ type Job struct {
 	BlockSize string `toml:"block_size"`
 	// SegmentSize bounds a member (a segment of a file), 64KiB..1GiB: with
 	// split_size or small tapes it must fit in a volume.
-	// Default: "32MiB"
-	// Example: "8MiB"
+	// Default: "4MiB"
+	// Example: "16MiB"
 	SegmentSize string `toml:"segment_size"`
 	// NotifyCmd overrides the top-level notify_cmd for this job.
 	// Example: "/usr/local/bin/mail-backup-notify"

@@ -44,10 +44,17 @@ const (
 	// file (FORMAT.md 5.3).
 	ageSuffix = ".age" // WIRE CONSTANT
 
-	DefaultRecordSize  = 1 << 20  // tape block size
-	DefaultSegmentSize = 32 << 20 // uncompressed-ish bytes per segment member (compressed, as stored)
-	DefaultFrameSize   = 1 << 20  // uncompressed bytes per chunk (FORMAT.md: ratio within 2% of zstd -1)
-	BlockSize          = 512      // WIRE CONSTANT: tar block
+	DefaultRecordSize = 1 << 20 // tape block size
+	// DefaultSegmentSize bounds a segment member as stored. A member's size
+	// is in its header, so the Writer holds a whole segment before the
+	// first byte of it goes out, and the pipeline waits while it does: 4
+	// MiB keeps the media busy from the first seconds and the segment in
+	// the CPU's cache when it is written (FORMAT.md, "Segment size": 32
+	// MiB took 1.30x the wall time of a 256 MiB store's backup, restores
+	// 1.19x, at twice the memory; below 2 MiB the member headers cost).
+	DefaultSegmentSize = 4 << 20
+	DefaultFrameSize   = 1 << 20 // uncompressed bytes per chunk (FORMAT.md: ratio within 2% of zstd -1)
+	BlockSize          = 512     // WIRE CONSTANT: tar block
 
 	// Reader limits (untrusted input).
 	DefaultMaxMemberSize   = 256 << 20

@@ -33,8 +33,9 @@ const (
 	// DefaultReadAhead bounds the uncompressed bytes decoded ahead.
 	DefaultReadAhead = 32 << 20
 	// DefaultMaxPending bounds the chunks held for files not yet
-	// identified (one default segment).
-	DefaultMaxPending = DefaultSegmentSize
+	// identified: one segment of the 32 MiB default that sets written
+	// before the default became 4 MiB have.
+	DefaultMaxPending = 32 << 20
 )
 
 // ReaderOptions configures a Reader. Zero values select defaults.

@@ -687,7 +687,8 @@ func (w *Writer) WriteFrame(unit []byte, meta codec.ChunkMeta) error {
 func (w *Writer) emitSegment(last bool) error {
 	w.part++
 	if w.part > maxParts {
-		return fmt.Errorf("tapeformat: file %q needs more than %d segments", w.curInfo.Name, maxParts)
+		return fmt.Errorf("tapeformat: file %q needs more than %d segments of %s: raise the segment size (--segment-size, segment_size in a job)",
+			w.curInfo.Name, maxParts, humanize.IBytes(uint64(w.opts.SegmentSize)))
 	}
 	name := segmentName(w.curInfo, w.opts.Codec, w.part, w.encrypted())
 	size := w.curInfo.Size

@@ -165,7 +165,7 @@ func TestConfigCheck(t *testing.T) {
 		t.Fatalf("config show: exit %d\n%s", code, stderr)
 	}
 	for _, line := range []string{`lock_dir = "` + filepath.Join(dir, "cat", "locks") + `"`, `log_format = "text"`, `due_window = "20h"`, `codec = "zstd"`,
-		`block_size = "1MiB"`, `block_size = "256KiB"`, `segment_size = "32MiB"`, `groups = ["*"]`, `cron = ["30 1 * * 0 full", "30 1 * * 1,2,3,4,5,6 incremental"]`,
+		`block_size = "1MiB"`, `block_size = "256KiB"`, `segment_size = "4MiB"`, `groups = ["*"]`, `cron = ["30 1 * * 0 full", "30 1 * * 1,2,3,4,5,6 incremental"]`,
 		`name = "{group}-{type}-{time}.tar{ext}"`, `label_prefix = "MAIL"`, `auto_label = true`, `keep_full_chains = 0`, `tape = "tape:` + filepath.Join(dir, "vtape") + `"`} {
 		if !strings.Contains(shown, line+"\n") {
 			t.Errorf("config show lacks %s:\n%s", line, shown)

@@ -106,7 +106,7 @@ func (p *pipelineFlags) add(c *cobra.Command) {
 	f.StringVar(&p.Compress, "compress", "zstd", "zstd, zstd:fastest|default|better|best, zstd:N, lz4, gzip, gzip:N or none")
 	f.IntVar(&p.Workers, "workers", 0, "compression workers (default: number of CPUs)")
 	f.StringVar(&p.FrameSize, "frame-size", "", "uncompressed bytes per compressed frame (multiple of 64KiB; default 1MiB)")
-	f.StringVar(&p.SegmentSize, "segment-size", "", "largest stored segment member (default 32MiB); a volume must hold at least one, and memory grows with it")
+	f.StringVar(&p.SegmentSize, "segment-size", "", "largest stored segment member (default 4MiB); a volume must hold at least one, and memory grows with it")
 	f.StringVar(&p.MaxRate, "max-rate", "", "limit the read rate, e.g. 100MiB (per second)")
 	f.StringVar(&p.Pace, "pace", "off", "auto: adapt the read rate to the store's commit latency (several groups share one budget; --max-rate still caps), or off")
 	f.BoolVar(&p.NoVerify, "no-verify", false, "skip the check of pages and logs that came through a store server (the engine always verifies what it reads)")

@@ -225,7 +225,7 @@ func TestVolumeRunawayIsBounded(t *testing.T) {
 	errs := run(exitSink, "backup", "--store", "store", "--type", "full", "--progress", "never",
 		"-o", "tape:vt?capacity=2MiB", "--next-volume-cmd", "true")
 	// Issue 22: it says how big a member is and which setting to change.
-	for _, want := range []string{"databases/", "as stored", "--segment-size", "segment_size in a job", "now 32 MiB"} {
+	for _, want := range []string{"databases/", "as stored", "--segment-size", "segment_size in a job", "now 4.0 MiB"} {
 		if !strings.Contains(errs, want) {
 			t.Fatalf("the error does not say %q:\n%s", want, errs)
 		}
@@ -234,8 +234,8 @@ func TestVolumeRunawayIsBounded(t *testing.T) {
 	if len(vols) > 4 {
 		t.Fatalf("%d volumes written for one member that never fits", len(vols))
 	}
-	// The same through a job, on an emulated tape of 8 MiB: the run says
-	// it too (and the store is big enough that a 32 MiB segment cannot fit).
+	// The same through a job, on an emulated tape of 8 MiB with segments of
+	// 16 MiB (and a store big enough to fill one): the run says it too.
 	run(0, "store", "load", "--dir", "store", "--size", "40MiB")
 	cfg := filepath.Join(dir, "job.toml")
 	os.WriteFile(cfg, []byte(`catalog = "catalog.db"
@@ -244,6 +244,7 @@ name = "tape8"
 store = "store"
 groups = ["SG1"]
 codec = "none"
+segment_size = "16MiB"
 [job.schedule]
 cron = ["0 6 * * 0 full"]
 [job.destination]
@@ -251,7 +252,7 @@ tape = "tape:vt8?capacity=8MiB"
 next_volume_cmd = "true"
 `), 0o644)
 	code, out, errs := cli(t, dir, "run", "--config", cfg, "--job", "tape8", "--level", "full")
-	if code == 0 || !strings.Contains(out+errs, "segment_size in a job") || !strings.Contains(out+errs, "as stored") {
+	if code == 0 || !strings.Contains(out+errs, "segment_size in a job") || !strings.Contains(out+errs, "as stored") || !strings.Contains(out+errs, "now 16 MiB") {
 		t.Fatalf("a job on an 8 MiB tape: exit %d, does not say what to change:\n%s%s", code, out, errs)
 	}
 }
