@@ -26,6 +26,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -44,6 +45,7 @@ type config struct {
 	Readme     string
 	Scaling    []int64
 	Online     time.Duration
+	OnlineCaps []float64 // --online-caps
 	Only       string
 	Workers    int
 	NoWrite    bool
@@ -67,6 +69,7 @@ func main() {
 	flag.StringVar(&c.Readme, "readme", "bench/README.md", "README whose latest-results section is replaced (empty: none)")
 	flag.StringVar(&scaling, "scaling", "256MiB,1GiB,4GiB", "store sizes for the scaling rows (empty: skip)")
 	flag.DurationVar(&c.Online, "online", 5*time.Second, "window of the workload-alone measurement of the online impact (0: skip online and recovery)")
+	caps := flag.String("online-caps", "0.5", "comma-separated fractions of the unpaced speed: each online run also backs up capped by --max-rate at each (empty: none)")
 	flag.StringVar(&c.Only, "only", "", "run only rows whose name contains one of these comma-separated words")
 	flag.IntVar(&c.Workers, "workers", runtime.NumCPU(), "\"all workers\" (default: number of CPUs)")
 	flag.BoolVar(&c.NoWrite, "no-write", false, "print the table only; write no results files")
@@ -93,6 +96,16 @@ func main() {
 			fatal(err)
 		}
 		c.Scaling = append(c.Scaling, n)
+	}
+	for _, s := range strings.Split(*caps, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil || f <= 0 || f >= 1 {
+			fatal(fmt.Errorf("--online-caps %q: want fractions between 0 and 1", s))
+		}
+		c.OnlineCaps = append(c.OnlineCaps, f)
 	}
 	if c.Runs < 1 {
 		c.Runs = 1

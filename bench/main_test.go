@@ -131,22 +131,24 @@ func TestDecodeBackupJSON(t *testing.T) {
 }
 
 func TestOnlineTable(t *testing.T) {
-	o := &onlineResult{Workers: 2, Window: 5 * time.Second, Scenarios: []*onlineScenario{
+	o := &onlineResult{Workers: 2, Window: 5 * time.Second, Caps: []float64{0.5}, Scenarios: []*onlineScenario{
 		{Name: "in process", Alone: []float64{1000, 1200, 1100}, Unpaced: []float64{300, 330, 310}, Paced: []float64{900, 1000, 950},
-			UnpacedMBps: []float64{200, 210, 190}, PacedMBps: []float64{120, 110, 130}, PacedRate: []float64{100, 110, 120}},
+			UnpacedMBps: []float64{200, 210, 190}, PacedMBps: []float64{120, 110, 130}, PacedRate: []float64{100, 110, 120},
+			Capped: [][]float64{{500, 700, 660}}, CappedMBps: [][]float64{{95, 104, 100}}},
 		{Name: "through the store server", Err: os.ErrNotExist},
 	}}
 	got := formatOnline(o)
 	for _, want := range []string{
 		"| in process | 1100 | 310 | 0.28 | 950 | 0.86 | 200.0 | 120.0 | 0.60 | 110.0 |",
 		"| through the store server | failed: file does not exist |",
+		"| in process | 0.50 | 100.0 | 660 | 0.60 |",
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("online table lacks %q:\n%s", want, got)
 		}
 	}
 	ts := onlineTargets(o)
-	if len(ts) != 4 || !ts[0].Met || !ts[1].Met || ts[2].Known {
+	if len(ts) != 4 || !ts[0].Met || !ts[1].Met || ts[2].Known || !strings.Contains(ts[0].Measured, "capped at 0.50x of the unpaced speed 0.60x") {
 		t.Errorf("online targets %+v", ts)
 	}
 }

@@ -37,6 +37,11 @@ type onlineResult struct {
 	Scenarios []*onlineScenario
 	Workers   int
 	Window    time.Duration
+	// Caps are fractions of the unpaced speed: each run also backs up
+	// with --max-rate at that fraction of the run's unpaced MB/s, which
+	// says what a fixed rate costs the workload on this machine, whatever
+	// a controller would choose.
+	Caps []float64
 }
 
 // onlineScenario is one setting's runs (one value per run).
@@ -45,7 +50,16 @@ type onlineScenario struct {
 	Alone, Unpaced, Paced  []float64 // workload commits per second
 	UnpacedMBps, PacedMBps []float64 // the backup's throughput under load
 	PacedRate              []float64 // the median pace chosen (MB/s)
-	Err                    error
+	// Capped[i] and CappedMBps[i] are the legs capped at Caps[i].
+	Capped, CappedMBps [][]float64
+	Err                error
+}
+
+// backupLeg is one backup of an online run: paced by --pace auto, capped
+// by --max-rate (bytes per second), or neither.
+type backupLeg struct {
+	paced   bool
+	maxRate int64
 }
 
 // onlinePhase runs on copies of the store (the workload changes them) and
@@ -53,7 +67,7 @@ type onlineScenario struct {
 // unpaced in-process backup wrote (its logs hold the transactions
 // committed during the backup).
 func onlinePhase(ctx context.Context, c *config, st *storeInfo) (*onlineResult, []*row, error) {
-	res := &onlineResult{Workers: c.Workers, Window: c.Online}
+	res := &onlineResult{Workers: c.Workers, Window: c.Online, Caps: c.OnlineCaps}
 	set := filepath.Join(c.Work, "sets", "online.tset")
 	copyStore := func(from, name string) (string, error) {
 		dir := filepath.Join(c.Work, name)
@@ -147,11 +161,12 @@ func (cc *commitCounter) start(ctx context.Context, stores []workload.Store) (st
 	}
 }
 
-// measure runs the three legs of one run (alone, unpaced, paced; the
-// backups in alternating order run by run) and appends their figures.
-// backup runs one full backup (of every group) and returns the bytes read
-// and the median pace chosen (paced).
-func (sc *onlineScenario) measure(ctx context.Context, c *config, run int, stores []workload.Store, backupOnce func(paced bool) (int64, float64, error)) error {
+// measure runs the legs of one run (alone, unpaced and paced, in
+// alternating order run by run, then one capped at each fraction of this
+// run's unpaced speed) and appends their figures. backupOnce runs one full
+// backup (of every group) and returns the bytes read and the median pace
+// chosen (paced).
+func (sc *onlineScenario) measure(ctx context.Context, c *config, run int, stores []workload.Store, backupOnce func(backupLeg) (int64, float64, error)) error {
 	const warmup = time.Second
 	var cc commitCounter
 	// Alone.
@@ -163,11 +178,11 @@ func (sc *onlineScenario) measure(ctx context.Context, c *config, run int, store
 	if err := stop(); err != nil {
 		return err
 	}
-	during := func(paced bool) (commits, mbps, pace float64, err error) {
+	during := func(leg backupLeg) (commits, mbps, pace float64, err error) {
 		stop := cc.start(ctx, stores)
 		time.Sleep(warmup)
 		c0, t0 := cc.n.Load(), time.Now()
-		in, pace, berr := backupOnce(paced)
+		in, pace, berr := backupOnce(leg)
 		dt := time.Since(t0)
 		commits = float64(cc.n.Load()-c0) / dt.Seconds()
 		if err := stop(); err != nil {
@@ -182,7 +197,7 @@ func (sc *onlineScenario) measure(ctx context.Context, c *config, run int, store
 		if paced {
 			v = &p
 		}
-		if v[0], v[1], v[2], err = during(paced); err != nil {
+		if v[0], v[1], v[2], err = during(backupLeg{paced: paced}); err != nil {
 			return err
 		}
 	}
@@ -190,6 +205,18 @@ func (sc *onlineScenario) measure(ctx context.Context, c *config, run int, store
 	sc.UnpacedMBps, sc.PacedMBps, sc.PacedRate = append(sc.UnpacedMBps, u[1]), append(sc.PacedMBps, p[1]), append(sc.PacedRate, p[2])
 	logf("  run %d/%d online, %s: %.0f commits/s alone, %.0f during the backup (%.1f MB/s), %.0f during the paced backup (%.1f MB/s, pace median %.1f MB/s)",
 		run+1, c.Runs, sc.Name, alone, u[0], u[1], p[0], p[1], p[2])
+	for i, f := range c.OnlineCaps {
+		if len(sc.Capped) <= i {
+			sc.Capped, sc.CappedMBps = append(sc.Capped, nil), append(sc.CappedMBps, nil)
+		}
+		commits, mbps, _, err := during(backupLeg{maxRate: int64(f * u[1] * 1e6)})
+		if err != nil {
+			return err
+		}
+		sc.Capped[i], sc.CappedMBps[i] = append(sc.Capped[i], commits), append(sc.CappedMBps[i], mbps)
+		logf("  run %d/%d online, %s: %.0f commits/s during a backup capped at %.2fx of the unpaced speed (%.1f MB/s)",
+			run+1, c.Runs, sc.Name, commits, f, mbps)
+	}
 	return nil
 }
 
@@ -212,19 +239,20 @@ func onlineInProcess(ctx context.Context, c *config, sc *onlineScenario, dir str
 	}
 	src := source.NewLocal(srv)
 	cd, _ := codec.ParseCodec(codecZFast)
-	backupOnce := func(paced bool) (int64, float64, error) {
+	backupOnce := func(leg backupLeg) (int64, float64, error) {
 		var pc *pace.Controller
-		if paced {
+		if leg.paced {
 			pc = pace.New(pace.Config{})
 		}
 		var reqs []backup.Request
 		for _, g := range groups {
 			target := filepath.Join(c.Work, "sets", "online-"+g+".tset")
-			if set != "" && !paced {
+			if set != "" && !leg.paced && leg.maxRate == 0 {
 				target = set
 			}
 			reqs = append(reqs, backup.Request{Group: g, Target: target, Options: backup.Options{Type: ese.Full, Media: media.Options{Force: true},
-				Pipeline: pipeline.Options{Codec: cd, Workers: c.Workers, Pace: pc}}})
+				// A cap is on the whole backup: each group has its share.
+				Pipeline: pipeline.Options{Codec: cd, Workers: c.Workers, Pace: pc, MaxRate: leg.maxRate / int64(len(groups))}}})
 		}
 		var in int64
 		for _, o := range backup.RunGroups(ctx, src, reqs) {
@@ -298,11 +326,14 @@ func onlineServer(ctx context.Context, c *config, sc *onlineScenario, dir string
 		}
 	}
 	out := filepath.Join(c.Work, "sets", "online-server.tset")
-	backupOnce := func(paced bool) (int64, float64, error) {
+	backupOnce := func(leg backupLeg) (int64, float64, error) {
 		args := []string{"backup", "--server", url, "--group", "SG1", "--type", "full", "-o", out, "--compress", codecZFast,
 			"--workers", fmt.Sprint(c.Workers), "--progress", "never", "--force", "--json"}
-		if paced {
+		if leg.paced {
 			args = append(args, "--pace", "auto")
+		}
+		if leg.maxRate > 0 {
+			args = append(args, "--max-rate", fmt.Sprint(leg.maxRate))
 		}
 		b, err := exec.Command(c.Bin, args...).Output()
 		os.Remove(out)

@@ -117,6 +117,23 @@ func formatOnline(o *onlineResult) string {
 		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.2f | %.0f | %.2f | %.1f | %.1f | %.2f | %.1f |\n",
 			sc.Name, a, u, u/a, p, p/a, um, pm, pm/um, median(sc.PacedRate))
 	}
+	if len(o.Caps) == 0 {
+		return b.String()
+	}
+	// What a fixed rate costs the workload: the trade-off any pace has
+	// to live with on this machine.
+	b.WriteString("\nThe same runs, backed up once more capped by `--max-rate` at a fraction of each run's unpaced speed:\n\n")
+	b.WriteString("| setting | cap (x unpaced MB/s) | backup MB/s | workload commits/s during | during / alone |\n")
+	b.WriteString("|---|---:|---:|---:|---:|\n")
+	for _, sc := range o.Scenarios {
+		for i, f := range o.Caps {
+			if i >= len(sc.Capped) || len(sc.Alone) == 0 {
+				continue
+			}
+			c, a := median(sc.Capped[i]), median(sc.Alone)
+			fmt.Fprintf(&b, "| %s | %.2f | %.1f | %.0f | %.2f |\n", sc.Name, f, median(sc.CappedMBps[i]), c, c/a)
+		}
+	}
 	return b.String()
 }
 
@@ -134,7 +151,13 @@ func onlineTargets(o *onlineResult) []target {
 		if len(sc.Alone) > 0 {
 			a, p := median(sc.Alone), median(sc.Paced)
 			t1.Known, t1.Met = true, p/a >= 0.8
-			t1.Measured = fmt.Sprintf("%.2fx (%.0f / %.0f commits/s; unpaced %.2fx)", p/a, p, a, median(sc.Unpaced)/a)
+			t1.Measured = fmt.Sprintf("%.2fx (%.0f / %.0f commits/s; unpaced %.2fx", p/a, p, a, median(sc.Unpaced)/a)
+			for i, f := range o.Caps {
+				if i < len(sc.Capped) {
+					t1.Measured += fmt.Sprintf("; capped at %.2fx of the unpaced speed %.2fx", f, median(sc.Capped[i])/a)
+				}
+			}
+			t1.Measured += ")"
 			um, pm := median(sc.UnpacedMBps), median(sc.PacedMBps)
 			t2.Known, t2.Met = true, pm/um >= 0.5
 			t2.Measured = fmt.Sprintf("%.2fx (%.1f / %.1f MB/s)", pm/um, pm, um)
