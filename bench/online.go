@@ -65,73 +65,82 @@ type backupLeg struct {
 // onlinePhase runs on copies of the store (the workload changes them) and
 // returns the recovery rows, which restore and replay the set the last
 // unpaced in-process backup wrote (its logs hold the transactions
-// committed during the backup).
+// committed while it ran).
 func onlinePhase(ctx context.Context, c *config, st *storeInfo) (*onlineResult, []*row, error) {
 	res := &onlineResult{Workers: c.Workers, Window: c.Online, Caps: c.OnlineCaps}
 	set := filepath.Join(c.Work, "sets", "online.tset")
-	copyStore := func(from, name string) (string, error) {
-		dir := filepath.Join(c.Work, name)
-		if err := os.RemoveAll(dir); err != nil {
-			return "", err
-		}
-		if out, err := exec.Command("cp", "-a", from, dir).CombinedOutput(); err != nil {
-			return "", fmt.Errorf("cp: %v: %s", err, out)
-		}
-		return dir, nil
+	two := ""
+	scenarios := []struct {
+		name string
+		open func(c *config, from string) (*leg, error)
+		from *string
+	}{
+		// In process: the embedded store is locked to one process, so
+		// the workload and the backup run in this one.
+		{"in process", func(c *config, from string) (*leg, error) { return openInProcess(ctx, c, from, []string{"SG1"}, set) }, &st.Dir},
+		// Through the store server: `store serve` in a child process,
+		// the workload over its data API from this one, the backup a
+		// child process (`backup --server`).
+		{"through the store server", func(c *config, from string) (*leg, error) { return openServer(ctx, c, from) }, &st.Dir},
+		// Two groups at once, each half the size, in process: one
+		// RunGroups call, one pace for both.
+		{"two groups at once (in process)", func(c *config, from string) (*leg, error) {
+			return openInProcess(ctx, c, from, []string{"SG1", "SG2"}, "")
+		}, &two},
 	}
 	var recErr error
-	// In process: the embedded store is locked to one process, so the
-	// workload and the backup run in this one.
-	{
-		sc := &onlineScenario{Name: "in process"}
+	for i, s := range scenarios {
+		sc := &onlineScenario{Name: s.name}
 		res.Scenarios = append(res.Scenarios, sc)
-		dir, err := copyStore(st.Dir, "online-store")
-		if err == nil {
-			sc.Err = onlineInProcess(ctx, c, sc, dir, []string{"SG1"}, set)
-			os.RemoveAll(dir)
-		} else {
-			sc.Err = err
-		}
-		recErr = sc.Err
-	}
-	// Through the store server: `store serve` in a child process, the
-	// workload over its data API from this one, the backup a child
-	// process (`backup --server`).
-	{
-		sc := &onlineScenario{Name: "through the store server"}
-		res.Scenarios = append(res.Scenarios, sc)
-		dir, err := copyStore(st.Dir, "online-store")
-		if err == nil {
-			sc.Err = onlineServer(ctx, c, sc, dir)
-			os.RemoveAll(dir)
-		} else {
-			sc.Err = err
-		}
-	}
-	// Two groups at once, each half the size, in process: one RunGroups
-	// call, one pace for both.
-	{
-		sc := &onlineScenario{Name: "two groups at once (in process)"}
-		res.Scenarios = append(res.Scenarios, sc)
-		two, err := ensureTwoGroupStore(c, st.Size)
-		if err == nil {
-			var dir string
-			if dir, err = copyStore(two, "online-store"); err == nil {
-				err = onlineInProcess(ctx, c, sc, dir, []string{"SG1", "SG2"}, "")
-				os.RemoveAll(dir)
+		if *s.from == "" {
+			if two, sc.Err = ensureTwoGroupStore(c, st.Size); sc.Err != nil {
+				continue
 			}
 		}
-		sc.Err = err
-	}
-	for _, sc := range res.Scenarios {
+		from := *s.from
+		for r := 0; r < c.Runs && sc.Err == nil; r++ {
+			sc.Err = sc.measure(ctx, c, r, func() (*leg, error) { return s.open(c, from) })
+		}
 		if sc.Err != nil {
 			logf("online impact, %s: %v", sc.Name, sc.Err)
+		}
+		if i == 0 {
+			recErr = sc.Err
 		}
 	}
 	if recErr != nil {
 		return res, nil, recErr
 	}
 	return res, recoveryRows(c, set), nil
+}
+
+// leg is one leg of an online run on its own copy of the store: the
+// workload's stores, a backup of every group, and what ends it (the
+// copy is removed).
+type leg struct {
+	stores []workload.Store
+	backup func(backupLeg) (in int64, pace float64, err error)
+	close  func()
+}
+
+// copyStore copies the store from into a fresh work directory. Every leg
+// starts from the same store: the workload grows it by tens of MB a
+// second on a quiet machine, and a leg run on what earlier legs left
+// backed up a store many times the size (35 GB after two runs).
+func copyStore(c *config, from string) (string, error) {
+	dir := filepath.Join(c.Work, "online-store")
+	if err := os.RemoveAll(dir); err != nil {
+		return "", err
+	}
+	if out, err := exec.Command("cp", "-a", from, dir).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("cp: %v: %s", err, out)
+	}
+	// The copy's writeback would otherwise share the disk with the
+	// workload's commits while the leg is measured.
+	if out, err := exec.Command("sync", "-f", dir).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("sync -f: %v: %s", err, out)
+	}
+	return dir, nil
 }
 
 // commitCounter runs the mail workload on stores until stopped, counting
@@ -163,26 +172,30 @@ func (cc *commitCounter) start(ctx context.Context, stores []workload.Store) (st
 
 // measure runs the legs of one run (alone, unpaced and paced, in
 // alternating order run by run, then one capped at each fraction of this
-// run's unpaced speed) and appends their figures. backupOnce runs one full
-// backup (of every group) and returns the bytes read and the median pace
-// chosen (paced).
-func (sc *onlineScenario) measure(ctx context.Context, c *config, run int, stores []workload.Store, backupOnce func(backupLeg) (int64, float64, error)) error {
+// run's unpaced speed), each on a store open() copies afresh, and appends
+// their figures.
+func (sc *onlineScenario) measure(ctx context.Context, c *config, run int, open func() (*leg, error)) error {
 	const warmup = time.Second
-	var cc commitCounter
-	// Alone.
-	stop := cc.start(ctx, stores)
-	time.Sleep(warmup)
-	c0, t0 := cc.n.Load(), time.Now()
-	time.Sleep(c.Online)
-	alone := float64(cc.n.Load()-c0) / time.Since(t0).Seconds()
-	if err := stop(); err != nil {
-		return err
-	}
-	during := func(leg backupLeg) (commits, mbps, pace float64, err error) {
-		stop := cc.start(ctx, stores)
+	// during runs the workload on a fresh copy for the warm-up and then
+	// for the backup (b nil: for c.Online) and returns the workload's
+	// commits/s and the backup's MB/s and median pace.
+	during := func(b *backupLeg) (commits, mbps, pace float64, err error) {
+		l, err := open()
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		defer l.close()
+		var cc commitCounter
+		stop := cc.start(ctx, l.stores)
 		time.Sleep(warmup)
 		c0, t0 := cc.n.Load(), time.Now()
-		in, pace, berr := backupOnce(leg)
+		var in int64
+		var berr error
+		if b == nil {
+			time.Sleep(c.Online)
+		} else {
+			in, pace, berr = l.backup(*b)
+		}
 		dt := time.Since(t0)
 		commits = float64(cc.n.Load()-c0) / dt.Seconds()
 		if err := stop(); err != nil {
@@ -190,14 +203,17 @@ func (sc *onlineScenario) measure(ctx context.Context, c *config, run int, store
 		}
 		return commits, float64(in) / dt.Seconds() / 1e6, pace, berr
 	}
+	alone, _, _, err := during(nil)
+	if err != nil {
+		return err
+	}
 	var u, p [3]float64
-	var err error
 	for _, paced := range []bool{run%2 == 1, run%2 == 0} {
 		v := &u
 		if paced {
 			v = &p
 		}
-		if v[0], v[1], v[2], err = during(backupLeg{paced: paced}); err != nil {
+		if v[0], v[1], v[2], err = during(&backupLeg{paced: paced}); err != nil {
 			return err
 		}
 	}
@@ -209,7 +225,7 @@ func (sc *onlineScenario) measure(ctx context.Context, c *config, run int, store
 		if len(sc.Capped) <= i {
 			sc.Capped, sc.CappedMBps = append(sc.Capped, nil), append(sc.CappedMBps, nil)
 		}
-		commits, mbps, _, err := during(backupLeg{maxRate: int64(f * u[1] * 1e6)})
+		commits, mbps, _, err := during(&backupLeg{maxRate: int64(f * u[1] * 1e6)})
 		if err != nil {
 			return err
 		}
@@ -220,26 +236,31 @@ func (sc *onlineScenario) measure(ctx context.Context, c *config, run int, store
 	return nil
 }
 
-// onlineInProcess measures groups of the store in dir, with the workload
-// and the backups in this process. The unpaced backup of a single group
-// goes to set (kept for the recovery rows).
-func onlineInProcess(ctx context.Context, c *config, sc *onlineScenario, dir string, groups []string, set string) error {
+// openInProcess opens a copy of the store from with the workload and the
+// backups in this process. The unpaced backup of a single group goes to
+// set (kept for the recovery rows).
+func openInProcess(ctx context.Context, c *config, from string, groups []string, set string) (*leg, error) {
+	dir, err := copyStore(c, from)
+	if err != nil {
+		return nil, err
+	}
 	srv, err := engine.OpenServer(dir, engine.Options{})
 	if err != nil {
-		return err
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	defer srv.Close()
-	var stores []workload.Store
+	l := &leg{close: func() { srv.Close(); os.RemoveAll(dir) }}
 	for _, name := range groups {
 		g, err := srv.Group(name)
 		if err != nil {
-			return err
+			l.close()
+			return nil, err
 		}
-		stores = append(stores, mailstore.New(g))
+		l.stores = append(l.stores, mailstore.New(g))
 	}
 	src := source.NewLocal(srv)
 	cd, _ := codec.ParseCodec(codecZFast)
-	backupOnce := func(leg backupLeg) (int64, float64, error) {
+	l.backup = func(leg backupLeg) (int64, float64, error) {
 		var pc *pace.Controller
 		if leg.paced {
 			pc = pace.New(pace.Config{})
@@ -266,12 +287,7 @@ func onlineInProcess(ctx context.Context, c *config, sc *onlineScenario, dir str
 		}
 		return in, medianPace(pc), nil
 	}
-	for r := 0; r < c.Runs; r++ {
-		if err := sc.measure(ctx, c, r, stores, backupOnce); err != nil {
-			return err
-		}
-	}
-	return nil
+	return l, nil
 }
 
 // medianPace is the median rate of a controller's series in MB/s,
@@ -293,12 +309,16 @@ func medianSeries(s []pace.Point) float64 {
 	return median(v)
 }
 
-// onlineServer serves the store in dir from a child process and backs it
-// up with child processes of the binary.
-func onlineServer(ctx context.Context, c *config, sc *onlineScenario, dir string) error {
+// openServer serves a copy of the store from from a child process; the
+// backups are child processes of the binary.
+func openServer(ctx context.Context, c *config, from string) (*leg, error) {
+	dir, err := copyStore(c, from)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	addr := ln.Addr().String()
 	ln.Close()
@@ -306,27 +326,31 @@ func onlineServer(ctx context.Context, c *config, sc *onlineScenario, dir string
 	var serr bytes.Buffer
 	serve.Stderr = &serr
 	if err := serve.Start(); err != nil {
-		return err
+		os.RemoveAll(dir)
+		return nil, err
 	}
-	defer func() {
+	stopServe := func() {
 		serve.Process.Signal(os.Interrupt)
 		serve.Wait()
-	}()
+		os.RemoveAll(dir)
+	}
 	url := "http://" + addr
 	r, err := storeapi.OpenRemote(url, storeapi.RemoteOptions{})
 	if err != nil {
-		return err
+		stopServe()
+		return nil, err
 	}
-	defer r.Close()
+	l := &leg{stores: []workload.Store{r.Store("SG1")}, close: func() { r.Close(); stopServe() }}
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
 		if _, err := r.Prepare(ctx); err == nil {
 			break
 		} else if time.Now().After(deadline) {
-			return fmt.Errorf("store server did not start: %v: %s", err, lastLines(serr.String(), 3))
+			l.close()
+			return nil, fmt.Errorf("store server did not start: %v: %s", err, lastLines(serr.String(), 3))
 		}
 	}
 	out := filepath.Join(c.Work, "sets", "online-server.tset")
-	backupOnce := func(leg backupLeg) (int64, float64, error) {
+	l.backup = func(leg backupLeg) (int64, float64, error) {
 		args := []string{"backup", "--server", url, "--group", "SG1", "--type", "full", "-o", out, "--compress", codecZFast,
 			"--workers", fmt.Sprint(c.Workers), "--progress", "never", "--force", "--json"}
 		if leg.paced {
@@ -359,12 +383,7 @@ func onlineServer(ctx context.Context, c *config, sc *onlineScenario, dir string
 		}
 		return res.BytesIn, mp, nil
 	}
-	for run := 0; run < c.Runs; run++ {
-		if err := sc.measure(ctx, c, run, []workload.Store{r.Store("SG1")}, backupOnce); err != nil {
-			return err
-		}
-	}
-	return nil
+	return l, nil
 }
 
 // recoveryRows restore the online set and replay its logs.
