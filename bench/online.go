@@ -69,37 +69,32 @@ type backupLeg struct {
 func onlinePhase(ctx context.Context, c *config, st *storeInfo) (*onlineResult, []*row, error) {
 	res := &onlineResult{Workers: c.Workers, Window: c.Online, Caps: c.OnlineCaps}
 	set := filepath.Join(c.Work, "sets", "online.tset")
-	two := ""
+	same := func() (string, error) { return st.Dir, nil }
 	scenarios := []struct {
-		name string
-		open func(c *config, from string) (*leg, error)
-		from *string
+		name  string
+		store func() (string, error) // the store every leg copies
+		open  func(from string) (*leg, error)
 	}{
 		// In process: the embedded store is locked to one process, so
 		// the workload and the backup run in this one.
-		{"in process", func(c *config, from string) (*leg, error) { return openInProcess(ctx, c, from, []string{"SG1"}, set) }, &st.Dir},
+		{"in process", same, func(from string) (*leg, error) { return openInProcess(ctx, c, from, []string{"SG1"}, set) }},
 		// Through the store server: `store serve` in a child process,
 		// the workload over its data API from this one, the backup a
 		// child process (`backup --server`).
-		{"through the store server", func(c *config, from string) (*leg, error) { return openServer(ctx, c, from) }, &st.Dir},
+		{"through the store server", same, func(from string) (*leg, error) { return openServer(ctx, c, from) }},
 		// Two groups at once, each half the size, in process: one
 		// RunGroups call, one pace for both.
-		{"two groups at once (in process)", func(c *config, from string) (*leg, error) {
-			return openInProcess(ctx, c, from, []string{"SG1", "SG2"}, "")
-		}, &two},
+		{"two groups at once (in process)", func() (string, error) { return ensureTwoGroupStore(c, st.Size) },
+			func(from string) (*leg, error) { return openInProcess(ctx, c, from, []string{"SG1", "SG2"}, "") }},
 	}
 	var recErr error
 	for i, s := range scenarios {
 		sc := &onlineScenario{Name: s.name}
 		res.Scenarios = append(res.Scenarios, sc)
-		if *s.from == "" {
-			if two, sc.Err = ensureTwoGroupStore(c, st.Size); sc.Err != nil {
-				continue
-			}
-		}
-		from := *s.from
+		from, err := s.store()
+		sc.Err = err
 		for r := 0; r < c.Runs && sc.Err == nil; r++ {
-			sc.Err = sc.measure(ctx, c, r, func() (*leg, error) { return s.open(c, from) })
+			sc.Err = sc.measure(ctx, c, r, func() (*leg, error) { return s.open(from) })
 		}
 		if sc.Err != nil {
 			logf("online impact, %s: %v", sc.Name, sc.Err)
