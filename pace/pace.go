@@ -502,6 +502,13 @@ func (c *Controller) decide(now time.Time, ratio, last float64, known, blind boo
 	if known {
 		c.ratio = ratio
 	}
+	// high: the last interval's latency is halfway to the tolerance. Two
+	// in a row end the slow start; any other interval the group answered
+	// starts the count again.
+	high := c.slow && last > 1+(c.cfg.Tolerance-1)/2
+	if !high && !blind {
+		c.slowHigh = 0
+	}
 	switch {
 	case known && c.ratio > c.cfg.Tolerance:
 		if now.Sub(c.lastDec) < c.cfg.HoldOff {
@@ -520,9 +527,8 @@ func (c *Controller) decide(now time.Time, ratio, last float64, known, blind boo
 		c.decreases++
 	case blind:
 		return
-	case c.slow && last > 1+(c.cfg.Tolerance-1)/2:
-		// The last interval's latency is halfway to the tolerance: the
-		// rate holds, and a second such interval in a row ends the slow
+	case high:
+		// The rate holds, and a second such interval in a row ends the slow
 		// start (as TCP's HyStart leaves slow start on a rise in delay),
 		// before the mean over the window, a second behind a rate growing
 		// x1.5 an interval, passes the tolerance at several times the
@@ -541,7 +547,6 @@ func (c *Controller) decide(now time.Time, ratio, last float64, known, blind boo
 		return
 	default:
 		// The store is unaffected (or idle): increase.
-		c.slowHigh = 0
 		if c.slow {
 			c.rate *= c.cfg.SlowStart
 		} else {

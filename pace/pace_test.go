@@ -399,3 +399,30 @@ func TestSlowStartLeavesBeforeTheKnee(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowStartEndsOnTwoHighIntervalsInARow: an interval that is not
+// halfway to the tolerance between two that are breaks the run, also when
+// the pipelines read below the budget (nothing read here), where the rate
+// holds instead of growing.
+func TestSlowStartEndsOnTwoHighIntervalsInARow(t *testing.T) {
+	now := time.Unix(0, 0)
+	c := New(Config{ProbeEvery: -1, Now: func() time.Time { return now }})
+	high := 1 + (c.cfg.Tolerance-1)*0.75
+	step := func(last float64) {
+		now = now.Add(c.cfg.Interval)
+		c.decide(now, 1, last, true, false)
+	}
+	step(high)
+	step(1)
+	step(high)
+	if !c.slow {
+		t.Fatal("the slow start ended on two high intervals that were not in a row")
+	}
+	step(high)
+	if c.slow {
+		t.Fatal("the slow start did not end on two high intervals in a row")
+	}
+	if c.step <= 0 {
+		t.Errorf("no additive step after the slow start: %v", c.step)
+	}
+}
