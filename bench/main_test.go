@@ -136,6 +136,10 @@ func TestOnlineTable(t *testing.T) {
 			UnpacedMBps: []float64{200, 210, 190}, PacedMBps: []float64{120, 110, 130}, PacedRate: []float64{100, 110, 120},
 			Capped: [][]float64{{500, 700, 660}}, CappedMBps: [][]float64{{95, 104, 100}}},
 		{Name: "through the store server", Err: os.ErrNotExist},
+		// Its capped leg failed in the first run: no row, not a 0.00.
+		{Name: "two groups", Alone: []float64{1000}, Unpaced: []float64{300}, Paced: []float64{900},
+			UnpacedMBps: []float64{200}, PacedMBps: []float64{100}, PacedRate: []float64{100},
+			Capped: [][]float64{nil}, CappedMBps: [][]float64{nil}, Err: os.ErrDeadlineExceeded},
 	}}
 	got := formatOnline(o)
 	for _, want := range []string{
@@ -147,8 +151,11 @@ func TestOnlineTable(t *testing.T) {
 			t.Errorf("online table lacks %q:\n%s", want, got)
 		}
 	}
+	if strings.Contains(got, "| two groups | 0.50") {
+		t.Errorf("a failed capped leg is a row:\n%s", got)
+	}
 	ts := onlineTargets(o)
-	if len(ts) != 4 || !ts[0].Met || !ts[1].Met || ts[2].Known || !strings.Contains(ts[0].Measured, "capped at 0.50x of the unpaced speed 0.60x") {
+	if len(ts) != 6 || strings.Contains(ts[4].Measured, "capped") || !ts[0].Met || !ts[1].Met || ts[2].Known || !strings.Contains(ts[0].Measured, "capped at 0.50x of the unpaced speed 0.60x") {
 		t.Errorf("online targets %+v", ts)
 	}
 }

@@ -216,10 +216,10 @@ func (sc *onlineScenario) measure(ctx context.Context, c *config, run int, open 
 	sc.UnpacedMBps, sc.PacedMBps, sc.PacedRate = append(sc.UnpacedMBps, u[1]), append(sc.PacedMBps, p[1]), append(sc.PacedRate, p[2])
 	logf("  run %d/%d online, %s: %.0f commits/s alone, %.0f during the backup (%.1f MB/s), %.0f during the paced backup (%.1f MB/s, pace median %.1f MB/s)",
 		run+1, c.Runs, sc.Name, alone, u[0], u[1], p[0], p[1], p[2])
+	if sc.Capped == nil {
+		sc.Capped, sc.CappedMBps = make([][]float64, len(c.OnlineCaps)), make([][]float64, len(c.OnlineCaps))
+	}
 	for i, f := range c.OnlineCaps {
-		if len(sc.Capped) <= i {
-			sc.Capped, sc.CappedMBps = append(sc.Capped, nil), append(sc.CappedMBps, nil)
-		}
 		commits, mbps, _, err := during(&backupLeg{maxRate: int64(f * u[1] * 1e6)})
 		if err != nil {
 			return err

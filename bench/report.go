@@ -127,7 +127,8 @@ func formatOnline(o *onlineResult) string {
 	b.WriteString("|---|---:|---:|---:|---:|\n")
 	for _, sc := range o.Scenarios {
 		for i, f := range o.Caps {
-			if i >= len(sc.Capped) || len(sc.Alone) == 0 {
+			if i >= len(sc.Capped) || len(sc.Capped[i]) == 0 || len(sc.Alone) == 0 {
+				// A leg that failed: the scenario's error is in the table above.
 				continue
 			}
 			c, a := median(sc.Capped[i]), median(sc.Alone)
@@ -153,7 +154,7 @@ func onlineTargets(o *onlineResult) []target {
 			t1.Known, t1.Met = true, p/a >= 0.8
 			t1.Measured = fmt.Sprintf("%.2fx (%.0f / %.0f commits/s; unpaced %.2fx", p/a, p, a, median(sc.Unpaced)/a)
 			for i, f := range o.Caps {
-				if i < len(sc.Capped) {
+				if i < len(sc.Capped) && len(sc.Capped[i]) > 0 {
 					t1.Measured += fmt.Sprintf("; capped at %.2fx of the unpaced speed %.2fx", f, median(sc.Capped[i])/a)
 				}
 			}
